@@ -1,0 +1,92 @@
+"""In-process wake-ups: who must look at the store again after a commit.
+
+Publishing is safe from any thread; watching happens on the event loop bound at start-up.
+Events only wake; the store stays the truth, so a missed event costs latency, never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+QUEUED = "queued"  # an execution became QUEUED: runners should claim
+CHANGED = "changed"  # an execution changed: waiters on it should look again
+CANCEL = "cancel"  # an execution was asked to stop: whoever runs it should signal it
+OUTBOX = "outbox"  # a sync config's outbox grew: its link should deliver
+CONFIG = "config"  # a sync config was created, changed or deleted
+
+
+class Watch:
+    """A subscription to some (kind, key) events; arm it before reading the store."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def _fire(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait for the next event since the last wait; False when ``timeout_s`` passed first."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+
+class Events:
+    """A small publish/subscribe hub keyed by (kind, key)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watches: dict[tuple[str, str], set[Watch]] = defaultdict(set)
+        self._listeners: dict[str, list[Callable[[str], None]]] = defaultdict(list)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliver events on ``loop`` from now on."""
+        self._loop = loop
+
+    def listen(self, kind: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(key)`` on the loop for every event of ``kind``."""
+        self._listeners[kind].append(callback)
+
+    def publish(self, kind: str, key: str = "") -> None:
+        """Announce an event, from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            is_on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            is_on_loop = False
+        if is_on_loop:
+            self._deliver(kind, key)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._deliver, kind, key)
+
+    def _deliver(self, kind: str, key: str) -> None:
+        for watch in list(self._watches.get((kind, key), ())):
+            watch._fire()
+        for callback in self._listeners.get(kind, ()):
+            callback(key)
+
+    @contextlib.contextmanager
+    def watch(self, kind: str, keys: Iterable[str] = ("",)) -> Iterator[Watch]:
+        """Subscribe to events of ``kind`` on ``keys`` for the duration of the block."""
+        watch = Watch()
+        pairs = [(kind, key) for key in keys]
+        for pair in pairs:
+            self._watches[pair].add(watch)
+        try:
+            yield watch
+        finally:
+            for pair in pairs:
+                watching = self._watches.get(pair)
+                if watching is not None:
+                    watching.discard(watch)
+                    if not watching:
+                        del self._watches[pair]

@@ -1,0 +1,281 @@
+"""Execution use cases: start, claim, record output and log, end, cancel, recover.
+
+Each function is one transaction; linked changes reach the outbox in that same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from tether import errors
+from tether.actions import events, outgoing
+from tether.actions.context import Context, Transaction
+from tether.store import executions, flows, sync_configs
+from tether.store.executions import Execution, LogEntry
+
+MAX_NAME_CHARS = 200
+
+
+def start(
+    ctx: Context,
+    *,
+    flow_name: str,
+    input_value: Any = None,
+    name: str | None = None,
+    parent_id: str | None = None,
+    run: bool = True,
+    remote_workspace_name: str | None = None,
+    max_runtime_s: float | None = None,
+) -> Execution:
+    """Create an execution of flow ``flow_name`` (queued unless ``run`` is False)."""
+    input_value = _checked_inputs(input_value)
+    if max_runtime_s is not None and max_runtime_s <= 0:
+        raise errors.InvalidInput(detail="max_runtime_s must be a positive number of seconds")
+    with ctx.transaction() as tx:
+        flow = flows.get(tx.conn, flow_name)
+        if remote_workspace_name is not None:
+            check_remote_target(tx, remote_workspace_name)
+        if parent_id is not None:
+            executions.get(tx.conn, parent_id)
+        ex = _new(
+            ctx,
+            name=name or flow.name,
+            flow_name=flow.name,
+            script=flow.script,
+            input_value=input_value,
+            status=executions.QUEUED if run else executions.PENDING,
+            parent_id=parent_id,
+            sync_config=remote_workspace_name,
+            max_runtime_s=max_runtime_s,
+        )
+        executions.insert(tx.conn, ex)
+        _announce_start(ctx, tx, ex)
+        return ex
+
+
+def check_remote_target(tx: Transaction, name: str) -> None:
+    """Refuse a remote_workspace_name that cannot run executions for this workspace."""
+    config = sync_configs.find(tx.conn, name)
+    if config is None:
+        raise errors.RemoteWorkspaceUnusable(
+            name=name, detail="no sync config has that name; check remote_workspace_name"
+        )
+    if not config.is_enabled:
+        raise errors.RemoteWorkspaceUnusable(
+            name=name, detail="it is disabled: enable it or pick another remote_workspace_name"
+        )
+    if config.role != sync_configs.CONTROLLING:
+        raise errors.RemoteWorkspaceUnusable(
+            name=name,
+            detail="its role is 'controlled', so the other workspace controls this one; "
+            "only a sync config with role 'controlling' can start executions over there",
+        )
+
+
+def run_pending(ctx: Context, execution_id: str) -> Execution:
+    """Queue a PENDING execution (``run_async``); queued or running ones are left alone."""
+    with ctx.transaction() as tx:
+        ex = executions.get_for_update(tx.conn, execution_id)
+        _refuse_mirror(ex)
+        if ex.status != executions.PENDING:
+            return ex
+        executions.update(tx.conn, ex.id, status=executions.QUEUED)
+        ex = executions.get(tx.conn, ex.id)
+        _announce_start(ctx, tx, ex)
+        return ex
+
+
+def claim_next(ctx: Context, worker: str) -> Execution | None:
+    """Claim the oldest runnable QUEUED execution for ``worker`` and mark it RUNNING."""
+    with ctx.transaction() as tx:
+        for candidate in executions.queued_ids(tx.conn, limit=5):
+            if executions.claim(tx.conn, candidate, worker, ctx.now()):
+                ex = executions.get(tx.conn, candidate)
+                outgoing.after_change(ctx, tx, ex)
+                return ex
+    return None
+
+
+def save(
+    ctx: Context,
+    execution_id: str,
+    *,
+    output_value: dict[str, Any] | None = None,
+    output_updates: dict[str, Any] | None = None,
+    message: str | None = None,
+) -> Execution:
+    """Replace or merge outputs and set the message of a running execution."""
+    with ctx.transaction() as tx:
+        ex = executions.get_for_update(tx.conn, execution_id)
+        values: dict[str, Any] = {}
+        if output_value is not None:
+            values["output_value"] = _checked_outputs(output_value)
+        if output_updates:
+            merged = dict(values.get("output_value", ex.output_value))
+            merged.update(output_updates)
+            values["output_value"] = _checked_outputs(merged)
+        if message is not None:
+            values["message"] = message
+        if values:
+            executions.update(tx.conn, ex.id, **values)
+            ex = executions.get(tx.conn, ex.id)
+            outgoing.after_change(ctx, tx, ex)
+        return ex
+
+
+def append_log(
+    ctx: Context, execution_id: str, lines: Sequence[tuple[float, str, dict[str, Any]]]
+) -> None:
+    """Append log lines (time, message, fields) to an execution's log."""
+    with ctx.transaction() as tx:
+        ex = executions.get_for_update(tx.conn, execution_id)
+        entries = [
+            LogEntry(seq=ex.log_count + i, time=t, message=m, fields=f)
+            for i, (t, m, f) in enumerate(lines)
+        ]
+        executions.append_log(tx.conn, ex.id, ex.log_count, entries)
+        outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
+
+
+def end(
+    ctx: Context,
+    execution_id: str,
+    status: str,
+    message: str | None,
+    output_value: dict[str, Any] | None = None,
+) -> Execution:
+    """End an execution with a final status, unless it has ended already."""
+    if status not in executions.ENDED:
+        raise errors.InvalidInput(detail=f"'{status}' is not a final status")
+    with ctx.transaction() as tx:
+        ex = executions.get_for_update(tx.conn, execution_id)
+        if ex.is_ended:
+            return ex
+        values: dict[str, Any] = {"status": status, "message": message, "ended_at": ctx.now()}
+        if output_value is not None:
+            values["output_value"] = _checked_outputs(output_value)
+        executions.update(tx.conn, ex.id, **values)
+        ex = executions.get(tx.conn, ex.id)
+        outgoing.after_change(ctx, tx, ex)
+        return ex
+
+
+def cancel(ctx: Context, execution_id: str) -> Execution:
+    """Cancel an execution and its children that have not ended."""
+    with ctx.transaction() as tx:
+        ex = executions.get_for_update(tx.conn, execution_id)
+        _refuse_mirror(ex)
+        _cancel_tree(ctx, tx, ex)
+        return executions.get(tx.conn, execution_id)
+
+
+def _cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    if ex.is_ended or ex.origin == executions.MIRROR:
+        return
+    if ex.is_remote_child and ex.status != executions.PENDING:
+        # The other side reports the end; the cancel waits in the outbox if the link is down.
+        if not ex.is_cancel_requested:
+            executions.update(tx.conn, ex.id, is_cancel_requested=True)
+            outgoing.send_cancel(ctx, tx, ex)
+    elif ex.status in (executions.PENDING, executions.QUEUED):
+        executions.update(
+            tx.conn,
+            ex.id,
+            status=executions.ENDED_CANCELLED,
+            message="cancelled before it started",
+            ended_at=ctx.now(),
+        )
+    else:
+        executions.update(tx.conn, ex.id, is_cancel_requested=True)
+        tx.publish(events.CANCEL, ex.id)
+    outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
+    for child in executions.children_of(tx.conn, ex.id):
+        _cancel_tree(ctx, tx, child)
+
+
+def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str]:
+    """End executions left RUNNING by a process that stopped; return their ids."""
+    with ctx.transaction() as tx:
+        ids = executions.running_ids(tx.conn, worker)
+        for execution_id in ids:
+            executions.update(
+                tx.conn,
+                execution_id,
+                status=executions.ENDED_ERROR,
+                message=message,
+                ended_at=ctx.now(),
+            )
+            outgoing.after_change(ctx, tx, executions.get(tx.conn, execution_id))
+        return ids
+
+
+def get(ctx: Context, execution_id: str) -> Execution:
+    """One execution."""
+    with ctx.db.begin() as conn:
+        return executions.get(conn, execution_id)
+
+
+def _announce_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    if ex.status == executions.QUEUED and ex.is_remote_child:
+        outgoing.send_start(ctx, tx, ex)
+    elif ex.status == executions.QUEUED:
+        tx.publish(events.QUEUED)
+    outgoing.after_change(ctx, tx, ex)
+
+
+def _new(ctx: Context, **values: Any) -> Execution:
+    script = values["script"]
+    defaults: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "script_sha256": hashlib.sha256(script.encode()).hexdigest(),
+        "output_value": {},
+        "message": None,
+        "parent_id": None,
+        "origin": executions.LOCAL,
+        "sync_config": None,
+        "remote_execution_id": None,
+        "is_cancel_requested": False,
+        "max_runtime_s": None,
+        "worker": None,
+        "log_count": 0,
+        "log_synced": 0,
+        "created_at": ctx.now(),
+        "started_at": None,
+        "ended_at": None,
+    }
+    defaults.update(values)
+    defaults["name"] = str(defaults["name"])[:MAX_NAME_CHARS]
+    return Execution(**defaults)
+
+
+new_execution = _new
+
+
+def _refuse_mirror(ex: Execution) -> None:
+    if ex.origin == executions.MIRROR:
+        raise errors.Conflict(
+            detail=f"execution '{ex.id}' is a read-only mirror of an execution in a linked "
+            "workspace: act on it over there"
+        )
+
+
+def _checked_inputs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(
+            detail=f"input_value must be a JSON object, not {type(value).__name__}: "
+            'send for example {"input_value": {"a": 1}}'
+        )
+    return value
+
+
+def _checked_outputs(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(
+            detail=f"output_value must be a JSON object (a dict), not {type(value).__name__}"
+        )
+    return value

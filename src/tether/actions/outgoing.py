@@ -1,0 +1,95 @@
+"""What must cross a link after an execution changes: messages appended to outboxes.
+
+Called inside the use case's transaction (transactional outbox); never sends anything itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tether.actions import events
+from tether.actions.context import Context, Transaction
+from tether.store import executions, outbox, sync_configs
+from tether.store.executions import Execution
+
+START = "execution.start"
+UPDATE = "execution.update"
+CANCEL = "execution.cancel"
+MIRROR = "execution.mirror"
+MAX_LOG_PER_UPDATE = 500
+
+
+def send_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    """Ask the controlled side to create and run ``ex``."""
+    body = {
+        "execution_id": ex.id,
+        "name": ex.name,
+        "flow_name": ex.flow_name,
+        "script": ex.script,
+        "input_value": ex.input_value,
+        "max_runtime_s": ex.max_runtime_s,
+    }
+    _append(ctx, tx, ex.sync_config or "", START, body)
+
+
+def send_cancel(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    """Ask the controlled side to cancel ``ex``."""
+    _append(ctx, tx, ex.sync_config or "", CANCEL, {"execution_id": ex.id})
+
+
+def after_change(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    """Queue what the change of ``ex`` means for links: updates back, and mirrors."""
+    tx.publish(events.CHANGED, ex.id)
+    if ex.origin == executions.RECEIVED and ex.sync_config:
+        _send_update(ctx, tx, ex)
+    elif ex.origin == executions.LOCAL:
+        for name in sync_configs.mirroring_names(tx.conn):
+            if name != ex.sync_config:
+                _append(ctx, tx, name, MIRROR, mirror_body(ex))
+
+
+def mirror_body(ex: Execution) -> dict[str, Any]:
+    """The read-only copy of ``ex`` that a mirror message carries."""
+    return {
+        "execution_id": ex.id,
+        "name": ex.name,
+        "flow_name": ex.flow_name,
+        "status": ex.status,
+        "script": ex.script,
+        "input_value": ex.input_value,
+        "output_value": ex.output_value,
+        "message": ex.message,
+        "created_at": ex.created_at,
+        "started_at": ex.started_at,
+        "ended_at": ex.ended_at,
+    }
+
+
+def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    # Log entries travel from the offset the previous update stopped at, in chunks; the
+    # other side applies them by sequence number, so a repeated entry is ignored there.
+    offset = ex.log_synced
+    while True:
+        entries = executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
+        body = {
+            "execution_id": ex.remote_execution_id,
+            "remote_id": ex.id,
+            "status": ex.status,
+            "output_value": ex.output_value,
+            "message": ex.message,
+            "started_at": ex.started_at,
+            "ended_at": ex.ended_at,
+            "log_offset": offset,
+            "log": [[e.time, e.message, e.fields] for e in entries],
+        }
+        _append(ctx, tx, ex.sync_config or "", UPDATE, body)
+        offset += len(entries)
+        if len(entries) < MAX_LOG_PER_UPDATE:
+            break
+    if offset != ex.log_synced:
+        executions.set_columns(tx.conn, ex.id, log_synced=offset)
+
+
+def _append(ctx: Context, tx: Transaction, name: str, type_: str, body: dict[str, Any]) -> None:
+    outbox.append(tx.conn, name, type_, body, ctx.now())
+    tx.publish(events.OUTBOX, name)

@@ -1,0 +1,91 @@
+"""The command line: serve a workspace, generate keys, run the demo, talk to a workspace."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tether import config
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: object) -> None:
+    field = name.lstrip("-").replace("-", "_")
+    parser.add_argument(
+        name, dest=field, default=None, help=f"{help_text} [env {config.env_name(field)}]", **kwargs
+    )  # type: ignore[arg-type]
+
+
+def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = commands.add_parser("serve", help="run a workspace")
+    _flag(serve, "--data-dir", "directory for the SQLite store and the workspace secret")
+    _flag(serve, "--host", "address to listen on (default 127.0.0.1)")
+    _flag(serve, "--port", "port to listen on, 0 for any free one (default 8080)", type=int)
+    _flag(serve, "--name", "this workspace's name")
+    _flag(serve, "--database-url", "PostgreSQL URL instead of SQLite in the data directory")
+    _flag(serve, "--secret-file", "file holding the workspace secret (default DATA_DIR/secret.key)")
+    _flag(serve, "--tls-cert", "PEM certificate to serve HTTPS with")
+    _flag(serve, "--tls-key", "PEM private key of --tls-cert")
+    _flag(serve, "--max-running", "how many executions run at once; the rest wait queued", type=int)
+    _flag(
+        serve,
+        "--cancel-grace-s",
+        "seconds a cancelled script gets before its processes are killed",
+        type=float,
+    )
+    _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tether.web.app import create_app
+
+    settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
+    app = create_app(settings)
+    server_config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(server_config)
+    scheme = "https" if settings.tls_cert else "http"
+
+    original_startup = server.startup
+
+    async def startup(sockets=None):  # type: ignore[no-untyped-def]
+        await original_startup(sockets)
+        for listener in server.servers:
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                print(
+                    f"tether workspace '{settings.name}' serving on {scheme}://{host}:{port}",
+                    flush=True,
+                )
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = argparse.ArgumentParser(
+        prog="tether", description="self-hosted automation with signed workspace links"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(commands)
+    args = parser.parse_args(argv)
+    handlers = {"serve": serve}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

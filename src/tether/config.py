@@ -1,0 +1,97 @@
+"""The workspace's configuration: one frozen Settings, built once from flags and TETHER_* variables.
+
+This module is the only reader of os.environ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TETHER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("tether-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    name: str = "tether"
+    database_url: str | None = None
+    admin_password: str | None = dataclasses.field(default=None, repr=False)
+    secret_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_running: int = 16
+    cancel_grace_s: float = 3.0
+    long_poll_s: float = 25.0
+    max_clock_skew_s: float = 300.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    public_url: str | None = None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tether.sqlite3"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def resolved_secret_file(self) -> Path:
+        return self.secret_file or self.data_dir / "secret.key"
+
+
+_CONVERTERS: dict[str, Any] = {
+    "data_dir": Path,
+    "secret_file": Path,
+    "tls_cert": Path,
+    "tls_key": Path,
+    "port": int,
+    "max_running": int,
+    "cancel_grace_s": float,
+    "long_poll_s": float,
+    "max_clock_skew_s": float,
+    "max_body_bytes": int,
+}
+
+
+def env_name(field: str) -> str:
+    """The TETHER_* variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+def read_env(name: str) -> str | None:
+    """One TETHER_* variable, for the CLI's client commands."""
+    return os.environ.get(env_name(name))
+
+
+def load(**flags: Any) -> Settings:
+    """Settings from flags (None means unset), then TETHER_* variables, then defaults."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        raw = flags.get(field.name)
+        if raw is None:
+            raw = os.environ.get(env_name(field.name))
+        if raw is None or raw == "":
+            continue
+        convert = _CONVERTERS.get(field.name)
+        values[field.name] = convert(raw) if convert and isinstance(raw, str) else raw
+    return Settings(**values)
+
+
+def workspace_secret(settings: Settings) -> bytes:
+    """The workspace secret: read from its file, or generated there (mode 0600) on first start."""
+    path = settings.resolved_secret_file
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret + b"\n")
+    return secret

@@ -1,0 +1,182 @@
+"""Every error tether raises on purpose, with its user-facing message.
+
+The class docstring is the default message (formatted with the error's fields), so each
+message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
+
+    TetherError
+    ├── InvalidInput                      400
+    │   ├── MalformedJson
+    │   ├── FlowScriptInvalid
+    │   ├── InvalidKey
+    │   └── LinkConfigInvalid
+    ├── Unauthenticated                   401
+    │   ├── BadCredentials
+    │   └── EnvelopeRejected
+    ├── Forbidden                         403
+    ├── NotFound                          404
+    │   ├── FlowNotFound
+    │   ├── ExecutionNotFound
+    │   ├── UserNotFound
+    │   ├── SettingNotFound
+    │   ├── FileNotFound
+    │   └── SyncConfigNotFound
+    ├── Conflict                          409
+    │   ├── NameTaken
+    │   ├── ExecutionEnded
+    │   └── RemoteWorkspaceUnusable
+    ├── PayloadTooLarge                   413
+    └── StoreUnavailable                  503
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TetherError(Exception):
+    """something went wrong in tether: {detail}"""
+
+    kind = "error"
+
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        self.fields = fields
+        doc = (type(self).__doc__ or "").strip()
+        self.message = message if message is not None else doc.format(**fields)
+        super().__init__(self.message)
+
+
+class InvalidInput(TetherError):
+    """the request is invalid: {detail}"""
+
+    kind = "invalid_input"
+
+
+class MalformedJson(InvalidInput):
+    """the request body is not valid JSON ({detail}): send a JSON document"""
+
+    kind = "malformed_json"
+
+
+class FlowScriptInvalid(InvalidInput):
+    """the script of flow '{name}' does not compile: line {line}: {detail}; fix the script and save again"""
+
+    kind = "script_invalid"
+
+
+class InvalidKey(InvalidInput):
+    """{field} is not usable: {detail}"""
+
+    kind = "invalid_key"
+
+
+class LinkConfigInvalid(InvalidInput):
+    """{field}: {detail}"""
+
+    kind = "invalid_sync_config"
+
+
+class Unauthenticated(TetherError):
+    """no valid token was sent: log in at POST /api/latest/auth/login and send 'Authorization: Bearer <token>'"""
+
+    kind = "unauthenticated"
+
+
+class BadCredentials(Unauthenticated):
+    """user name or password is wrong, or the user is disabled"""
+
+
+class EnvelopeRejected(Unauthenticated):
+    """the envelope was rejected"""
+
+    kind = "rejected"
+
+    def __init__(self, reason: str) -> None:
+        # The reason goes to the log only: the answer must not help a prober.
+        super().__init__()
+        self.reason = reason
+
+
+class Forbidden(TetherError):
+    """your role '{role}' may not {action}: ask an organization admin"""
+
+    kind = "forbidden"
+
+
+class NotFound(TetherError):
+    """{what} does not exist"""
+
+    kind = "not_found"
+
+
+class FlowNotFound(NotFound):
+    """flow '{name}' does not exist: create it first or check the name"""
+
+
+class ExecutionNotFound(NotFound):
+    """execution '{id}' does not exist"""
+
+
+class UserNotFound(NotFound):
+    """user '{name}' does not exist"""
+
+
+class SettingNotFound(NotFound):
+    """setting '{name}' does not exist"""
+
+
+class FileNotFound(NotFound):
+    """file '{name}' does not exist"""
+
+
+class SyncConfigNotFound(NotFound):
+    """sync config '{name}' does not exist: create it under /api/latest/sync_config or check the name"""
+
+
+class Conflict(TetherError):
+    """{detail}"""
+
+    kind = "conflict"
+
+
+class NameTaken(Conflict):
+    """a {what} named '{name}' already exists: pick another name or change the existing one"""
+
+
+class ExecutionEnded(Conflict):
+    """execution '{id}' has already ended with status {status}"""
+
+
+class RemoteWorkspaceUnusable(Conflict):
+    """sync config '{name}' cannot run executions remotely: {detail}"""
+
+
+class PayloadTooLarge(TetherError):
+    """the request body is larger than {limit} bytes: send less"""
+
+    kind = "payload_too_large"
+
+
+class StoreUnavailable(TetherError):
+    """the workspace's database is unavailable: {detail}"""
+
+    kind = "unavailable"
+
+
+HTTP_STATUS: dict[type[TetherError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    StoreUnavailable: 503,
+    TetherError: 500,
+}
+
+
+def http_status(error: TetherError) -> int:
+    """The HTTP status that answers ``error``."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -1,0 +1,128 @@
+"""The child side of one execution: receive the script, run its handler, report the end.
+
+Runs in a process forked by the fork server; talks to the engine only through its channel.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import linecache
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from tether.runner import flow_api
+from tether.runner.channel import Channel
+
+
+class LogStream(io.TextIOBase):
+    """A text stream whose complete lines become log entries of the execution."""
+
+    def __init__(self, engine: flow_api.Engine, execution_id: str, stream: str) -> None:
+        self._engine = engine
+        self._id = execution_id
+        self._fields = {} if stream == "stdout" else {"stream": stream}
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._send(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._send(self._pending)
+            self._pending = ""
+
+    def _send(self, line: str) -> None:
+        message = {
+            "op": "log",
+            "id": self._id,
+            "time": time.time(),
+            "message": line,
+            "fields": self._fields,
+        }
+        self._engine.send(message)
+
+
+def _raise_cancel(_signum: int, _frame: Any) -> None:
+    # One cancel signal is enough: later ones are ignored so that finally blocks can run.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    raise flow_api.CancelSignal("cancelled")
+
+
+def run(sock: socket.socket) -> None:
+    """Run one execution over ``sock`` and exit the process."""
+    os.setsid()
+    signal.signal(signal.SIGUSR1, _raise_cancel)
+    channel = Channel(sock)
+    engine = flow_api.Engine(channel)
+    status, message = "ENDED_ERROR", "the execution did not start"
+    try:
+        order = channel.receive()
+        if order is not None:
+            status, message = _execute(engine, order)
+    except flow_api.LifecycleSignal as signal_:
+        status, message = signal_.status, signal_.message
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        engine.send({"op": "end", "status": status, "message": message})
+        os._exit(0)
+
+
+def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str | None]:
+    execution = order["execution"]
+    this = flow_api.ExecutionHandle(engine, execution["id"], is_this=True)
+    system = flow_api.System(engine)
+    sys.stdout = LogStream(engine, execution["id"], "stdout")
+    sys.stderr = LogStream(engine, execution["id"], "stderr")
+    filename = f"<flow {execution['flow_name'] or execution['name']}>"
+    script = order["script"]
+    linecache.cache[filename] = (len(script), None, script.splitlines(True), filename)
+    try:
+        namespace: dict[str, Any] = {"__name__": "__flow__", "__file__": filename}
+        exec(compile(script, filename, "exec"), namespace)
+        handler = namespace.get("handler")
+        if not callable(handler):
+            return "ENDED_ERROR", "the script defines no handler: add 'def handler(system, this):'"
+        if _parameter_count(handler) >= 3:
+            handler(system, this, execution["input_value"])
+        else:
+            handler(system, this)
+        return "ENDED_SUCCESS", None
+    except flow_api.LifecycleSignal as signal_:
+        return signal_.status, signal_.message
+    except MemoryError:
+        return "ENDED_ERROR", "the script ran out of memory (MemoryError)"
+    except BaseException as exc:
+        return "ENDED_ERROR", _script_traceback(exc, filename)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+
+
+def _parameter_count(handler: Any) -> int:
+    try:
+        return len(inspect.signature(handler).parameters)
+    except (TypeError, ValueError):
+        return 2
+
+
+def _script_traceback(exc: BaseException, filename: str) -> str:
+    """The traceback from the script's first frame on; the engine's own frames are noise."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
+    return "".join(lines).rstrip()

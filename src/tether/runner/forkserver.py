@@ -1,0 +1,117 @@
+"""The engine's handle on the fork server: ask for a child, learn how children exited.
+
+Knows nothing of executions; it hands out processes and their channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int | None
+    signal: int | None
+
+
+class ForkServer:
+    """One fork server process and the bookkeeping of the children it forked."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._ctrl: socket.socket | None = None
+        self._forks: deque[asyncio.Future[int]] = deque()
+        self._exits: dict[int, asyncio.Future[Exit]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        engine_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tether.runner.zygote",
+            str(zygote_end.fileno()),
+            pass_fds=[zygote_end.fileno()],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        zygote_end.close()
+        self._ctrl = engine_end
+        self._reader = asyncio.create_task(self._read_reports())
+
+    async def fork(self) -> tuple[int, socket.socket]:
+        """A new child process and the engine's end of its channel."""
+        if self._ctrl is None or self._process is None or self._process.returncode is not None:
+            raise RuntimeError("the fork server is not running")
+        engine_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._forks.append(future)
+        try:
+            socket.send_fds(self._ctrl, [b"f"], [child_end.fileno()])
+        finally:
+            child_end.close()
+        pid = await future
+        self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
+        return pid, engine_end
+
+    async def exit_of(self, pid: int, timeout_s: float) -> Exit | None:
+        """How child ``pid`` exited, waiting up to ``timeout_s``; None if it has not."""
+        future = self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return None
+
+    def forget(self, pid: int) -> None:
+        self._exits.pop(pid, None)
+
+    async def _read_reports(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while line := await self._process.stdout.readline():
+            report = json.loads(line)
+            if "forked" in report:
+                self._forks.popleft().set_result(report["forked"])
+            else:
+                exit_ = Exit(report.get("code"), report.get("signal"))
+                future = self._exits.setdefault(
+                    report["exited"], asyncio.get_running_loop().create_future()
+                )
+                if not future.done():
+                    future.set_result(exit_)
+        for future in self._forks:
+            if not future.done():
+                future.set_exception(RuntimeError("the fork server exited"))
+
+    async def stop(self) -> None:
+        if self._ctrl is not None:
+            self._ctrl.close()
+            self._ctrl = None
+        if self._process is not None and self._process.returncode is None:
+            try:
+                await asyncio.wait_for(self._process.wait(), 2)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        if self._reader is not None:
+            await self._reader
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+
+def is_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

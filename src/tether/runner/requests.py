@@ -1,0 +1,141 @@
+"""The engine's answers to a child's requests: each flow_api call becomes a use case.
+
+Database work runs in worker threads so that the event loop keeps serving other children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tether import errors
+from tether.actions import events, files, flows, settings
+from tether.actions import executions as execution_actions
+from tether.actions.context import Context
+from tether.store import executions
+
+POLL_S = 1.0  # re-read the store this often while waiting, for changes made by other processes
+
+
+class TimeoutExceeded(errors.TetherError):
+    """the wait did not finish within {timeout} s"""
+
+    kind = "timeout"
+
+
+class Requests:
+    """Answers the requests of one running execution."""
+
+    def __init__(self, ctx: Context, execution_id: str, on_wait: Callable[[bool], None]) -> None:
+        self._ctx = ctx
+        self._id = execution_id
+        self._on_wait = on_wait  # told when the execution starts and stops waiting
+
+    async def answer(self, request: dict[str, Any]) -> Any:
+        """The result of one request; raises TetherError for the child to see."""
+        handler = getattr(self, "op_" + str(request.get("op")), None)
+        if handler is None:
+            raise errors.InvalidInput(detail=f"unknown request {request.get('op')!r}")
+        return await handler(request)
+
+    async def _db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(function, self._ctx, *args, **kwargs)
+
+    async def op_get(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = executions.as_record(await self._db(execution_actions.get, request["id"]))
+        unknown = [f for f in request["fields"] if f not in record]
+        if unknown:
+            raise errors.InvalidInput(
+                detail=f"an execution has no field {unknown[0]!r}; fields are {', '.join(record)}"
+            )
+        return {f: record[f] for f in request["fields"]}
+
+    async def op_save(self, request: dict[str, Any]) -> None:
+        await self._db(
+            execution_actions.save,
+            request["id"],
+            output_value=request.get("output_value"),
+            output_updates=request.get("output_updates"),
+            message=request.get("message"),
+        )
+
+    async def op_flow(self, request: dict[str, Any]) -> dict[str, Any]:
+        child = await self._db(
+            execution_actions.start,
+            flow_name=request["flow_name"],
+            input_value=request.get("input_value"),
+            name=request.get("name"),
+            parent_id=self._id,
+            run=bool(request.get("run", True)),
+            remote_workspace_name=request.get("remote_workspace_name"),
+        )
+        return {"id": child.id}
+
+    async def op_run_async(self, request: dict[str, Any]) -> None:
+        await self._db(execution_actions.run_pending, request["id"])
+
+    async def op_cancel(self, request: dict[str, Any]) -> None:
+        await self._db(execution_actions.cancel, request["id"])
+
+    async def op_wait(self, request: dict[str, Any]) -> dict[str, Any]:
+        ids = list(dict.fromkeys(request["ids"]))
+        mode = request.get("return_when", "ALL_SUCCEEDED")
+        timeout = request.get("timeout")
+        self._on_wait(True)
+        try:
+            return await self._wait(ids, mode, timeout)
+        finally:
+            self._on_wait(False)
+
+    async def _wait(self, ids: list[str], mode: str, timeout: float | None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        with self._ctx.events.watch(events.CHANGED, ids) as watch:
+            while True:
+                records = await asyncio.to_thread(self._records, ids)
+                ended = [r for r in records.values() if r["status"] in executions.ENDED]
+                if ended and (mode == "FIRST_ENDED" or len(ended) == len(ids)):
+                    return records
+                remaining = POLL_S if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutExceeded(timeout=timeout)
+                await watch.wait(min(POLL_S, remaining))
+
+    def _records(self, ids: list[str]) -> dict[str, Any]:
+        with self._ctx.db.begin() as conn:
+            return {i: executions.as_record(executions.get(conn, i)) for i in ids}
+
+    async def op_setting_get(self, request: dict[str, Any]) -> Any:
+        return await self._db(settings.get, request["name"])
+
+    async def op_setting_save(self, request: dict[str, Any]) -> None:
+        await self._db(settings.put, request["name"], request.get("value"))
+
+    async def op_setting_exists(self, request: dict[str, Any]) -> bool:
+        return bool(await self._db(settings.exists, request["name"]))
+
+    async def op_setting_delete(self, request: dict[str, Any]) -> None:
+        await self._db(settings.delete, request["name"])
+
+    async def op_file_get(self, request: dict[str, Any]) -> str:
+        return base64.b64encode(await self._db(files.get, request["name"])).decode()
+
+    async def op_file_save(self, request: dict[str, Any]) -> None:
+        try:
+            content = base64.b64decode(request["content_base64"], validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise errors.InvalidInput(detail="content_base64 is not valid base64") from exc
+        await self._db(files.put, request["name"], content)
+
+    async def op_file_exists(self, request: dict[str, Any]) -> bool:
+        return bool(await self._db(files.exists, request["name"]))
+
+    async def op_file_delete(self, request: dict[str, Any]) -> None:
+        await self._db(files.delete, request["name"])
+
+    async def op_flow_get(self, request: dict[str, Any]) -> dict[str, Any]:
+        flow = await self._db(flows.get, request["name"])
+        return {"name": flow.name, "script": flow.script, "description": flow.description}

@@ -1,0 +1,256 @@
+"""The runner: claims queued executions from the store and runs each in a child process.
+
+Owns the concurrency limit, the maximum runtime and cancellation; the store stays the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether import errors
+from tether.actions import events
+from tether.actions import executions as execution_actions
+from tether.actions.context import Context
+from tether.runner.forkserver import ForkServer
+from tether.runner.process import ChildProcess, describe_exit
+from tether.runner.requests import Requests
+from tether.store import executions
+from tether.store.executions import Execution
+
+log = logging.getLogger(__name__)
+
+CLAIM_POLL_S = 1.0  # look for queued executions this often even without a wake-up
+LOG_FLUSH_S = 0.05
+LOG_BATCH = 200
+RESTART_MESSAGE = (
+    "the workspace stopped while this execution was running; it was not resumed and will not "
+    "run again: start a new execution if it is still needed"
+)
+
+
+@dataclass
+class Running:
+    """One execution this runner is running."""
+
+    execution: Execution
+    process: ChildProcess
+    stop_reason: str | None = None
+    is_waiting: bool = False
+    killer: asyncio.TimerHandle | None = None
+    deadline: asyncio.TimerHandle | None = None
+    log_lines: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+
+
+class Runner:
+    """Runs this workspace's executions, at most ``max_running`` of them at once."""
+
+    def __init__(
+        self, ctx: Context, *, worker: str, max_running: int, cancel_grace_s: float
+    ) -> None:
+        self._ctx = ctx
+        self._worker = worker
+        self._max_running = max_running
+        self._grace_s = cancel_grace_s
+        self._server = ForkServer()
+        self._running: dict[str, Running] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Fail what a previous process left running, start the fork server, begin claiming."""
+        interrupted = await asyncio.to_thread(
+            execution_actions.fail_interrupted, self._ctx, None, RESTART_MESSAGE
+        )
+        if interrupted:
+            log.warning("ended %d executions interrupted by a restart", len(interrupted))
+        await self._server.start()
+        self._ctx.events.listen(events.QUEUED, lambda _key: self._wake.set())
+        self._ctx.events.listen(events.CANCEL, self._on_cancel)
+        self._loop_task = asyncio.create_task(self._claim_loop())
+
+    async def stop(self) -> None:
+        """Stop claiming, kill running children, and end their executions."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for running in list(self._running.values()):
+            running.stop_reason = "shutdown"
+            running.process.kill()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        await self._server.stop()
+
+    @property
+    def active_count(self) -> int:
+        """Running executions that hold a slot (those waiting on others do not)."""
+        return sum(1 for r in self._running.values() if not r.is_waiting)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._claim_while_room()
+            except Exception:  # the loop's edge: record and go on
+                log.exception("claiming executions failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), CLAIM_POLL_S)
+
+    async def _claim_while_room(self) -> None:
+        while self.active_count < self._max_running:
+            ex = await asyncio.to_thread(execution_actions.claim_next, self._ctx, self._worker)
+            if ex is None:
+                return
+            process = await ChildProcess.spawn(self._server)
+            running = Running(ex, process)
+            self._running[ex.id] = running
+            task = asyncio.create_task(self._run(running))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _on_cancel(self, execution_id: str) -> None:
+        running = self._running.get(execution_id)
+        if running is not None:
+            self._stop(running, "cancel")
+
+    def _stop(self, running: Running, reason: str) -> None:
+        if running.stop_reason is not None:
+            return
+        running.stop_reason = reason
+        running.process.signal_cancel()
+        running.killer = asyncio.get_running_loop().call_later(self._grace_s, running.process.kill)
+
+    async def _run(self, running: Running) -> None:
+        ex = running.execution
+        try:
+            end = await self._converse(running)
+            await self._finish(running, end)
+        except Exception:  # the runner's edge: the execution must still end
+            log.exception("running execution %s failed", ex.id)
+            running.process.kill()
+            with contextlib.suppress(errors.TetherError):
+                await asyncio.to_thread(
+                    execution_actions.end,
+                    self._ctx,
+                    ex.id,
+                    executions.ENDED_ERROR,
+                    "the engine failed while running this execution: see the server log",
+                )
+        finally:
+            for timer in (running.killer, running.deadline):
+                if timer is not None:
+                    timer.cancel()
+            running.process.kill()
+            await running.process.close()
+            self._running.pop(ex.id, None)
+            self._wake.set()
+
+    async def _converse(self, running: Running) -> dict[str, Any] | None:
+        """Hand the script to the child and answer its requests until it reports its end."""
+        ex, process = running.execution, running.process
+        await process.send(
+            {"op": "run", "execution": executions.as_record(ex), "script": ex.script}
+        )
+        if ex.max_runtime_s:
+            running.deadline = asyncio.get_running_loop().call_later(
+                ex.max_runtime_s, self._stop, running, "timeout"
+            )
+        current = await asyncio.to_thread(execution_actions.get, self._ctx, ex.id)
+        if current.is_cancel_requested:
+            self._stop(running, "cancel")
+        requests = Requests(self._ctx, ex.id, lambda waiting: self._set_waiting(running, waiting))
+        while True:
+            try:
+                message = (
+                    await asyncio.wait_for(process.receive(), LOG_FLUSH_S)
+                    if running.log_lines
+                    else await process.receive()
+                )
+            except TimeoutError:
+                await self._flush_log(running)
+                continue
+            if message is None or message.get("op") == "end":
+                await self._flush_log(running)
+                return message
+            if message.get("op") == "log":
+                running.log_lines.append(
+                    (
+                        float(message["time"]),
+                        str(message["message"]),
+                        dict(message.get("fields") or {}),
+                    )
+                )
+                if len(running.log_lines) >= LOG_BATCH:
+                    await self._flush_log(running)
+                continue
+            await self._flush_log(running)
+            await process.send(await self._answer(requests, message))
+
+    async def _answer(self, requests: Requests, message: dict[str, Any]) -> dict[str, Any]:
+        rid = message.get("rid")
+        try:
+            return {"rid": rid, "result": await requests.answer(message)}
+        except errors.TetherError as exc:
+            return {"rid": rid, "error": {"kind": exc.kind, "message": exc.message}}
+        except Exception as exc:  # the request's edge: the script sees an error, the log the cause
+            log.exception("answering %s failed", message.get("op"))
+            return {
+                "rid": rid,
+                "error": {"kind": "error", "message": f"the engine could not answer: {exc}"},
+            }
+
+    def _set_waiting(self, running: Running, is_waiting: bool) -> None:
+        running.is_waiting = is_waiting
+        if is_waiting:
+            self._wake.set()
+
+    async def _flush_log(self, running: Running) -> None:
+        if running.log_lines:
+            lines, running.log_lines = running.log_lines, []
+            await asyncio.to_thread(
+                execution_actions.append_log, self._ctx, running.execution.id, lines
+            )
+
+    async def _finish(self, running: Running, end: dict[str, Any] | None) -> None:
+        status, message = await self._outcome(running, end)
+        await asyncio.to_thread(
+            execution_actions.end, self._ctx, running.execution.id, status, message
+        )
+
+    async def _outcome(
+        self, running: Running, end: dict[str, Any] | None
+    ) -> tuple[str, str | None]:
+        reason = running.stop_reason
+        limit = running.execution.max_runtime_s
+        if reason == "timeout":
+            return (
+                executions.ENDED_ERROR,
+                f"the execution exceeded its maximum runtime of {limit:g} s and was stopped",
+            )
+        if reason == "shutdown":
+            return executions.ENDED_ERROR, RESTART_MESSAGE
+        if end is not None and end.get("status") in executions.ENDED:
+            if reason == "cancel" and end["status"] != executions.ENDED_CANCELLED:
+                return executions.ENDED_CANCELLED, "cancelled"
+            return end["status"], end.get("message")
+        if reason == "cancel":
+            return (
+                executions.ENDED_CANCELLED,
+                f"cancelled; the script did not stop within {self._grace_s:g} s and was killed",
+            )
+        exit_ = await running.process.exit_status(timeout_s=2.0)
+        return executions.ENDED_ERROR, describe_exit(exit_)
+
+
+def worker_name(workspace: str) -> str:
+    """A name for this process's runner, unique enough to tell workers apart in the store."""
+    import os
+    import socket
+
+    return f"{workspace}@{socket.gethostname()}:{os.getpid()}:{int(time.time())}"

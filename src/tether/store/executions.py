@@ -1,0 +1,298 @@
+"""Execution rows and their logs: insert, read, claim, and forward-only status changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from tether import errors
+from tether.store.schema import execution, execution_log
+
+PENDING = "PENDING"
+QUEUED = "QUEUED"
+RUNNING = "RUNNING"
+PAUSED = "PAUSED"
+ENDED_SUCCESS = "ENDED_SUCCESS"
+ENDED_ERROR = "ENDED_ERROR"
+ENDED_CANCELLED = "ENDED_CANCELLED"
+STATUSES = (PENDING, QUEUED, RUNNING, PAUSED, ENDED_SUCCESS, ENDED_ERROR, ENDED_CANCELLED)
+ENDED = (ENDED_SUCCESS, ENDED_ERROR, ENDED_CANCELLED)
+_RANK = {PENDING: 0, QUEUED: 1, RUNNING: 2, PAUSED: 2, ENDED_SUCCESS: 3}
+_RANK.update({ENDED_ERROR: 3, ENDED_CANCELLED: 3})
+
+LOCAL = "local"
+RECEIVED = "received"
+MIRROR = "mirror"
+ORIGINS = (LOCAL, RECEIVED, MIRROR)
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: str
+    name: str
+    flow_name: str | None
+    status: str
+    script: str
+    script_sha256: str
+    input_value: dict[str, Any]
+    output_value: dict[str, Any]
+    message: str | None
+    parent_id: str | None
+    origin: str
+    sync_config: str | None
+    remote_execution_id: str | None
+    is_cancel_requested: bool
+    max_runtime_s: float | None
+    worker: str | None
+    log_count: int
+    log_synced: int
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in ENDED
+
+    @property
+    def is_remote_child(self) -> bool:
+        """Whether this execution runs in a linked workspace on this side's behalf."""
+        return self.origin == LOCAL and self.sync_config is not None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    time: float
+    message: str
+    fields: dict[str, Any]
+
+
+def is_forward(old: str, new: str) -> bool:
+    """Whether a status change from ``old`` to ``new`` is legal (only forward moves are)."""
+    if old in ENDED:
+        return False
+    return _RANK[new] > _RANK[old] or {old, new} == {RUNNING, PAUSED}
+
+
+def _row(row: sa.Row) -> Execution:
+    return Execution(**row._mapping)
+
+
+def insert(conn: sa.Connection, item: Execution) -> None:
+    """Add an execution."""
+    conn.execute(execution.insert().values(**asdict(item)))
+
+
+def find(conn: sa.Connection, execution_id: str) -> Execution | None:
+    """The execution with ``execution_id``, or None."""
+    row = conn.execute(sa.select(execution).where(execution.c.id == execution_id)).first()
+    return _row(row) if row else None
+
+
+def get(conn: sa.Connection, execution_id: str) -> Execution:
+    """The execution with ``execution_id``."""
+    found = find(conn, execution_id)
+    if found is None:
+        raise errors.ExecutionNotFound(id=execution_id)
+    return found
+
+
+def get_for_update(conn: sa.Connection, execution_id: str) -> Execution:
+    """The execution, locked against concurrent writers until the transaction ends."""
+    query = sa.select(execution).where(execution.c.id == execution_id).with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise errors.ExecutionNotFound(id=execution_id)
+    return _row(row)
+
+
+def find_linked(
+    conn: sa.Connection, sync_config: str, remote_id: str, origin: str
+) -> Execution | None:
+    """The execution that came over ``sync_config`` with the other side's id ``remote_id``."""
+    query = sa.select(execution).where(
+        execution.c.sync_config == sync_config,
+        execution.c.remote_execution_id == remote_id,
+        execution.c.origin == origin,
+    )
+    row = conn.execute(query).first()
+    return _row(row) if row else None
+
+
+def list_filtered(
+    conn: sa.Connection,
+    *,
+    status: str | None = None,
+    flow_name: str | None = None,
+    parent_id: str | None = None,
+    origin: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Execution]:
+    """Executions matching every given filter, newest first."""
+    query = sa.select(execution).order_by(execution.c.created_at.desc(), execution.c.id.desc())
+    for column, value in (
+        (execution.c.status, status),
+        (execution.c.flow_name, flow_name),
+        (execution.c.parent_id, parent_id),
+        (execution.c.origin, origin),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return [_row(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def children_of(conn: sa.Connection, parent_id: str) -> list[Execution]:
+    """The children of one execution, oldest first."""
+    query = sa.select(execution).where(execution.c.parent_id == parent_id)
+    return [_row(r) for r in conn.execute(query.order_by(execution.c.created_at))]
+
+
+def queued_ids(conn: sa.Connection, limit: int) -> list[str]:
+    """Ids of executions this workspace's runners may claim, oldest first."""
+    query = (
+        sa.select(execution.c.id)
+        .where(
+            execution.c.status == QUEUED,
+            sa.or_(
+                execution.c.origin == RECEIVED,
+                sa.and_(execution.c.origin == LOCAL, execution.c.sync_config.is_(None)),
+            ),
+        )
+        .order_by(execution.c.created_at)
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def claim(conn: sa.Connection, execution_id: str, worker: str, now: float) -> bool:
+    """Atomically move one QUEUED execution to RUNNING for ``worker``; False if taken."""
+    result = conn.execute(
+        execution.update()
+        .where(execution.c.id == execution_id, execution.c.status == QUEUED)
+        .values(status=RUNNING, worker=worker, started_at=now)
+    )
+    return result.rowcount == 1
+
+
+def update(conn: sa.Connection, execution_id: str, **values: Any) -> None:
+    """Change columns of an execution that has not ended."""
+    result = conn.execute(
+        execution.update()
+        .where(execution.c.id == execution_id, execution.c.status.not_in(ENDED))
+        .values(**values)
+    )
+    if result.rowcount == 0:
+        current = get(conn, execution_id)
+        raise errors.ExecutionEnded(id=execution_id, status=current.status)
+
+
+def set_columns(conn: sa.Connection, execution_id: str, **values: Any) -> None:
+    """Change bookkeeping columns, also of an ended execution."""
+    conn.execute(execution.update().where(execution.c.id == execution_id).values(**values))
+
+
+def running_ids(conn: sa.Connection, worker: str | None = None) -> list[str]:
+    """Ids of RUNNING or PAUSED executions run by this workspace (or one worker)."""
+    query = sa.select(execution.c.id).where(
+        execution.c.status.in_((RUNNING, PAUSED)), execution.c.origin != MIRROR
+    )
+    query = query.where(sa.or_(execution.c.origin == RECEIVED, execution.c.sync_config.is_(None)))
+    if worker is not None:
+        query = query.where(execution.c.worker == worker)
+    return list(conn.execute(query).scalars())
+
+
+def append_log(
+    conn: sa.Connection, execution_id: str, start: int, entries: Iterable[LogEntry]
+) -> int:
+    """Append log entries numbered from ``start``; return the new log count."""
+    rows = [
+        {
+            "execution_id": execution_id,
+            "seq": e.seq,
+            "time": e.time,
+            "message": e.message,
+            "fields": e.fields,
+        }
+        for e in entries
+    ]
+    if rows:
+        conn.execute(execution_log.insert(), rows)
+    new_count = start + len(rows)
+    set_columns(conn, execution_id, log_count=new_count)
+    return new_count
+
+
+def read_log(
+    conn: sa.Connection, execution_id: str, offset: int = 0, limit: int = 1000
+) -> list[LogEntry]:
+    """Log entries of one execution from ``offset``, in order."""
+    query = (
+        sa.select(
+            execution_log.c.seq,
+            execution_log.c.time,
+            execution_log.c.message,
+            execution_log.c.fields,
+        )
+        .where(execution_log.c.execution_id == execution_id, execution_log.c.seq >= offset)
+        .order_by(execution_log.c.seq)
+        .limit(limit)
+    )
+    return [LogEntry(**r._mapping) for r in conn.execute(query)]
+
+
+def count(conn: sa.Connection, **filters: Any) -> int:
+    """How many executions match ``filters`` (column=value)."""
+    query = sa.select(sa.func.count()).select_from(execution)
+    for name, value in filters.items():
+        query = query.where(execution.c[name] == value)
+    return conn.execute(query).scalar_one()
+
+
+def page_after(
+    conn: sa.Connection, cursor: tuple[float, str] | None, limit: int, origin: str
+) -> list[Execution]:
+    """Executions of ``origin`` ordered by (created_at, id), after ``cursor``."""
+    query = sa.select(execution).where(execution.c.origin == origin)
+    if cursor is not None:
+        created, last_id = cursor
+        query = query.where(
+            sa.or_(
+                execution.c.created_at > created,
+                sa.and_(execution.c.created_at == created, execution.c.id > last_id),
+            )
+        )
+    query = query.order_by(execution.c.created_at, execution.c.id).limit(limit)
+    return [_row(r) for r in conn.execute(query)]
+
+
+PUBLIC_FIELDS = (
+    "id",
+    "name",
+    "flow_name",
+    "status",
+    "input_value",
+    "output_value",
+    "message",
+    "parent_id",
+    "script",
+    "origin",
+    "sync_config",
+    "remote_execution_id",
+    "max_runtime_s",
+    "created_at",
+    "started_at",
+    "ended_at",
+)
+
+
+def as_record(ex: Execution) -> dict[str, Any]:
+    """The fields of ``ex`` that scripts and API clients see."""
+    record = {name: getattr(ex, name) for name in PUBLIC_FIELDS}
+    record["remote_workspace_name"] = ex.sync_config if ex.is_remote_child else None
+    return record

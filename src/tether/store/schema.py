@@ -1,0 +1,176 @@
+"""Every table and column of the store, spelled once.
+
+Only the store package imports this module; migrations must produce exactly this schema.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+user = sa.Table(
+    "user",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("is_enabled", sa.Boolean, nullable=False),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+token = sa.Table(
+    "token",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_name",
+        sa.String(100),
+        sa.ForeignKey("user.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+flow = sa.Table(
+    "flow",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("script", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+execution = sa.Table(
+    "execution",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("flow_name", sa.String(200), nullable=True, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("script", sa.Text, nullable=False),
+    sa.Column("script_sha256", sa.String(64), nullable=False),
+    sa.Column("input_value", sa.JSON, nullable=False),
+    sa.Column("output_value", sa.JSON, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("parent_id", sa.String(36), nullable=True, index=True),
+    # local: started here; received: started by a controlling workspace; mirror: read-only copy
+    sa.Column("origin", sa.String(10), nullable=False),
+    # the sync config it came from (received, mirror) or went to (a remote child)
+    sa.Column("sync_config", sa.String(100), nullable=True),
+    sa.Column("remote_execution_id", sa.String(36), nullable=True),
+    sa.Column("is_cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("max_runtime_s", sa.Float, nullable=True),
+    sa.Column("worker", sa.String(100), nullable=True),
+    sa.Column("log_count", sa.Integer, nullable=False),
+    # how many log entries the last execution.update carried over the link
+    sa.Column("log_synced", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("ended_at", sa.Float, nullable=True),
+    sa.Index("ix_execution_status_created", "status", "created_at"),
+    sa.Index("ix_execution_created_id", "created_at", "id"),
+    sa.UniqueConstraint("sync_config", "remote_execution_id", "origin", name="uq_execution_remote"),
+)
+
+execution_log = sa.Table(
+    "execution_log",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("execution.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+)
+
+setting = sa.Table(
+    "setting",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+file = sa.Table(
+    "file",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+sync_config = sa.Table(
+    "sync_config",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("is_enabled", sa.Boolean, nullable=False),
+    sa.Column("remote_url", sa.String(2000), nullable=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("ca_certificate", sa.Text, nullable=True),
+    sa.Column("verify_ssl", sa.Boolean, nullable=False),
+    # encrypted with the workspace secret; never leaves the store in clear text
+    sa.Column("own_private_key", sa.Text, nullable=True),
+    sa.Column("next_own_private_key", sa.Text, nullable=True),
+    sa.Column("remote_public_keys", sa.JSON, nullable=False),
+    sa.Column("send_all_executions", sa.Boolean, nullable=False),
+    sa.Column("sync_interval_s", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# The live state of one link, kept apart from its configuration so that the dialer and the
+# API never write the same row.
+link_state = sa.Table(
+    "link_state",
+    metadata,
+    sa.Column(
+        "sync_config",
+        sa.String(100),
+        sa.ForeignKey("sync_config.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("failing_since", sa.Float, nullable=True),
+    sa.Column("last_exchange_at", sa.Float, nullable=True),
+    sa.Column("remote_name", sa.String(100), nullable=True),
+    sa.Column("remote_workspace", sa.String(200), nullable=True),
+    sa.Column("remote_role", sa.String(20), nullable=True),
+    sa.Column("next_seq", sa.Integer, nullable=False),
+    sa.Column("acked_seq", sa.Integer, nullable=False),
+    sa.Column("applied_seq", sa.Integer, nullable=False),
+    sa.Column("backfill_total", sa.Integer, nullable=True),
+    sa.Column("backfill_done", sa.Integer, nullable=False),
+    sa.Column("backfill_cursor", sa.String(100), nullable=True),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "sync_config",
+        sa.String(100),
+        sa.ForeignKey("sync_config.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+nonce = sa.Table(
+    "nonce",
+    metadata,
+    sa.Column("sync_config", sa.String(100), primary_key=True),
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)

@@ -1,0 +1,81 @@
+"""The composition root: builds the store, actions context, runner and link, and the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+
+from tether import config
+from tether.actions import users
+from tether.actions.context import Context
+from tether.actions.events import Events
+from tether.config import Settings
+from tether.runner.runner import Runner, worker_name
+from tether.store.database import Database
+from tether.web import errors as web_errors
+from tether.web.limits import BodyLimit
+from tether.web.routes import executions, files, flows
+from tether.web.routes import settings as setting_routes
+from tether.web.routes import users as user_routes
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/latest"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A workspace's web app; starting it (lifespan) starts its runner."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    ctx = Context(
+        db=database,
+        events=Events(),
+        workspace_name=settings.name,
+        secret=config.workspace_secret(settings),
+    )
+    generated = users.ensure_admin(ctx, settings.admin_password)
+    if generated:
+        print(f"created the organization admin 'admin' with password: {generated}", flush=True)
+    runner = Runner(
+        ctx,
+        worker=worker_name(settings.name),
+        max_running=settings.max_running,
+        cancel_grace_s=settings.cancel_grace_s,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ctx.events.bind(asyncio.get_running_loop())
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+            database.dispose()
+
+    app = FastAPI(
+        title=f"tether workspace {settings.name}",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    app.state.runner = runner
+    web_errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    api = APIRouter(prefix=API_PREFIX)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "workspace": settings.name}
+
+    for module in (flows, executions, user_routes, setting_routes, files):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

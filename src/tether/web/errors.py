@@ -1,0 +1,58 @@
+"""Turns every error into the JSON answer ``{"error", "message"}`` with the fitting status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tether import errors
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": kind, "message": message}, status_code=status)
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
+    """Status, kind and message for a request FastAPI could not validate."""
+    problems = []
+    for item in exc.errors():
+        if item.get("type") == "json_invalid":
+            detail = item.get("ctx", {}).get("error", "invalid JSON")
+            return 400, "malformed_json", errors.MalformedJson(detail=detail).message
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return 422, "invalid_input", "the request is invalid: " + "; ".join(problems)
+
+
+def install(app: FastAPI) -> None:
+    """Register the error handlers on ``app``."""
+
+    @app.exception_handler(errors.TetherError)
+    async def tether_error(_request: Request, exc: errors.TetherError) -> JSONResponse:
+        status = errors.http_status(exc)
+        if isinstance(exc, errors.EnvelopeRejected):
+            log.warning("sync envelope rejected: %s", exc.reason)
+        return error_response(status, exc.kind, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(*describe_validation(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        message = (
+            "no such endpoint: see /docs for the API" if exc.status_code == 404 else str(exc.detail)
+        )
+        return error_response(exc.status_code, kinds.get(exc.status_code, "error"), message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal", "the workspace failed to answer: see its log")

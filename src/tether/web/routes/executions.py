@@ -1,0 +1,96 @@
+"""REST routes for executions, their logs, and cancelling them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.actions import executions as execution_actions
+from tether.actions.context import Context
+from tether.store import executions
+from tether.web import render
+from tether.web.auth import context, require
+
+router = APIRouter(tags=["executions"], dependencies=[Depends(require("use the workspace"))])
+
+Status = Literal[
+    "PENDING", "QUEUED", "RUNNING", "PAUSED", "ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED"
+]
+Origin = Literal["local", "received", "mirror"]
+
+
+class ExecutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flow_name: str = Field(min_length=1, max_length=200)
+    input_value: Any = None
+    name: str | None = Field(default=None, max_length=200)
+    remote_workspace_name: str | None = Field(default=None, max_length=100)
+    run: bool = True
+    max_runtime_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+
+
+@router.post("/execution", status_code=201)
+def start_execution(body: ExecutionIn, ctx: Context = Depends(context)) -> dict[str, Any]:
+    ex = execution_actions.start(
+        ctx,
+        flow_name=body.flow_name,
+        input_value=body.input_value,
+        name=body.name,
+        run=body.run,
+        remote_workspace_name=body.remote_workspace_name,
+        max_runtime_s=body.max_runtime_s,
+    )
+    return render.execution(ex)
+
+
+@router.get("/execution")
+def list_executions(
+    status: Status | None = None,
+    flow_name: str | None = None,
+    parent_id: str | None = None,
+    origin: Origin | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+    ctx: Context = Depends(context),
+) -> list[dict[str, Any]]:
+    with ctx.db.begin() as conn:
+        found = executions.list_filtered(
+            conn,
+            status=status,
+            flow_name=flow_name,
+            parent_id=parent_id,
+            origin=origin,
+            limit=limit,
+            offset=offset,
+        )
+    return [render.execution(ex) for ex in found]
+
+
+@router.get("/execution/{execution_id}")
+def get_execution(execution_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return render.execution(execution_actions.get(ctx, execution_id))
+
+
+@router.get("/execution/{execution_id}/log")
+def get_log(
+    execution_id: str,
+    offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=1000, ge=1, le=10000),
+    ctx: Context = Depends(context),
+) -> list[dict[str, Any]]:
+    with ctx.db.begin() as conn:
+        executions.get(conn, execution_id)
+        entries = executions.read_log(conn, execution_id, offset, limit)
+    return [render.log_entry(e) for e in entries]
+
+
+@router.post("/execution/{execution_id}/cancel")
+def cancel_execution(execution_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return render.execution(execution_actions.cancel(ctx, execution_id))
+
+
+@router.post("/execution/{execution_id}/run")
+def run_execution(execution_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return render.execution(execution_actions.run_pending(ctx, execution_id))

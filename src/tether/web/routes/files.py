@@ -1,0 +1,70 @@
+"""REST routes for files: named contents that flows share, sent as text or base64."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether import errors
+from tether.actions import files
+from tether.actions.context import Context
+from tether.web.auth import context, require
+
+router = APIRouter(tags=["files"], dependencies=[Depends(require("use the workspace"))])
+
+
+class FileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\-/ ]{0,199}$")
+    content: str | None = None
+    content_base64: str | None = None
+
+
+def _content(body: FileIn) -> bytes:
+    if (body.content is None) == (body.content_base64 is None):
+        raise errors.InvalidInput(detail="send exactly one of 'content' (text) or 'content_base64'")
+    if body.content is not None:
+        return body.content.encode()
+    try:
+        return base64.b64decode(body.content_base64 or "", validate=True)
+    except binascii.Error as exc:
+        raise errors.InvalidInput(detail=f"content_base64 is not valid base64: {exc}") from exc
+
+
+def _render(name: str, content: bytes) -> dict[str, Any]:
+    try:
+        text: str | None = content.decode()
+    except UnicodeDecodeError:
+        text = None
+    return {
+        "name": name,
+        "size": len(content),
+        "content": text,
+        "content_base64": base64.b64encode(content).decode(),
+    }
+
+
+@router.get("/file")
+def list_files(ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+    return [{"name": f["name"], "size": f["size"]} for f in files.list_all(ctx)]
+
+
+@router.post("/file", status_code=201)
+def put_file(body: FileIn, ctx: Context = Depends(context)) -> dict[str, Any]:
+    content = _content(body)
+    files.put(ctx, body.name, content)
+    return _render(body.name, content)
+
+
+@router.get("/file/{name}")
+def get_file(name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return _render(name, files.get(ctx, name))
+
+
+@router.delete("/file/{name}", status_code=204)
+def delete_file(name: str, ctx: Context = Depends(context)) -> None:
+    files.delete(ctx, name)

@@ -1,0 +1,57 @@
+"""REST routes for flows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.actions import flows
+from tether.actions.context import Context
+from tether.web import render
+from tether.web.auth import context, require
+
+router = APIRouter(tags=["flows"], dependencies=[Depends(require("use the workspace"))])
+NAME = Field(
+    pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\- ]{0,199}$",
+    description="letters, digits, _ . - and spaces",
+)
+
+
+class FlowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = NAME
+    script: str = Field(max_length=1_000_000)
+    description: str = Field(default="", max_length=10_000)
+
+
+class FlowChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    script: str | None = Field(default=None, max_length=1_000_000)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+@router.get("/flow")
+def list_flows(search: str | None = None, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+    return [render.flow(f) for f in flows.list_all(ctx, search)]
+
+
+@router.post("/flow", status_code=201)
+def create_flow(body: FlowIn, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return render.flow(flows.create(ctx, body.name, body.script, body.description))
+
+
+@router.get("/flow/{name}")
+def get_flow(name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return render.flow(flows.get(ctx, name))
+
+
+@router.patch("/flow/{name}")
+def change_flow(name: str, body: FlowChange, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return render.flow(flows.change(ctx, name, script=body.script, description=body.description))
+
+
+@router.delete("/flow/{name}", status_code=204)
+def delete_flow(name: str, ctx: Context = Depends(context)) -> None:
+    flows.delete(ctx, name)

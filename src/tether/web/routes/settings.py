@@ -1,0 +1,55 @@
+"""REST routes for settings: named JSON values that flows share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.actions import settings
+from tether.actions.context import Context
+from tether.web.auth import context, require
+
+router = APIRouter(tags=["settings"], dependencies=[Depends(require("use the workspace"))])
+
+
+class SettingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\- ]{0,199}$")
+    value: Any = None
+
+
+class SettingValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Any = None
+
+
+@router.get("/setting")
+def list_settings(ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+    return [{"name": s["name"], "value": s["value"]} for s in settings.list_all(ctx)]
+
+
+@router.post("/setting", status_code=201)
+def create_setting(body: SettingIn, ctx: Context = Depends(context)) -> dict[str, Any]:
+    settings.put(ctx, body.name, body.value)
+    return {"name": body.name, "value": body.value}
+
+
+@router.get("/setting/{name}")
+def get_setting(name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return {"name": name, "value": settings.get(ctx, name)}
+
+
+@router.patch("/setting/{name}")
+def change_setting(
+    name: str, body: SettingValue, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    settings.get(ctx, name)
+    settings.put(ctx, name, body.value)
+    return {"name": name, "value": body.value}
+
+
+@router.delete("/setting/{name}", status_code=204)
+def delete_setting(name: str, ctx: Context = Depends(context)) -> None:
+    settings.delete(ctx, name)

@@ -1,0 +1,89 @@
+"""REST routes for users, login and logout."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.actions import users
+from tether.actions.context import Context
+from tether.store.users import User
+from tether.web import render
+from tether.web.auth import bearer_token, context, current_user, require
+
+router = APIRouter(tags=["users"])
+Role = Literal["organization_admin", "workspace_admin", "user"]
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@\-]{1,100}$")
+    password: str = Field(min_length=8, max_length=1000)
+    role: Role = "user"
+
+
+class UserChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role | None = None
+    is_enabled: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+
+
+@router.post("/auth/login")
+def login(body: Login, ctx: Context = Depends(context)) -> dict[str, Any]:
+    token, user = users.login(ctx, body.user_name, body.password)
+    return {"token": token, "user": render.user(user)}
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(
+    request: Request, _user: User = Depends(current_user), ctx: Context = Depends(context)
+) -> None:
+    users.logout(ctx, bearer_token(request))
+
+
+@router.get("/auth/me")
+def me(user: User = Depends(current_user)) -> dict[str, Any]:
+    return render.user(user)
+
+
+@router.get("/user")
+def list_users(
+    _user: User = Depends(require("manage users")), ctx: Context = Depends(context)
+) -> list[dict[str, Any]]:
+    return [render.user(u) for u in users.list_all(ctx)]
+
+
+@router.post("/user", status_code=201)
+def create_user(
+    body: UserIn, actor: User = Depends(require("manage users")), ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    return render.user(users.create(ctx, actor, body.name, body.password, body.role))
+
+
+@router.patch("/user/{name}")
+def change_user(
+    name: str,
+    body: UserChange,
+    actor: User = Depends(require("manage users")),
+    ctx: Context = Depends(context),
+) -> dict[str, Any]:
+    changed = users.change(
+        ctx, actor, name, role=body.role, is_enabled=body.is_enabled, password=body.password
+    )
+    return render.user(changed)
+
+
+@router.delete("/user/{name}", status_code=204)
+def delete_user(
+    name: str, actor: User = Depends(require("manage users")), ctx: Context = Depends(context)
+) -> None:
+    users.delete(ctx, actor, name)
