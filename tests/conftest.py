@@ -1,0 +1,73 @@
+"""Shared fixtures: stores on SQLite and PostgreSQL, in-process apps, real `tether serve` processes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from tests.support.workspace import ADMIN_PASSWORD, ApiClient
+from tether import config
+from tether.web.app import create_app
+
+PG_ENV = "TETHER_TEST_DATABASE_URL"
+
+
+def _postgres_database(base_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = "tether_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(
+        base_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL: SQLite in a temporary directory, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(
+            f"PostgreSQL tests are off: set {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    yield from _postgres_database(base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> config.Settings:
+    return config.Settings(
+        data_dir=tmp_path / "data",
+        name="test",
+        database_url=database_url,
+        admin_password=ADMIN_PASSWORD,
+        cancel_grace_s=1.0,
+    )
+
+
+@pytest.fixture
+def app_client(settings: config.Settings) -> Iterator[TestClient]:
+    """The workspace app with its runner started, driven in-process."""
+    with TestClient(create_app(settings), base_url="http://testserver/api/latest") as client:
+        yield client
+
+
+@pytest.fixture
+def api(app_client: TestClient) -> ApiClient:
+    """An API client logged in as the organization admin."""
+    return ApiClient.login(app_client, "admin", ADMIN_PASSWORD)

@@ -1,0 +1,178 @@
+"""Test helpers: a logged-in API client, and real `tether serve` processes on free ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+SERVING = re.compile(r"serving on (https?://\S+)")
+
+
+@dataclass
+class ApiClient:
+    """A client with a bearer token; ``client`` is an httpx.Client or Starlette TestClient."""
+
+    client: Any
+    token: str
+
+    @classmethod
+    def login(cls, client: Any, user: str, password: str) -> ApiClient:
+        answer = client.post("/auth/login", json={"user_name": user, "password": password})
+        assert answer.status_code == 200, answer.text
+        return cls(client, answer.json()["token"])
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON of a 2xx answer; fails the test with the body otherwise."""
+        answer = self.request(method, path, **kwargs)
+        assert answer.is_success, f"{method} {path}: {answer.status_code} {answer.text}"
+        return answer.json() if answer.content else None
+
+    def create_flow(self, name: str, script: str) -> None:
+        self.ok("POST", "/flow", json={"name": name, "script": script})
+
+    def start(self, flow_name: str, **body: Any) -> dict[str, Any]:
+        return self.ok("POST", "/execution", json={"flow_name": flow_name, **body})
+
+    def wait_ended(self, execution_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The execution once it has ended; fails the test after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.ok("GET", f"/execution/{execution_id}")
+            if record["status"].startswith("ENDED_"):
+                return record
+            assert time.monotonic() < deadline, f"execution did not end in {timeout_s} s: {record}"
+            time.sleep(0.02)
+
+    def wait_status(
+        self, execution_id: str, status: str, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.ok("GET", f"/execution/{execution_id}")
+            if record["status"] == status:
+                return record
+            assert time.monotonic() < deadline, f"execution never reached {status}: {record}"
+            time.sleep(0.02)
+
+    def run(self, flow_name: str, **body: Any) -> dict[str, Any]:
+        """Start an execution and return it once ended."""
+        return self.wait_ended(self.start(flow_name, **body)["id"])
+
+    def log(self, execution_id: str) -> list[str]:
+        return [e["message"] for e in self.ok("GET", f"/execution/{execution_id}/log")]
+
+
+@dataclass
+class ServedWorkspace:
+    """A real `tether serve` process on a free loopback port."""
+
+    name: str
+    data_dir: Path
+    process: subprocess.Popen[str] | None = None
+    url: str = ""
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    output: list[str] = field(default_factory=list)
+
+    def start(self, timeout_s: float = 30.0, port: int = 0) -> ServedWorkspace:
+        """Start the process and wait until it answers /health."""
+        env = {**os.environ, "TETHER_ADMIN_PASSWORD": ADMIN_PASSWORD, **self.env}
+        command = [sys.executable, "-m", "tether.cli", "serve", "--data-dir", str(self.data_dir)]
+        command += ["--name", self.name, "--port", str(port), *self.extra_args]
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        for line in self.process.stdout:
+            self.output.append(line)
+            match = SERVING.search(line)
+            if match:
+                self.url = match.group(1)
+                break
+            assert time.monotonic() < deadline, "".join(self.output)
+        else:
+            raise AssertionError("tether serve exited:\n" + "".join(self.output))
+        self._drain()
+        self._wait_healthy(deadline)
+        return self
+
+    def _drain(self) -> None:
+        import threading
+
+        def pump() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def _wait_healthy(self, deadline: float) -> None:
+        verify = self.env.get("TEST_CA_FILE", True)
+        while True:
+            try:
+                if httpx.get(self.api_url + "/health", timeout=2, verify=verify).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "workspace never became healthy"
+            time.sleep(0.05)
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/latest"
+
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def client(self, **kwargs: Any) -> ApiClient:
+        http = httpx.Client(base_url=self.api_url, timeout=30, **kwargs)
+        return ApiClient.login(http, "admin", ADMIN_PASSWORD)
+
+    def kill(self) -> None:
+        """kill -9 the workspace and everything it started."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop the workspace gracefully (SIGTERM), killing it if it lingers."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
