@@ -73,6 +73,30 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def keygen(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from tether.link import keys
+
+    path = Path(args.path)
+    key = keys.generate_private_key(args.bits)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(keys.private_pem(key))
+    os.chmod(path, 0o600)
+    Path(f"{path}.pub").write_text(keys.public_pem(key))
+    print(f"wrote {path} (private, mode 0600) and {path}.pub")
+    print(f"fingerprint: {keys.fingerprint(key.public_key())}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from tether import demo as demo_module
+
+    return demo_module.main(once=args.once)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -82,8 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands)
+    keygen_parser = commands.add_parser("keygen", help="write an RSA key pair for a link")
+    keygen_parser.add_argument(
+        "path", help="private key file (mode 0600); the public key goes to PATH.pub"
+    )
+    keygen_parser.add_argument(
+        "--bits", type=int, default=3072, help="key size, 2048 or more (default 3072)"
+    )
+    demo_parser = commands.add_parser(
+        "demo", help="two linked workspaces on loopback running a flow remotely"
+    )
+    demo_parser.add_argument("--once", action="store_true", help="exit after printing the result")
     args = parser.parse_args(argv)
-    handlers = {"serve": serve}
+    handlers = {"serve": serve, "keygen": keygen, "demo": demo}
     return handlers[args.command](args)
 
 

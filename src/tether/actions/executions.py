@@ -40,7 +40,7 @@ def start(
             check_remote_target(tx, remote_workspace_name)
         if parent_id is not None:
             executions.get(tx.conn, parent_id)
-        ex = _new(
+        ex = new_execution(
             ctx,
             name=name or flow.name,
             flow_name=flow.name,
@@ -154,7 +154,9 @@ def end(
         ex = executions.get_for_update(tx.conn, execution_id)
         if ex.is_ended:
             return ex
-        values: dict[str, Any] = {"status": status, "message": message, "ended_at": ctx.now()}
+        values: dict[str, Any] = {"status": status, "ended_at": ctx.now()}
+        if message is not None:  # a message the script saved stays unless the end names one
+            values["message"] = message
         if output_value is not None:
             values["output_value"] = _checked_outputs(output_value)
         executions.update(tx.conn, ex.id, **values)
@@ -168,11 +170,11 @@ def cancel(ctx: Context, execution_id: str) -> Execution:
     with ctx.transaction() as tx:
         ex = executions.get_for_update(tx.conn, execution_id)
         _refuse_mirror(ex)
-        _cancel_tree(ctx, tx, ex)
+        cancel_tree(ctx, tx, ex)
         return executions.get(tx.conn, execution_id)
 
 
-def _cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
+def cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
     if ex.is_ended or ex.origin == executions.MIRROR:
         return
     if ex.is_remote_child and ex.status != executions.PENDING:
@@ -193,7 +195,7 @@ def _cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
         tx.publish(events.CANCEL, ex.id)
     outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
     for child in executions.children_of(tx.conn, ex.id):
-        _cancel_tree(ctx, tx, child)
+        cancel_tree(ctx, tx, child)
 
 
 def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str]:
@@ -226,7 +228,7 @@ def _announce_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
     outgoing.after_change(ctx, tx, ex)
 
 
-def _new(ctx: Context, **values: Any) -> Execution:
+def new_execution(ctx: Context, **values: Any) -> Execution:
     script = values["script"]
     defaults: dict[str, Any] = {
         "id": str(uuid.uuid4()),
@@ -249,9 +251,6 @@ def _new(ctx: Context, **values: Any) -> Execution:
     defaults.update(values)
     defaults["name"] = str(defaults["name"])[:MAX_NAME_CHARS]
     return Execution(**defaults)
-
-
-new_execution = _new
 
 
 def _refuse_mirror(ex: Execution) -> None:

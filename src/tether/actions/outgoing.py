@@ -45,7 +45,12 @@ def after_change(ctx: Context, tx: Transaction, ex: Execution) -> None:
     elif ex.origin == executions.LOCAL:
         for name in sync_configs.mirroring_names(tx.conn):
             if name != ex.sync_config:
-                _append(ctx, tx, name, MIRROR, mirror_body(ex))
+                append_mirror(ctx, tx, name, ex)
+
+
+def append_mirror(ctx: Context, tx: Transaction, name: str, ex: Execution) -> None:
+    """Queue a read-only copy of ``ex`` for sync config ``name``."""
+    _append(ctx, tx, name, MIRROR, mirror_body(ex))
 
 
 def mirror_body(ex: Execution) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from tether.actions import users
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.config import Settings
+from tether.link.linker import Linker
 from tether.runner.runner import Runner, worker_name
 from tether.store.database import Database
 from tether.web import errors as web_errors
 from tether.web.limits import BodyLimit
-from tether.web.routes import executions, files, flows
+from tether.web.routes import executions, files, flows, sync_configs
 from tether.web.routes import settings as setting_routes
 from tether.web.routes import users as user_routes
 
@@ -47,13 +48,17 @@ def create_app(settings: Settings) -> FastAPI:
         cancel_grace_s=settings.cancel_grace_s,
     )
 
+    linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.events.bind(asyncio.get_running_loop())
         await runner.start()
+        await linker.start()
         try:
             yield
         finally:
+            await linker.stop()
             await runner.stop()
             database.dispose()
 
@@ -66,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     app.state.settings = settings
     app.state.runner = runner
+    app.state.linker = linker
     web_errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
@@ -75,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "workspace": settings.name}
 
-    for module in (flows, executions, user_routes, setting_routes, files):
+    for module in (flows, executions, user_routes, setting_routes, files, sync_configs):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -1,0 +1,229 @@
+"""Sync config use cases: validate and store one side's half of a link; keys stay write-only.
+
+Key material is checked here (it needs the link's crypto) and encrypted before it is stored.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import replace
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tether import errors
+from tether.actions import events
+from tether.actions.context import Context
+from tether.link import keys
+from tether.store import outbox, sync_configs
+from tether.store.sync_configs import LinkState, SyncConfig
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+SYNC_PATH = re.compile(r"/sync_config/([A-Za-z0-9_.-]{1,100})/sync$")
+EDITABLE = (
+    "is_enabled",
+    "remote_url",
+    "role",
+    "ca_certificate",
+    "verify_ssl",
+    "own_private_key",
+    "remote_public_keys",
+    "send_all_executions",
+    "sync_interval_s",
+)
+
+
+def check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise errors.LinkConfigInvalid(
+            field="name", detail="use 1 to 100 letters, digits, '_', '.' or '-'"
+        )
+
+
+def check_remote_url(url: str) -> str:
+    """The listener's sync config name, taken from a valid Remote URL."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise errors.LinkConfigInvalid(
+            field="remote_url",
+            detail=f"'{url}' is not an http(s) URL; use https://HOST/api/latest/sync_config/NAME/sync",
+        )
+    match = SYNC_PATH.search(parsed.path)
+    if not match or parsed.query or parsed.fragment:
+        raise errors.LinkConfigInvalid(
+            field="remote_url",
+            detail=f"'{url}' must end in /sync_config/<name>/sync, where <name> is the sync config's name in the other workspace",
+        )
+    return match.group(1)
+
+
+def check_ca_certificate(pem: str) -> None:
+    try:
+        x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        raise errors.LinkConfigInvalid(
+            field="ca_certificate",
+            detail=f"it is not a PEM certificate ({exc}); paste the CA's certificate, starting with -----BEGIN CERTIFICATE-----",
+        ) from exc
+
+
+def check_interval(value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise errors.LinkConfigInvalid(
+            field="sync_interval_s",
+            detail="it must be a positive number of seconds, or empty to deliver at once",
+        )
+
+
+def create(ctx: Context, values: dict[str, Any]) -> SyncConfig:
+    """Validate and store a new sync config."""
+    name = str(values.get("name", ""))
+    check_name(name)
+    now = ctx.now()
+    base = SyncConfig(
+        name=name,
+        is_enabled=True,
+        remote_url=None,
+        role="",
+        ca_certificate=None,
+        verify_ssl=True,
+        own_private_key=None,
+        next_own_private_key=None,
+        remote_public_keys=[],
+        send_all_executions=False,
+        sync_interval_s=None,
+        created_at=now,
+        updated_at=now,
+    )
+    config = _apply_changes(ctx, base, values, is_new=True)
+    with ctx.transaction() as tx:
+        sync_configs.insert(tx.conn, config)
+        tx.publish(events.CONFIG, name)
+    return config
+
+
+def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
+    """Validate and apply changes to a sync config."""
+    with ctx.transaction() as tx:
+        current = sync_configs.get(tx.conn, name)
+        config = _apply_changes(ctx, current, values, is_new=False)
+        changed = {k: getattr(config, k) for k in (*EDITABLE, "updated_at")}
+        sync_configs.update(tx.conn, name, **changed)
+        if config.send_all_executions and not current.send_all_executions:
+            sync_configs.update_state(
+                tx.conn, name, backfill_total=None, backfill_done=0, backfill_cursor=None
+            )
+        state = sync_configs.get_state(tx.conn, name)
+        if not config.is_enabled:
+            sync_configs.update_state(tx.conn, name, state=sync_configs.DISABLED)
+        elif state.state == sync_configs.DISABLED or state.state == sync_configs.FAILING:
+            sync_configs.update_state(
+                tx.conn, name, state=sync_configs.CONNECTING, last_error=None, failing_since=None
+            )
+        tx.publish(events.CONFIG, name)
+    return config
+
+
+def delete(ctx: Context, name: str) -> None:
+    with ctx.transaction() as tx:
+        sync_configs.delete(tx.conn, name)
+        tx.publish(events.CONFIG, name)
+
+
+def get(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, int]:
+    """A sync config, its link state and its outbox depth."""
+    with ctx.db.begin() as conn:
+        return (
+            sync_configs.get(conn, name),
+            sync_configs.get_state(conn, name),
+            outbox.depth(conn, name),
+        )
+
+
+def list_all(ctx: Context) -> list[tuple[SyncConfig, LinkState, int]]:
+    with ctx.db.begin() as conn:
+        return [
+            (config, sync_configs.get_state(conn, config.name), outbox.depth(conn, config.name))
+            for config in sync_configs.list_all(conn)
+        ]
+
+
+def own_private_key(ctx: Context, config: SyncConfig) -> rsa.RSAPrivateKey | None:
+    """This side's signing key, decrypted with the workspace secret."""
+    if not config.own_private_key:
+        return None
+    return keys.load_private_key(keys.decrypt_with_secret(ctx.secret, config.own_private_key))
+
+
+def remote_keys(config: SyncConfig) -> dict[str, rsa.RSAPublicKey]:
+    """The other side's public keys by fingerprint."""
+    loaded = (keys.load_public_key(pem) for pem in config.remote_public_keys)
+    return {keys.fingerprint(key): key for key in loaded}
+
+
+def _apply_changes(
+    ctx: Context, config: SyncConfig, values: dict[str, Any], *, is_new: bool
+) -> SyncConfig:
+    unknown = set(values) - set(EDITABLE) - {"name"}
+    if unknown:
+        raise errors.LinkConfigInvalid(
+            field=sorted(unknown)[0], detail=f"unknown field; the fields are {', '.join(EDITABLE)}"
+        )
+    changes: dict[str, Any] = {k: v for k, v in values.items() if k in EDITABLE}
+    if changes.get("remote_url") == "":
+        changes["remote_url"] = None
+    if changes.get("remote_url"):
+        check_remote_url(changes["remote_url"])
+    if changes.get("ca_certificate"):
+        check_ca_certificate(changes["ca_certificate"])
+    elif "ca_certificate" in changes:
+        changes["ca_certificate"] = None
+    check_interval(changes.get("sync_interval_s"))
+    if changes.get("own_private_key"):
+        key = keys.load_private_key(changes["own_private_key"])
+        changes["own_private_key"] = keys.encrypt_with_secret(ctx.secret, keys.private_pem(key))
+    elif "own_private_key" in changes:
+        changes["own_private_key"] = None
+    if "remote_public_keys" in changes:
+        changes["remote_public_keys"] = _public_keys(changes["remote_public_keys"])
+    merged = replace(config, **changes, updated_at=ctx.now())
+    role = changes.get("role") or (config.role if not is_new else "")
+    if not role:
+        role = sync_configs.CONTROLLING if merged.remote_url else sync_configs.CONTROLLED
+    if role not in sync_configs.ROLES:
+        raise errors.LinkConfigInvalid(
+            field="role", detail=f"'{role}' is not a role; use 'controlling' or 'controlled'"
+        )
+    return replace(merged, role=role)
+
+
+def _public_keys(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.LinkConfigInvalid(
+            field="remote_public_key", detail="send the other side's public key as text"
+        )
+    loaded = [keys.load_public_key(text) for text in value if text.strip()]
+    return [keys.public_pem(key) for key in loaded]
+
+
+def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> dict[str, Any]:
+    """The API's view of a sync config: fields, fingerprints and this side's public key, never a private key."""
+    own = own_private_key(ctx, config)
+    return {
+        "name": config.name,
+        "enabled": config.is_enabled,
+        "remote_url": config.remote_url,
+        "role": config.role,
+        "ca_certificate": config.ca_certificate,
+        "verify_ssl": config.verify_ssl,
+        "send_all_executions": config.send_all_executions,
+        "sync_interval": config.sync_interval_s,
+        "own_public_key": keys.public_pem(own) if own else None,
+        "own_key_fingerprint": keys.fingerprint(own.public_key()) if own else None,
+        "remote_key_fingerprints": list(remote_keys(config)),
+        "state": state.state,
+    }

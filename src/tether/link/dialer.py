@@ -1,0 +1,213 @@
+"""The dialing side of one link: exchanges envelopes with the listener over HTTP(S).
+
+Long-polls when no interval is set (and sends new messages at once in a second request);
+otherwise exchanges every N seconds. Failures back off with jitter and never block others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+
+import httpx
+
+from tether import errors
+from tether.actions import events, incoming
+from tether.actions.context import Context
+from tether.link import configs, envelope, exchange, protocol
+from tether.link.protocol import KeyRing
+from tether.store.sync_configs import SyncConfig
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.5
+BACKOFF_CAP_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
+EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener counts as down
+
+
+class LinkDown(Exception):
+    """An exchange failed; the message says why in words an operator can act on."""
+
+
+class Dialer:
+    """Drives one enabled sync config that has a Remote URL."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        ring: KeyRing,
+        config: SyncConfig,
+        *,
+        long_poll_s: float,
+        max_skew_s: float,
+    ) -> None:
+        self._ctx = ctx
+        self._ring = ring
+        self._config = config
+        self._name = config.name
+        self._url = config.remote_url or ""
+        self._receiver = configs.check_remote_url(self._url)
+        self._long_poll_s = long_poll_s
+        self._max_skew_s = max_skew_s
+        self._client = _client(config)
+
+    async def run(self) -> None:
+        """Exchange until cancelled."""
+        if not self._config.verify_ssl:
+            log.warning(
+                "sync config %s: TLS verification is off; anyone between here and %s can read and alter traffic",
+                self._name,
+                self._url,
+            )
+        try:
+            if self._config.sync_interval_s:
+                await self._every_interval(self._config.sync_interval_s)
+            else:
+                await asyncio.gather(self._poll_loop(), self._send_loop())
+        finally:
+            await self._client.aclose()
+
+    async def _poll_loop(self) -> None:
+        backoff = BACKOFF_START_S
+        while True:
+            try:
+                await self.exchange(self._long_poll_s)
+                backoff = BACKOFF_START_S
+            except LinkDown as exc:
+                backoff = await self._failed(str(exc), backoff)
+
+    async def _send_loop(self) -> None:
+        backoff = BACKOFF_START_S
+        with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
+            while True:
+                await watch.wait(3600)
+                while await asyncio.to_thread(exchange.has_pending, self._ctx, self._name):
+                    try:
+                        await self.exchange(0.0)
+                        backoff = BACKOFF_START_S
+                    except LinkDown as exc:
+                        backoff = await self._failed(str(exc), backoff)
+
+    async def _every_interval(self, interval_s: float) -> None:
+        backoff = BACKOFF_START_S
+        while True:
+            try:
+                while await self.exchange(0.0):
+                    pass  # more to deliver in either direction: go on at once
+                backoff = BACKOFF_START_S
+                await asyncio.sleep(interval_s)
+            except LinkDown as exc:
+                backoff = await self._failed(str(exc), backoff)
+
+    async def _failed(self, error: str, backoff: float) -> float:
+        log.warning("sync config %s: %s", self._name, error)
+        await asyncio.to_thread(exchange.record_failure, self._ctx, self._name, error)
+        await asyncio.sleep(random.uniform(backoff / 2, backoff))
+        return min(backoff * 2, BACKOFF_CAP_S)
+
+    async def exchange(self, poll_s: float) -> bool:
+        """One request and its response; True when either side had messages to deliver.
+
+        Raises:
+            LinkDown: the exchange failed; nothing was lost (messages stay in the outbox).
+        """
+        config, state, batch = await asyncio.to_thread(exchange.next_batch, self._ctx, self._name)
+        sealed = await asyncio.to_thread(
+            protocol.seal,
+            self._ctx,
+            self._ring,
+            config,
+            receiver=self._receiver,
+            ack=state.applied_seq,
+            messages=batch,
+            hello_=protocol.hello(self._ctx, config, poll_s),
+        )
+        response = await self._post(sealed, poll_s)
+        try:
+            answer = await asyncio.to_thread(
+                protocol.open_,
+                self._ctx,
+                self._ring,
+                config,
+                response.content,
+                dict(response.headers),
+                receiver=self._name,
+                max_skew_s=self._max_skew_s,
+            )
+        except errors.EnvelopeRejected as exc:
+            raise LinkDown(
+                f"the answer from {self._url} did not verify ({exc.reason}): check that remote_public_key "
+                "holds the other side's current public key"
+            ) from exc
+        if answer.reply_to != envelope.body_digest(sealed.body):
+            raise LinkDown(
+                f"the answer from {self._url} does not answer our request (reply_to differs)"
+            )
+        problem = protocol.hello_problem(config, answer.hello)
+        if problem is not None:
+            raise LinkDown(problem)
+        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
+        await asyncio.to_thread(
+            incoming.apply_envelope, self._ctx, config, inbound, answer.ack, None
+        )
+        await asyncio.to_thread(exchange.record_success, self._ctx, self._name, answer.hello)
+        return bool(batch or answer.messages)
+
+    async def _post(self, sealed: protocol.Sealed, poll_s: float) -> httpx.Response:
+        timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=poll_s + EXTRA_READ_S)
+        try:
+            response = await self._client.post(
+                self._url, content=sealed.body, headers=sealed.headers, timeout=timeout
+            )
+        except httpx.ConnectError as exc:
+            raise LinkDown(_connect_error(self._url, exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise LinkDown(
+                f"no answer from {self._url} in time ({type(exc).__name__}): the other side or the network is not responding"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise LinkDown(
+                f"the connection to {self._url} failed: {exc!r}; it will be retried"
+            ) from exc
+        if response.status_code != 200:
+            raise LinkDown(_status_error(self._url, response, self._receiver))
+        return response
+
+
+def _client(config: SyncConfig) -> httpx.AsyncClient:
+    verify: ssl.SSLContext | bool = True
+    if not config.verify_ssl:
+        verify = False
+    elif config.ca_certificate:
+        verify = ssl.create_default_context(cadata=config.ca_certificate)
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=2)
+    return httpx.AsyncClient(verify=verify, limits=limits, trust_env=False)
+
+
+def _connect_error(url: str, exc: httpx.ConnectError) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
+        return (
+            f"the TLS certificate of {url} is not trusted ({text}): set ca_certificate to the PEM of "
+            "the CA that signed it, or fix the certificate"
+        )
+    return f"cannot connect to {url} ({text or type(exc).__name__}): is the other workspace running and reachable from here?"
+
+
+def _status_error(url: str, response: httpx.Response, receiver: str) -> str:
+    if response.status_code == 401:
+        return (
+            f"{url} refused our envelope (401): check that the other workspace has an enabled sync config "
+            f"'{receiver}' holding this side's public key, and that both clocks are right"
+        )
+    if response.status_code == 404:
+        return f"{url} has no sync endpoint (404): check remote_url"
+    if response.status_code == 413:
+        return f"{url} refused the envelope as too large (413)"
+    with contextlib.suppress(ValueError):
+        return f"{url} answered {response.status_code}: {response.json().get('message', response.text[:200])}"
+    return f"{url} answered {response.status_code}: {response.text[:200]}"

@@ -1,0 +1,105 @@
+"""Runs the links of a workspace: one dialer per dialing sync config, backfill, housekeeping.
+
+Restarts a dialer when its sync config changes; a failing link never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tether.actions import events, mirroring
+from tether.actions.context import Context
+from tether.link import exchange
+from tether.link.dialer import Dialer
+from tether.link.endpoint import Listener
+from tether.link.protocol import KeyRing
+from tether.store import sync_configs
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_S = 1.0
+
+
+class Linker:
+    """Owns the dialers and the listener of one workspace."""
+
+    def __init__(self, ctx: Context, *, long_poll_s: float, max_skew_s: float) -> None:
+        self._ctx = ctx
+        self._ring = KeyRing(ctx)
+        self._long_poll_s = long_poll_s
+        self._max_skew_s = max_skew_s
+        self.listener = Listener(ctx, self._ring, max_poll_s=long_poll_s, max_skew_s=max_skew_s)
+        self._dialers: dict[str, tuple[float, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._ctx.events.listen(events.CONFIG, lambda _name: self._wake.set())
+        self._task = asyncio.create_task(self._supervise())
+
+    async def stop(self) -> None:
+        tasks = [task for _, task in self._dialers.values()]
+        if self._task is not None:
+            tasks.append(self._task)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._dialers.clear()
+
+    async def _supervise(self) -> None:
+        rounds = 0
+        while True:
+            self._wake.clear()
+            try:
+                await self._reconcile()
+                await asyncio.to_thread(mirroring.backfill_step, self._ctx)
+                rounds += 1
+                if rounds % 60 == 0:
+                    await asyncio.to_thread(exchange.prune_nonces, self._ctx, self._max_skew_s)
+            except Exception:  # the linker's edge: record and go on
+                log.exception("link housekeeping failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_S)
+
+    async def _reconcile(self) -> None:
+        """Start, restart and stop dialers to match the sync configs."""
+        wanted = {}
+        for config in await asyncio.to_thread(self._configs):
+            if config.is_enabled and config.remote_url:
+                wanted[config.name] = config
+        for name, (version, task) in list(self._dialers.items()):
+            config = wanted.get(name)
+            if config is None or config.updated_at != version or task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                del self._dialers[name]
+        for name, config in wanted.items():
+            if name not in self._dialers:
+                dialer = Dialer(
+                    self._ctx,
+                    self._ring,
+                    config,
+                    long_poll_s=self._long_poll_s,
+                    max_skew_s=self._max_skew_s,
+                )
+                self._dialers[name] = (
+                    config.updated_at,
+                    asyncio.create_task(_guarded(dialer), name=f"dialer {name}"),
+                )
+
+    def _configs(self) -> list[sync_configs.SyncConfig]:
+        with self._ctx.db.begin() as conn:
+            return sync_configs.list_all(conn)
+
+
+async def _guarded(dialer: Dialer) -> None:
+    try:
+        await dialer.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the dialer's edge: the supervisor restarts it
+        log.exception("a dialer stopped unexpectedly; it will be restarted")

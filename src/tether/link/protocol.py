@@ -1,0 +1,160 @@
+"""Sealing and opening envelopes for one sync config: keys, names, times, hello and ack.
+
+Shared by the dialer and the listener endpoint; knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tether import errors
+from tether.actions.context import Context
+from tether.link import configs, envelope, keys
+from tether.link.envelope import Envelope, Message
+from tether.store.outbox import OutboxMessage
+from tether.store.sync_configs import SyncConfig
+
+SUPPORTED_PROTOCOLS = [envelope.PROTOCOL_VERSION]
+
+
+@dataclass(frozen=True)
+class Sealed:
+    body: bytes
+    headers: dict[str, str]
+
+
+class KeyRing:
+    """Decrypted keys per sync config, reloaded when the config changes."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._cache: dict[
+            str, tuple[float, rsa.RSAPrivateKey | None, dict[str, rsa.RSAPublicKey]]
+        ] = {}
+
+    def _entry(
+        self, config: SyncConfig
+    ) -> tuple[float, rsa.RSAPrivateKey | None, dict[str, rsa.RSAPublicKey]]:
+        cached = self._cache.get(config.name)
+        if cached is None or cached[0] != config.updated_at:
+            cached = (
+                config.updated_at,
+                configs.own_private_key(self._ctx, config),
+                configs.remote_keys(config),
+            )
+            self._cache[config.name] = cached
+        return cached
+
+    def own(self, config: SyncConfig) -> rsa.RSAPrivateKey:
+        key = self._entry(config)[1]
+        if key is None:
+            raise errors.LinkConfigInvalid(
+                field="own_private_key",
+                detail=f"sync config '{config.name}' has no private key to sign with: set one (tether keygen makes one)",
+            )
+        return key
+
+    def remote(self, config: SyncConfig, fingerprint: str) -> rsa.RSAPublicKey | None:
+        return self._entry(config)[2].get(fingerprint)
+
+
+def hello(ctx: Context, config: SyncConfig, poll_s: float = 0.0) -> dict[str, Any]:
+    """What this side states in every envelope: workspace, role, protocols, and how long to hold."""
+    return {
+        "workspace": ctx.workspace_name,
+        "role": config.role,
+        "protocols": SUPPORTED_PROTOCOLS,
+        "poll_s": poll_s,
+    }
+
+
+def hello_problem(config: SyncConfig, their_hello: dict[str, Any] | None) -> str | None:
+    """Words for a first-contact mismatch (same roles, no common protocol), or None."""
+    if not their_hello:
+        return "the other side sent no hello: it runs an incompatible version of tether; upgrade it"
+    workspace = their_hello.get("workspace", "?")
+    if their_hello.get("role") == config.role:
+        return (
+            f"both sides of this link have role '{config.role}' (the other side is workspace '{workspace}'): "
+            "exactly one side must be 'controlling' (it starts executions) and the other 'controlled'; "
+            "change the role on one side"
+        )
+    theirs = their_hello.get("protocols") or []
+    if not set(theirs) & set(SUPPORTED_PROTOCOLS):
+        return (
+            f"no common protocol version: this side speaks {SUPPORTED_PROTOCOLS}, workspace '{workspace}' "
+            f"speaks {theirs}; upgrade the older side"
+        )
+    return None
+
+
+def seal(
+    ctx: Context,
+    ring: KeyRing,
+    config: SyncConfig,
+    *,
+    receiver: str,
+    ack: int,
+    messages: list[OutboxMessage],
+    reply_to: str | None = None,
+    hello_: dict[str, Any] | None = None,
+) -> Sealed:
+    """A signed envelope from ``config`` to ``receiver``."""
+    private = ring.own(config)
+    fingerprint = keys.fingerprint(private.public_key())
+    sealed = Envelope(
+        protocol=envelope.PROTOCOL_VERSION,
+        sender=config.name,
+        receiver=receiver,
+        key=fingerprint,
+        nonce=envelope.new_nonce(),
+        sent_at=ctx.now(),
+        ack=ack,
+        messages=tuple(Message(m.seq, m.type, m.body) for m in messages),
+        reply_to=reply_to,
+        hello=hello_,
+    )
+    body = envelope.encode(sealed)
+    headers = {
+        envelope.SIGNATURE_HEADER: envelope.sign(private, body),
+        envelope.KEY_HEADER: fingerprint,
+        "Content-Type": "application/json",
+    }
+    return Sealed(body, headers)
+
+
+def open_(
+    ctx: Context,
+    ring: KeyRing,
+    config: SyncConfig,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    receiver: str,
+    max_skew_s: float,
+) -> Envelope:
+    """Verify ``body``'s signature with one of the other side's keys, then parse and check it.
+
+    Raises:
+        errors.EnvelopeRejected: a bad or missing signature, unknown key, wrong receiver, stale time.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signature = lowered.get(envelope.SIGNATURE_HEADER.lower())
+    fingerprint = lowered.get(envelope.KEY_HEADER.lower(), "")
+    if not signature:
+        raise errors.EnvelopeRejected("no signature")
+    if len(body) > envelope.MAX_BODY_BYTES:
+        raise errors.EnvelopeRejected("body too large")
+    public = ring.remote(config, fingerprint)
+    if public is None:
+        raise errors.EnvelopeRejected(f"unknown key {fingerprint!r}")
+    if not envelope.verify_signature(public, body, signature):
+        raise errors.EnvelopeRejected("bad signature")
+    opened = envelope.decode(body)
+    envelope.check(
+        opened, receiver=receiver, key_fingerprint=fingerprint, now=ctx.now(), max_skew_s=max_skew_s
+    )
+    return opened

@@ -1,0 +1,143 @@
+"""REST routes for sync configs and link status (organization admins only), and the sync endpoint."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether import errors
+from tether.actions.context import Context
+from tether.link import configs
+from tether.store import sync_configs
+from tether.store.sync_configs import LinkState, SyncConfig
+from tether.web import render
+from tether.web.auth import context, require
+
+router = APIRouter(tags=["sync configs"])
+admin_only = [Depends(require("manage sync configs"))]
+LISTENER_SILENCE_S = 30.0  # beyond the long-poll hold: a listener not called this long is waiting
+
+
+class SyncConfigChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    remote_url: str | None = Field(default=None, max_length=2000)
+    role: Literal["controlling", "controlled"] | None = None
+    ca_certificate: str | None = Field(default=None, max_length=100_000)
+    verify_ssl: bool | None = None
+    own_private_key: str | None = Field(default=None, max_length=100_000)
+    remote_public_key: str | list[str] | None = Field(default=None, max_length=100_000)
+    send_all_executions: bool | None = None
+    sync_interval: float | None = None
+
+
+class SyncConfigIn(SyncConfigChange):
+    name: str = Field(min_length=1, max_length=100)
+
+
+def _values(body: SyncConfigChange) -> dict[str, Any]:
+    renamed = {
+        "enabled": "is_enabled",
+        "remote_public_key": "remote_public_keys",
+        "sync_interval": "sync_interval_s",
+    }
+    given = body.model_dump(exclude_unset=True)
+    return {renamed.get(k, k): v for k, v in given.items()}
+
+
+def _view(
+    request: Request, ctx: Context, config: SyncConfig, state: LinkState, depth: int
+) -> dict[str, Any]:
+    view = configs.describe(ctx, config, state, depth)
+    view["state"] = _effective_state(request, config, state)
+    return view
+
+
+def _effective_state(request: Request, config: SyncConfig, state: LinkState) -> str:
+    if not config.is_enabled:
+        return sync_configs.DISABLED
+    if not config.remote_url and state.state == sync_configs.CONNECTED:
+        hold = request.app.state.settings.long_poll_s
+        silent_s = request.app.state.ctx.now() - (state.last_exchange_at or 0)
+        if silent_s > hold + LISTENER_SILENCE_S:
+            return sync_configs.CONNECTING
+    return state.state
+
+
+@router.get("/sync_config", dependencies=admin_only)
+def list_sync_configs(request: Request, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+    return [_view(request, ctx, *item) for item in configs.list_all(ctx)]
+
+
+@router.post("/sync_config", status_code=201, dependencies=admin_only)
+def create_sync_config(
+    request: Request, body: SyncConfigIn, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    values = _values(body)
+    configs.create(ctx, values)
+    return _view(request, ctx, *configs.get(ctx, body.name))
+
+
+@router.get("/sync_config/{name}", dependencies=admin_only)
+def get_sync_config(request: Request, name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    return _view(request, ctx, *configs.get(ctx, name))
+
+
+@router.patch("/sync_config/{name}", dependencies=admin_only)
+def change_sync_config(
+    request: Request, name: str, body: SyncConfigChange, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    configs.change(ctx, name, _values(body))
+    return _view(request, ctx, *configs.get(ctx, name))
+
+
+@router.delete("/sync_config/{name}", status_code=204, dependencies=admin_only)
+def delete_sync_config(name: str, ctx: Context = Depends(context)) -> None:
+    configs.delete(ctx, name)
+
+
+@router.get("/sync_config/{name}/status", dependencies=admin_only)
+def sync_config_status(
+    request: Request, name: str, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    config, state, depth = configs.get(ctx, name)
+    effective = _effective_state(request, config, state)
+    last_error = state.last_error
+    if effective == sync_configs.CONNECTING and not config.remote_url and state.last_exchange_at:
+        last_error = f"no request from the other side since {render.iso(state.last_exchange_at)}: is it running, and can it reach this workspace?"
+    return {
+        "name": name,
+        "state": effective,
+        "last_error": last_error,
+        "failing_since": render.iso(state.failing_since),
+        "last_exchange_at": render.iso(state.last_exchange_at),
+        "direction": "dialer" if config.remote_url else "listener",
+        "role": config.role,
+        "remote_workspace": state.remote_workspace,
+        "remote_role": state.remote_role,
+        "outbox_depth": depth,
+        "sent_seq": state.next_seq - 1,
+        "acked_seq": state.acked_seq,
+        "applied_seq": state.applied_seq,
+        "backfill": {
+            "enabled": config.send_all_executions,
+            "total": state.backfill_total,
+            "done": state.backfill_done,
+            "is_complete": state.backfill_cursor == "done",
+        },
+    }
+
+
+@router.post("/sync_config/{name}/sync", include_in_schema=True)
+async def sync(name: str, request: Request) -> Response:
+    """The link endpoint: signature only, no token. See docs/protocol.md."""
+    body = await request.body()
+    linker = request.app.state.linker
+    try:
+        sealed = await linker.listener.handle(name, body, dict(request.headers))
+    except (errors.EnvelopeRejected, errors.InvalidInput) as exc:
+        reason = exc.reason if isinstance(exc, errors.EnvelopeRejected) else exc.message
+        raise errors.EnvelopeRejected(reason) from exc
+    return Response(content=sealed.body, headers=sealed.headers, media_type="application/json")
