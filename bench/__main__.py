@@ -1,0 +1,100 @@
+"""The benchmark suite's front door: `python -m bench` runs every benchmark and records figures.
+
+Prints a table and writes JSON; it never fails on a slow figure, only on a broken benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import common, local
+
+BASELINE_RUNS = 20
+RESULTS_DIR = Path(__file__).parent / "results"
+
+Benchmark = Callable[[argparse.Namespace, float], list[common.Figure]]
+
+
+def run_local(options: argparse.Namespace, baseline_ms: float) -> list[common.Figure]:
+    sizes = local.Sizes(calls=options.calls, executions=options.executions)
+    return local.run(sizes, baseline_ms)
+
+
+BENCHMARKS: dict[str, Benchmark] = {local.NAME: run_local}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), help="run just this benchmark")
+    parser.add_argument(
+        "--calls", type=int, default=200, help="child round trips to time (default 200)"
+    )
+    parser.add_argument(
+        "--executions", type=int, default=500, help="executions per burst (default 500)"
+    )
+    parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
+    options = parser.parse_args(argv)
+    if options.calls < 1 or options.executions < 1:
+        parser.error("--calls and --executions must be at least 1")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    started = time.perf_counter()
+    baseline_ms, figures = common.measure_baseline(BASELINE_RUNS)
+    names = [options.only] if options.only else list(BENCHMARKS)
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        figures += BENCHMARKS[name](options, baseline_ms)
+    elapsed_s = time.perf_counter() - started
+    common.print_table(figures)
+    out = options.out or RESULTS_DIR / f"{_timestamp()}.json"
+    write_results(out, options, baseline_ms, figures, elapsed_s)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nbaseline {baseline_ms:.3f} ms; took {elapsed_s:.1f} s; load average {load}")
+    print(f"results in {out}")
+    return 0
+
+
+def write_results(
+    out: Path,
+    options: argparse.Namespace,
+    baseline_ms: float,
+    figures: list[common.Figure],
+    elapsed_s: float,
+) -> None:
+    """Write the run's figures and the facts needed to compare runs as one JSON document."""
+    document: dict[str, Any] = {
+        "time": datetime.datetime.now(datetime.UTC).isoformat(),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average_after": os.getloadavg(),
+        },
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
+        "baseline_ms": baseline_ms,
+        "elapsed_s": elapsed_s,
+        "figures": [dataclasses.asdict(f) for f in figures],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _timestamp() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The local engine: child execution round trip and executions per second of one workspace.
+
+Drives a real `tether serve` through its REST API; never imports the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from bench import common
+
+NAME = "local"
+WARMUP_CALLS = 5
+POLL_S = 0.05  # coarse enough that polling does not load the server it measures
+ENDED = ("ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED")
+NOT_ENDED = ("QUEUED", "RUNNING", "PENDING", "PAUSED")  # likeliest first: any() stops early
+PAGE = 1000  # the list endpoint's largest page
+
+NOOP_SCRIPT = "def handler(system, this):\n    return None\n"
+PARENT_SCRIPT = """\
+import time
+
+
+def handler(system, this, inputs):
+    for _ in range(inputs["warmup"]):
+        this.flow("noop")
+    durations_ms = []
+    for _ in range(inputs["calls"]):
+        start = time.perf_counter()
+        this.flow("noop")
+        durations_ms.append((time.perf_counter() - start) * 1000)
+    this.save(output_value={"durations_ms": durations_ms})
+"""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work one run of this benchmark does."""
+
+    calls: int = 200
+    executions: int = 500
+    rounds: int = 3
+    clients: int = 4
+
+
+def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
+    """Serve a workspace, measure it, and stop it."""
+    with common.served_workspace("bench-local") as workspace, workspace.client() as client:
+        create_flow(client, "noop", NOOP_SCRIPT)
+        create_flow(client, "parent", PARENT_SCRIPT)
+        figures = [measure_round_trip(client, sizes.calls, baseline_ms)]
+        figures += measure_throughput(workspace, client, sizes, baseline_ms)
+    return figures
+
+
+def create_flow(client: httpx.Client, name: str, script: str) -> None:
+    client.post("/flow", json={"name": name, "script": script}).raise_for_status()
+
+
+def measure_round_trip(client: httpx.Client, calls: int, baseline_ms: float) -> common.Figure:
+    """Time `this.flow('noop')` inside a parent script, ``calls`` times after a warm-up."""
+    inputs = {"calls": calls, "warmup": WARMUP_CALLS}
+    answer = client.post("/execution", json={"flow_name": "parent", "input_value": inputs})
+    answer.raise_for_status()
+    parent = wait_ended(client, answer.json()["id"], timeout_s=60 + calls)
+    if parent["status"] != "ENDED_SUCCESS":
+        raise RuntimeError(f"the parent execution failed: {parent['message']}")
+    durations = parent["output_value"]["durations_ms"]
+    note = f"this.flow('noop') timed inside the parent, after {WARMUP_CALLS} warm-up calls"
+    return common.latency_figure(NAME, "child round trip", durations, baseline_ms, note)
+
+
+def wait_ended(client: httpx.Client, execution_id: str, timeout_s: float) -> dict:
+    """The execution's record once it has ended."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = client.get(f"/execution/{execution_id}").raise_for_status().json()
+        if record["status"] in ENDED:
+            return record
+        time.sleep(POLL_S)
+    raise RuntimeError(f"execution {execution_id} did not end within {timeout_s:g} s")
+
+
+def measure_throughput(
+    workspace: common.Workspace, client: httpx.Client, sizes: Sizes, baseline_ms: float
+) -> list[common.Figure]:
+    """Executions per second over ``sizes.rounds`` bursts, and the latencies inside them."""
+    rates, submit_rates, latencies = [], [], []
+    for index in range(sizes.rounds):
+        flow_name = f"burst{index}"
+        create_flow(client, flow_name, NOOP_SCRIPT)
+        wall_s, submit_s = burst(workspace, client, flow_name, sizes)
+        rates.append(sizes.executions / wall_s)
+        submit_rates.append(sizes.executions / submit_s)
+        latencies += end_latencies_ms(client, flow_name, sizes.executions)
+    note = f"{sizes.executions} started over the API by {sizes.clients} clients, until all ended"
+    return [
+        common.rate_figure(NAME, "executions per second", rates, baseline_ms, note),
+        common.rate_figure(NAME, "starts accepted per second", submit_rates, baseline_ms),
+        common.latency_figure(
+            NAME, "created to ended, in a burst", latencies, baseline_ms, "server timestamps"
+        ),
+    ]
+
+
+def burst(
+    workspace: common.Workspace, client: httpx.Client, flow_name: str, sizes: Sizes
+) -> tuple[float, float]:
+    """Start the executions from several clients; seconds until all started and all ended."""
+    start = time.perf_counter()
+    asyncio.run(start_all(workspace, flow_name, sizes))
+    submit_s = time.perf_counter() - start
+    wait_all_ended(client, flow_name, sizes.executions)
+    return time.perf_counter() - start, submit_s
+
+
+async def start_all(workspace: common.Workspace, flow_name: str, sizes: Sizes) -> None:
+    """Start ``sizes.executions`` executions, shared out over ``sizes.clients`` connections."""
+    shares = [len(range(i, sizes.executions, sizes.clients)) for i in range(sizes.clients)]
+    await asyncio.gather(*(start_executions(workspace, flow_name, n) for n in shares))
+
+
+async def start_executions(workspace: common.Workspace, flow_name: str, count: int) -> None:
+    """Start ``count`` executions one after another over one connection."""
+    async with workspace.async_client() as client:
+        for _ in range(count):
+            answer = await client.post("/execution", json={"flow_name": flow_name})
+            answer.raise_for_status()
+
+
+def wait_all_ended(client: httpx.Client, flow_name: str, count: int) -> None:
+    """Poll the list endpoint by status until no execution of ``flow_name`` is left unended."""
+    deadline = time.monotonic() + 60 + count / 5
+    while time.monotonic() < deadline:
+        if not any(list_page(client, flow_name, status, 1) for status in NOT_ENDED):
+            ended = sum(count_status(client, flow_name, status) for status in ENDED)
+            if ended != count:
+                raise RuntimeError(f"{ended} of {count} executions of {flow_name} were found")
+            return
+        time.sleep(POLL_S)
+    raise RuntimeError(f"the executions of {flow_name} did not all end in time")
+
+
+def list_page(
+    client: httpx.Client, flow_name: str, status: str, limit: int, offset: int = 0
+) -> list[dict]:
+    params = {"flow_name": flow_name, "status": status, "limit": limit, "offset": offset}
+    return client.get("/execution", params=params).raise_for_status().json()
+
+
+def count_status(client: httpx.Client, flow_name: str, status: str) -> int:
+    return len(list_all(client, flow_name, status))
+
+
+def list_all(client: httpx.Client, flow_name: str, status: str) -> list[dict]:
+    found: list[dict] = []
+    while page := list_page(client, flow_name, status, PAGE, len(found)):
+        found += page
+        if len(page) < PAGE:
+            break
+    return found
+
+
+def end_latencies_ms(client: httpx.Client, flow_name: str, count: int) -> list[float]:
+    """Created-to-ended times of the burst's executions, from the server's own timestamps."""
+    records = list_all(client, flow_name, "ENDED_SUCCESS")
+    if len(records) != count:
+        raise RuntimeError(f"only {len(records)} of {count} executions of {flow_name} succeeded")
+    return [span_ms(r["created_at"], r["ended_at"]) for r in records]
+
+
+def span_ms(start: str, end: str) -> float:
+    return (_parse(end) - _parse(start)).total_seconds() * 1000
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
