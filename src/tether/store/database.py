@@ -50,6 +50,17 @@ class Database:
         except sa.exc.OperationalError as exc:
             raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
 
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection in a read-only transaction: on SQLite it does not take the write lock."""
+        try:
+            with self.engine.connect() as plain:
+                conn = plain.execution_options(tether_read_only=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.OperationalError as exc:
+            raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
+
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
         with self.engine.begin() as conn:
@@ -80,8 +91,12 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
 
 
 def _begin_sqlite(conn: sa.Connection) -> None:
-    # IMMEDIATE takes the write lock up front, so that two writers never deadlock upgrading.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE takes the write lock up front, so that two writers never deadlock upgrading;
+    # read-only transactions start deferred so that readers never queue behind writers (WAL).
+    if conn.get_execution_options().get("tether_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
