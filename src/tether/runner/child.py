@@ -65,6 +65,7 @@ def run(sock: socket.socket) -> None:
     """Run one execution over ``sock`` and exit the process."""
     os.setsid()
     signal.signal(signal.SIGUSR1, _raise_cancel)
+    sys.modules["flow_api"] = flow_api  # scripts write `import flow_api`
     channel = Channel(sock)
     engine = flow_api.Engine(channel)
     status, message = "ENDED_ERROR", "the execution did not start"
