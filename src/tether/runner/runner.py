@@ -40,7 +40,7 @@ class Running:
     execution: Execution
     process: ChildProcess
     stop_reason: str | None = None
-    is_waiting: bool = False
+    waits: int = 0  # requests waiting on other executions; a cancel may leave two at once
     killer: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     log_lines: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
@@ -90,7 +90,7 @@ class Runner:
     @property
     def active_count(self) -> int:
         """Running executions that hold a slot (those waiting on others do not)."""
-        return sum(1 for r in self._running.values() if not r.is_waiting)
+        return sum(1 for r in self._running.values() if not r.waits)
 
     async def _claim_loop(self) -> None:
         while True:
@@ -165,20 +165,36 @@ class Runner:
         if current.is_cancel_requested:
             self._stop(running, "cancel")
         requests = Requests(self._ctx, ex.id, lambda waiting: self._set_waiting(running, waiting))
+        # Requests are answered in tasks so that the channel keeps being read meanwhile: a
+        # cancel can interrupt a long wait, and the script's finally block then sends new
+        # requests (the child skips the answer to the interrupted one by its rid).
+        answering: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                message = await self._next_message(running)
+                if message is None or message.get("op") == "end":
+                    return message
+                task = asyncio.create_task(self._reply(process, requests, message))
+                answering.add(task)
+                task.add_done_callback(answering.discard)
+        finally:
+            for task in answering:
+                task.cancel()
+            await asyncio.gather(*answering, return_exceptions=True)
+
+    async def _next_message(self, running: Running) -> dict[str, Any] | None:
+        """The child's next message that is not a log line; log lines are stored in batches."""
         while True:
             try:
                 message = (
-                    await asyncio.wait_for(process.receive(), LOG_FLUSH_S)
+                    await asyncio.wait_for(running.process.receive(), LOG_FLUSH_S)
                     if running.log_lines
-                    else await process.receive()
+                    else await running.process.receive()
                 )
             except TimeoutError:
                 await self._flush_log(running)
                 continue
-            if message is None or message.get("op") == "end":
-                await self._flush_log(running)
-                return message
-            if message.get("op") == "log":
+            if message is not None and message.get("op") == "log":
                 running.log_lines.append(
                     (
                         float(message["time"]),
@@ -190,7 +206,12 @@ class Runner:
                     await self._flush_log(running)
                 continue
             await self._flush_log(running)
-            await process.send(await self._answer(requests, message))
+            return message
+
+    async def _reply(
+        self, process: ChildProcess, requests: Requests, message: dict[str, Any]
+    ) -> None:
+        await process.send(await self._answer(requests, message))
 
     async def _answer(self, requests: Requests, message: dict[str, Any]) -> dict[str, Any]:
         rid = message.get("rid")
@@ -206,7 +227,7 @@ class Runner:
             }
 
     def _set_waiting(self, running: Running, is_waiting: bool) -> None:
-        running.is_waiting = is_waiting
+        running.waits += 1 if is_waiting else -1
         if is_waiting:
             self._wake.set()
 
