@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,16 @@ def app_client(settings: config.Settings) -> Iterator[TestClient]:
 def api(app_client: TestClient) -> ApiClient:
     """An API client logged in as the organization admin."""
     return ApiClient.login(app_client, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def api_with(settings: config.Settings) -> Iterator[Callable[..., ApiClient]]:
+    """Builds the app with some settings changed (``api_with(max_running=2)``), logged in as admin."""
+    with contextlib.ExitStack() as stack:
+
+        def build(**changes: object) -> ApiClient:
+            app = create_app(dataclasses.replace(settings, **changes))
+            client = stack.enter_context(TestClient(app, base_url="http://testserver/api/latest"))
+            return ApiClient.login(client, "admin", ADMIN_PASSWORD)
+
+        yield build

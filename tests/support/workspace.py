@@ -87,6 +87,20 @@ class ApiClient:
     def log(self, execution_id: str) -> list[str]:
         return [e["message"] for e in self.ok("GET", f"/execution/{execution_id}/log")]
 
+    def wait_setting(self, name: str, timeout_s: float = 30.0) -> Any:
+        """The value of setting ``name`` once it exists; fails the test after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = self.get(f"/setting/{name}")
+            if answer.status_code == 200:
+                return answer.json()["value"]
+            assert answer.status_code == 404, answer.text
+            assert time.monotonic() < deadline, f"setting {name!r} never appeared"
+            time.sleep(0.02)
+
+    def set_setting(self, name: str, value: Any) -> None:
+        self.ok("POST", "/setting", json={"name": name, "value": value})
+
 
 @dataclass
 class ServedWorkspace:
