@@ -18,6 +18,7 @@ from tether.link.linker import Linker
 from tether.runner.runner import Runner, worker_name
 from tether.store.database import Database
 from tether.web import errors as web_errors
+from tether.web import pages
 from tether.web.limits import BodyLimit
 from tether.web.routes import executions, files, flows, sync_configs
 from tether.web.routes import settings as setting_routes
@@ -84,4 +85,6 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (flows, executions, user_routes, setting_routes, files, sync_configs):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(pages.router)
+    app.mount(pages.STATIC_PATH, pages.static_files(), name="static")
     return app

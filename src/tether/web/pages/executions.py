@@ -1,0 +1,139 @@
+"""Execution pages: the filtered, paged list; one execution with its children, live log and Cancel."""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from tether import errors
+from tether.actions import executions as execution_actions
+from tether.actions.context import Context
+from tether.link import configs
+from tether.store import executions
+from tether.store.executions import Execution
+from tether.web import render as api_render
+from tether.web.auth import context
+from tether.web.pages import common
+
+router = APIRouter(
+    prefix="/ui/executions",
+    route_class=common.PageRoute,
+    dependencies=[Depends(common.require_page("use the workspace"))],
+)
+PAGE_SIZE = 50
+LOG_CHUNK = 1000
+ORIGINS = {
+    "local": "started here",
+    "received": "received over a link",
+    "mirror": "mirrored from a link",
+}
+
+
+@dataclass(frozen=True)
+class LinkedPlace:
+    """Where the other half of a linked execution lives, as far as this side knows."""
+
+    sync_config: str
+    remote_execution_id: str | None
+    url: str | None  # the execution's page in the other workspace, when its address is known
+
+
+def linked_place(ctx: Context, ex: Execution) -> LinkedPlace | None:
+    """The other side of ``ex``: its sync config, remote id and, from a dialer's Remote URL, its page."""
+    if ex.sync_config is None:
+        return None
+    url = None
+    try:
+        config, _state, _depth = configs.get(ctx, ex.sync_config)
+    except errors.SyncConfigNotFound:
+        config = None
+    if config is not None and config.remote_url and ex.remote_execution_id:
+        base = config.remote_url.split("/api/latest/", 1)[0]
+        url = f"{base}/ui/executions/{urllib.parse.quote(ex.remote_execution_id)}"
+    return LinkedPlace(ex.sync_config, ex.remote_execution_id, url)
+
+
+def _filters(status: str, flow: str, origin: str) -> dict[str, str | None]:
+    return {
+        "status": status if status in executions.STATUSES else None,
+        "flow_name": flow.strip() or None,
+        "origin": origin if origin in ORIGINS else None,
+    }
+
+
+@router.get("")
+def list_executions(
+    request: Request,
+    status: str = "",
+    flow: str = "",
+    origin: str = "",
+    page: int = Query(default=1, ge=1, le=100_000),
+    ctx: Context = Depends(context),
+) -> Response:
+    filters = _filters(status, flow, origin)
+    with ctx.db.begin() as conn:
+        found = executions.list_filtered(
+            conn, **filters, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+        )
+    query = {"status": status, "flow": flow, "origin": origin}
+
+    def page_url(number: int) -> str:
+        return "?" + urllib.parse.urlencode({**query, "page": number})
+
+    return common.render(
+        request,
+        "executions/list.html",
+        executions=found[:PAGE_SIZE],
+        query=query,
+        page=page,
+        previous_url=page_url(page - 1) if page > 1 else None,
+        next_url=page_url(page + 1) if len(found) > PAGE_SIZE else None,
+        statuses=executions.STATUSES,
+        origins=ORIGINS,
+    )
+
+
+@router.get("/{execution_id}")
+def execution_page(
+    request: Request, execution_id: str, ctx: Context = Depends(context)
+) -> Response:
+    ex = execution_actions.get(ctx, execution_id)
+    with ctx.db.begin() as conn:
+        children = executions.list_filtered(conn, parent_id=ex.id, limit=1000)
+        log = executions.read_log(conn, ex.id, 0, LOG_CHUNK)
+    children.reverse()  # oldest first, in the order the parent started them
+    return common.render(
+        request,
+        "executions/page.html",
+        ex=ex,
+        place=linked_place(ctx, ex),
+        children=[(child, linked_place(ctx, child)) for child in children],
+        log=log,
+        log_offset=(log[-1].seq + 1) if log else 0,
+        origins=ORIGINS,
+        is_cancellable=not ex.is_ended and ex.origin != executions.MIRROR,
+    )
+
+
+@router.get("/{execution_id}/log.json")
+def live_log(
+    execution_id: str, offset: int = Query(default=0, ge=0), ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    """Status and log entries from ``offset``, for the page's live log."""
+    with ctx.db.begin() as conn:
+        ex = executions.get(conn, execution_id)
+        entries = executions.read_log(conn, execution_id, offset, LOG_CHUNK)
+    return {
+        "status": ex.status,
+        "is_ended": ex.is_ended,
+        "entries": [{**api_render.log_entry(e), "time": common.when(e.time)[11:]} for e in entries],
+    }
+
+
+@router.post("/{execution_id}/cancel")
+def cancel(execution_id: str, ctx: Context = Depends(context)) -> Response:
+    execution_actions.cancel(ctx, execution_id)
+    return common.redirect(f"/ui/executions/{urllib.parse.quote(execution_id)}")
