@@ -1,0 +1,124 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, and two real `tether serve` workspaces.
+
+No browser is ever downloaded: Playwright launches /usr/bin/chromium, which the set-up
+installs from Debian's packages when it is missing (as root), or the tests are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.workspace import ADMIN_PASSWORD, ServedWorkspace
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="install the dev extras (pip install -e '.[dev]') for Playwright"
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+APT_TIMEOUT_S = 900
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 860}
+
+
+def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(
+        ["apt-get", *args], env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_S
+    )
+
+
+def _install_chromium() -> None:
+    """Install Debian's chromium package, or skip with the reason."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip(
+            f"browser tests need Debian's Chromium at {CHROMIUM}: run `apt-get install -y chromium` "
+            "as root (these tests never download a browser)"
+        )
+    result = _apt_get("install", "-y", "-q", "chromium")
+    if result.returncode != 0:  # a fresh machine's package lists may be empty or stale
+        _apt_get("update", "-q")
+        result = _apt_get("install", "-y", "-q", "chromium")
+    if result.returncode != 0 or not CHROMIUM.exists():
+        pytest.skip(f"could not install Debian's chromium package: {result.stderr[-500:]}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium, installed on first use when missing."""
+    if not CHROMIUM.exists():
+        _install_chromium()
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _stop(workspace: ServedWorkspace) -> None:
+    """Stop the workspace, then make sure nothing it started is left in its process group."""
+    workspace.stop()
+    if workspace.process is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(workspace.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def workspaces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServedWorkspace]]:
+    """Two real workspaces, 'hub' and 'edge', on free loopback ports."""
+    root = tmp_path_factory.mktemp("ui")
+    started: dict[str, ServedWorkspace] = {}
+    try:
+        for name in ("hub", "edge"):
+            workspace = ServedWorkspace(name, root / name, extra_args=["--cancel-grace-s", "1"])
+            started[name] = workspace.start()
+        yield started
+    finally:
+        for workspace in started.values():
+            _stop(workspace)
+
+
+@pytest.fixture
+def new_page(browser):  # type: ignore[no-untyped-def]
+    """Opens a page in a fresh browser context (its own cookies) on a workspace."""
+    contexts = []
+
+    def open_page(workspace: ServedWorkspace, user: str = "admin", password: str = ADMIN_PASSWORD):  # type: ignore[no-untyped-def]
+        context = browser.new_context(base_url=workspace.url, viewport=VIEWPORT)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/")
+        page.fill("#user_name", user)
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ui/flows")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Save the whole page as docs/screenshots/NAME.png (the README shows some of them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
