@@ -73,12 +73,17 @@ class Dialer:
 
     async def _poll_loop(self) -> None:
         backoff = BACKOFF_START_S
+        # The first exchange after a start or a failure is answered at once, so that the
+        # link shows connected (or the first-contact problem) without waiting out a hold.
+        poll_s = 0.0
         while True:
             try:
-                await self.exchange(self._long_poll_s)
+                await self.exchange(poll_s)
                 backoff = BACKOFF_START_S
+                poll_s = self._long_poll_s
             except LinkDown as exc:
                 backoff = await self._failed(str(exc), backoff)
+                poll_s = 0.0
 
     async def _send_loop(self) -> None:
         backoff = BACKOFF_START_S
