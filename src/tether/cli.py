@@ -69,6 +69,14 @@ def serve(args: argparse.Namespace) -> int:
                 )
 
     server.startup = startup  # type: ignore[method-assign]
+    original_shutdown = server.shutdown
+
+    async def shutdown(sockets=None):  # type: ignore[no-untyped-def]
+        # Held link long-polls would otherwise keep the graceful shutdown waiting.
+        app.state.linker.release_long_polls()
+        await original_shutdown(sockets)
+
+    server.shutdown = shutdown  # type: ignore[method-assign]
     server.run()
     return 0
 

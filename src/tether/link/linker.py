@@ -33,10 +33,16 @@ class Linker:
         self._dialers: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._names: list[str] = []
 
     async def start(self) -> None:
         self._ctx.events.listen(events.CONFIG, lambda _name: self._wake.set())
         self._task = asyncio.create_task(self._supervise())
+
+    def release_long_polls(self) -> None:
+        """Answer held long-poll requests now, so that a shutdown need not wait out their hold."""
+        for name in self._names:
+            self._ctx.events.publish(events.OUTBOX, name)
 
     async def stop(self) -> None:
         tasks = [task for _, task in self._dialers.values()]
@@ -67,7 +73,9 @@ class Linker:
     async def _reconcile(self) -> None:
         """Start, restart and stop dialers to match the sync configs."""
         wanted = {}
-        for config in await asyncio.to_thread(self._configs):
+        configs = await asyncio.to_thread(self._configs)
+        self._names = [config.name for config in configs]
+        for config in configs:
             if config.is_enabled and config.remote_url:
                 wanted[config.name] = config
         for name, (version, task) in list(self._dialers.items()):
