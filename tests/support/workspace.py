@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -153,7 +154,8 @@ class ServedWorkspace:
         threading.Thread(target=pump, daemon=True).start()
 
     def _wait_healthy(self, deadline: float) -> None:
-        verify = self.env.get("TEST_CA_FILE", True)
+        ca_file = self.env.get("TEST_CA_FILE")
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
         while True:
             try:
                 if httpx.get(self.api_url + "/health", timeout=2, verify=verify).status_code == 200:
