@@ -1,0 +1,117 @@
+"""The HTML pages in-process: sessions, role rules, forms that keep what was typed, write-only keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.workspace import ADMIN_PASSWORD
+from tether import config
+from tether.web.app import create_app
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[TestClient]:
+    """The app on SQLite (pages do not touch the store) driven like a browser, redirects not followed."""
+    settings = config.Settings(
+        data_dir=tmp_path / "data", name="test", admin_password=ADMIN_PASSWORD
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        yield client
+
+
+def log_in(client: TestClient, name: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    answer = client.post("/ui/login", data={"user_name": name, "password": password})
+    assert answer.status_code == 303, answer.text
+
+
+def test_pages_send_a_visitor_without_session_to_the_login_page(browser: TestClient) -> None:
+    answer = browser.get("/ui/executions?status=RUNNING")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/login?next=%2Fui%2Fexecutions%3Fstatus%3DRUNNING"
+    assert browser.get("/").headers["location"] == "/ui/flows"
+
+
+def test_session_cookie_is_httponly_strict_and_logout_revokes_its_token(
+    browser: TestClient,
+) -> None:
+    answer = browser.post(
+        "/ui/login",
+        data={"user_name": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/"},
+    )
+    assert answer.headers["location"] == "/ui/flows"  # no open redirect
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+    token = browser.cookies["tether_session"]
+    api = {"Authorization": f"Bearer {token}"}
+    assert browser.get("/api/latest/auth/me", headers=api).status_code == 200
+    browser.post("/ui/logout")
+    assert browser.get("/api/latest/auth/me", headers=api).status_code == 401
+
+
+def test_wrong_password_keeps_the_user_name(browser: TestClient) -> None:
+    answer = browser.post("/ui/login", data={"user_name": "admin", "password": "nope"})
+    assert answer.status_code == 401
+    assert 'value="admin"' in answer.text and "wrong" in answer.text
+
+
+def test_a_script_that_does_not_compile_comes_back_with_its_line_and_text(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    script = "def handler(system, this):\n    x = (\n"
+    answer = browser.post(
+        "/ui/flows/new", data={"name": "broken", "description": "d1", "script": script}
+    )
+    assert answer.status_code == 400
+    assert "line 2" in answer.text
+    assert "x = (" in answer.text and 'value="d1"' in answer.text
+    assert browser.get("/ui/flows/broken").status_code == 404
+
+
+def test_run_refuses_inputs_that_are_not_a_json_object(browser: TestClient) -> None:
+    log_in(browser)
+    browser.post(
+        "/ui/flows/new",
+        data={"name": "f", "description": "", "script": "def handler(system, this):\n    pass\n"},
+    )
+    answer = browser.post("/ui/flows/f/run", data={"input_value": "[1, 2]"})
+    assert answer.status_code == 400 and "must be a JSON object" in answer.text
+    answer = browser.post("/ui/flows/f/run", data={"input_value": '{"a": 1}'})
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/executions/")
+    live = answer.headers["location"] + "/log.json"
+    deadline = time.monotonic() + 30
+    while not browser.get(live).json()["is_ended"]:  # end before the app stops
+        assert time.monotonic() < deadline, "the execution never ended"
+        time.sleep(0.05)
+
+
+def test_generated_private_key_never_reaches_the_browser(browser: TestClient) -> None:
+    log_in(browser)
+    answer = browser.post(
+        "/ui/links/new", data={"name": "edge", "role": "controlling", "action": "generate_key"}
+    )
+    assert answer.headers["location"] == "/ui/links/edge?generated=1"
+    page = browser.get("/ui/links/edge?generated=1").text
+    assert "BEGIN PUBLIC KEY" in page and "SHA256:" in page
+    assert "PRIVATE KEY-----\n" not in page  # only the empty field's placeholder names it
+    assert "/api/latest/sync_config/edge/sync" in page  # the pairing text's Remote URL
+
+
+def test_a_user_gets_403_pages_for_links_and_users(browser: TestClient) -> None:
+    log_in(browser)
+    answer = browser.post(
+        "/ui/users", data={"name": "viewer", "password": "viewer-password", "role": "user"}
+    )
+    assert answer.status_code == 303
+    browser.cookies.clear()
+    log_in(browser, "viewer", "viewer-password")
+    assert ">Links<" not in browser.get("/ui/flows").text
+    for path in ("/ui/links", "/ui/links/new", "/ui/users"):
+        answer = browser.get(path)
+        assert answer.status_code == 403, path
+        assert "text/html" in answer.headers["content-type"]
