@@ -102,7 +102,7 @@ class Dialer:
         while True:
             try:
                 while await self.exchange(0.0):
-                    pass  # more to deliver in either direction: go on at once
+                    pass  # an envelope was full, so more waits: go on at once
                 backoff = BACKOFF_START_S
                 await asyncio.sleep(interval_s)
             except LinkDown as exc:
@@ -115,7 +115,7 @@ class Dialer:
         return min(backoff * 2, BACKOFF_CAP_S)
 
     async def exchange(self, poll_s: float) -> bool:
-        """One request and its response; True when either side had messages to deliver.
+        """One request and its response; True when either envelope was full (more may wait).
 
         Raises:
             LinkDown: the exchange failed; nothing was lost (messages stay in the outbox).
@@ -160,7 +160,8 @@ class Dialer:
             incoming.apply_envelope, self._ctx, config, inbound, answer.ack, None
         )
         await asyncio.to_thread(exchange.record_success, self._ctx, self._name, answer.hello)
-        return bool(batch or answer.messages)
+        # Only a full envelope means a backlog; anything newer waits for the next interval.
+        return exchange.is_full(batch) or exchange.is_full(answer.messages)
 
     async def _post(self, sealed: protocol.Sealed, poll_s: float) -> httpx.Response:
         timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=poll_s + EXTRA_READ_S)

@@ -6,6 +6,8 @@ Blocking functions, called in worker threads by the dialer and the listener endp
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from tether.actions.context import Context
 from tether.store import outbox, sync_configs
@@ -36,6 +38,16 @@ def next_batch(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, list[Out
             break
         batch.append(message)
     return config, state, batch
+
+
+def is_full(messages: Sequence[Any]) -> bool:
+    """Whether a batch of messages may have left more behind: it filled most of an envelope."""
+    if len(messages) >= MAX_MESSAGES:
+        return True
+    size = sum(len(json.dumps(m.body, default=str)) for m in messages)
+    # A batch stops before the message that would overflow it, so a full one is near the cap;
+    # half of it is a safe guess (a miss costs one interval of latency, never a message).
+    return size > MAX_BATCH_BYTES // 2
 
 
 def has_pending(ctx: Context, name: str) -> bool:
