@@ -11,12 +11,18 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.workspace import ADMIN_PASSWORD, ServedWorkspace
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
+
+OpenPage = Callable[..., "Page"]
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="install the dev extras (pip install -e '.[dev]') for Playwright"
@@ -33,7 +39,7 @@ CHROMIUM_ARGS = [
 ]
 APT_TIMEOUT_S = 900
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 
 
 def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,7 +65,7 @@ def _install_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     """Headless Debian Chromium, installed on first use when missing."""
     if not CHROMIUM.exists():
         _install_chromium()
@@ -97,11 +103,13 @@ def workspaces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, S
 
 
 @pytest.fixture
-def new_page(browser):  # type: ignore[no-untyped-def]
+def new_page(browser: Browser) -> Iterator[OpenPage]:
     """Opens a page in a fresh browser context (its own cookies) on a workspace."""
     contexts = []
 
-    def open_page(workspace: ServedWorkspace, user: str = "admin", password: str = ADMIN_PASSWORD):  # type: ignore[no-untyped-def]
+    def open_page(
+        workspace: ServedWorkspace, user: str = "admin", password: str = ADMIN_PASSWORD
+    ) -> Page:
         context = browser.new_context(base_url=workspace.url, viewport=VIEWPORT)
         context.set_default_timeout(15_000)
         contexts.append(context)
@@ -118,7 +126,7 @@ def new_page(browser):  # type: ignore[no-untyped-def]
         context.close()
 
 
-def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def screenshot(page: Page, name: str) -> None:
     """Save the whole page as docs/screenshots/NAME.png (the README shows some of them)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

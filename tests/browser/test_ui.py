@@ -5,11 +5,17 @@ links between two workspaces made through their forms, and role rules.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.conftest import screenshot
-from tests.support.workspace import ADMIN_PASSWORD
+from tests.browser.conftest import OpenPage, screenshot
+from tests.support.workspace import ADMIN_PASSWORD, ServedWorkspace
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+Workspaces = dict[str, ServedWorkspace]
 
 pytestmark = pytest.mark.timeout(300)  # the first test may install Chromium from Debian
 
@@ -45,7 +51,7 @@ PARENT_SCRIPT = """def handler(system, this):
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def create_flow(page, name: str, script: str) -> None:  # type: ignore[no-untyped-def]
+def create_flow(page: Page, name: str, script: str) -> None:
     page.goto("/ui/flows/new")
     page.fill("#name", name)
     page.fill("#script", script)
@@ -53,7 +59,7 @@ def create_flow(page, name: str, script: str) -> None:  # type: ignore[no-untype
     page.wait_for_url(f"**/ui/flows/{name}?saved=1")
 
 
-def run_flow(page, flow: str, inputs: str = "{}", remote: str = "") -> str:  # type: ignore[no-untyped-def]
+def run_flow(page: Page, flow: str, inputs: str = "{}", remote: str = "") -> str:
     """Run ``flow`` from its page; return the new execution's id."""
     page.goto(f"/ui/flows/{flow}")
     page.fill("#input_value", inputs)
@@ -63,7 +69,7 @@ def run_flow(page, flow: str, inputs: str = "{}", remote: str = "") -> str:  # t
     return page.url.rsplit("/", 1)[1]
 
 
-def wait_status(page, status: str, timeout_ms: int = 20_000) -> None:  # type: ignore[no-untyped-def]
+def wait_status(page: Page, status: str, timeout_ms: int = 20_000) -> None:
     page.wait_for_function(
         "s => document.getElementById('ex-status').textContent === s",
         arg=status,
@@ -71,7 +77,16 @@ def wait_status(page, status: str, timeout_ms: int = 20_000) -> None:  # type: i
     )
 
 
-def test_login_refuses_a_wrong_password_and_keeps_the_name(browser, workspaces) -> None:  # type: ignore[no-untyped-def]
+def status_of(page: Page, path: str) -> int:
+    """The HTTP status of the page at ``path``."""
+    answer = page.goto(path)
+    assert answer is not None
+    return answer.status
+
+
+def test_login_refuses_a_wrong_password_and_keeps_the_name(
+    browser: Browser, workspaces: Workspaces
+) -> None:
     context = browser.new_context(base_url=workspaces["hub"].url)
     page = context.new_page()
     page.goto("/ui/executions")
@@ -94,7 +109,9 @@ def test_login_refuses_a_wrong_password_and_keeps_the_name(browser, workspaces) 
     context.close()
 
 
-def test_flow_editor_shows_compile_errors_then_runs_with_a_live_log(new_page, workspaces) -> None:  # type: ignore[no-untyped-def]
+def test_flow_editor_shows_compile_errors_then_runs_with_a_live_log(
+    new_page: OpenPage, workspaces: Workspaces
+) -> None:
     page = new_page(workspaces["hub"])
     page.goto("/ui/flows/new")
     page.fill("#name", "hello")
@@ -133,7 +150,7 @@ def test_flow_editor_shows_compile_errors_then_runs_with_a_live_log(new_page, wo
     screenshot(page, "flow")
 
 
-def test_cancel_stops_a_running_execution(new_page, workspaces) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_stops_a_running_execution(new_page: OpenPage, workspaces: Workspaces) -> None:
     page = new_page(workspaces["hub"])
     create_flow(page, "endless", ENDLESS_SCRIPT)
     run_flow(page, "endless")
@@ -151,7 +168,9 @@ def test_cancel_stops_a_running_execution(new_page, workspaces) -> None:  # type
     screenshot(page, "executions")
 
 
-def test_link_made_through_both_forms_runs_a_remote_execution(new_page, workspaces) -> None:  # type: ignore[no-untyped-def]
+def test_link_made_through_both_forms_runs_a_remote_execution(
+    new_page: OpenPage, workspaces: Workspaces
+) -> None:
     hub_ws, edge_ws = workspaces["hub"], workspaces["edge"]
     hub, edge = new_page(hub_ws), new_page(edge_ws)
 
@@ -216,14 +235,16 @@ def test_link_made_through_both_forms_runs_a_remote_execution(new_page, workspac
     assert edge.inner_text("#ex-status") == "ENDED_SUCCESS"
     assert "greeting from the edge" in edge.inner_text("#log")
     assert "def handler" in edge.inner_text("#ex-script")
-    back = edge.locator("#ex-origin a.remote")
-    assert back.get_attribute("href") == f"{hub_ws.url}/ui/executions/{child_id}"
+    back = edge.locator("#ex-origin a.remote").get_attribute("href")
+    assert back == f"{hub_ws.url}/ui/executions/{child_id}"  # the way back to the hub's record
     screenshot(edge, "execution-received")
-    hub.goto(back.get_attribute("href"))
+    hub.goto(back)
     assert hub.inner_text("#ex-id") == child_id
 
 
-def test_users_page_adds_a_user_whose_role_hides_links(new_page, workspaces) -> None:  # type: ignore[no-untyped-def]
+def test_users_page_adds_a_user_whose_role_hides_links(
+    new_page: OpenPage, workspaces: Workspaces
+) -> None:
     hub_ws = workspaces["hub"]
     admin = new_page(hub_ws)
     admin.goto("/ui/users")
@@ -240,18 +261,17 @@ def test_users_page_adds_a_user_whose_role_hides_links(new_page, workspaces) -> 
 
     viewer = new_page(hub_ws, "viewer", "viewer-password")
     assert viewer.locator("header nav a", has_text="Links").count() == 0
-    answer = viewer.goto("/ui/links")
-    assert answer is not None and answer.status == 403
+    assert status_of(viewer, "/ui/links") == 403
     assert "may not manage sync configs" in viewer.inner_text("main")
     screenshot(viewer, "forbidden")
-    assert viewer.goto("/ui/users").status == 403  # type: ignore[union-attr]
+    assert status_of(viewer, "/ui/users") == 403
 
     row = admin.locator("tr[data-user=viewer]")
     row.locator("select").select_option("workspace_admin")
     row.locator("text=Change role").click()
     admin.wait_for_selector("text=changed viewer")
-    assert viewer.goto("/ui/users").status == 200  # type: ignore[union-attr]
-    assert viewer.goto("/ui/links").status == 403  # type: ignore[union-attr]
+    assert status_of(viewer, "/ui/users") == 200
+    assert status_of(viewer, "/ui/links") == 403
 
     admin.locator("tr[data-user=viewer] >> text=Disable").click()
     admin.wait_for_selector("tr[data-user=viewer] >> text=disabled")
