@@ -115,3 +115,19 @@ def test_a_user_gets_403_pages_for_links_and_users(browser: TestClient) -> None:
         answer = browser.get(path)
         assert answer.status_code == 403, path
         assert "text/html" in answer.headers["content-type"]
+
+
+def test_executions_list_filters_and_pages_newest_first(browser: TestClient) -> None:
+    log_in(browser)
+    api = {"Authorization": f"Bearer {browser.cookies['tether_session']}"}
+    script = "def handler(system, this):\n    pass\n"
+    browser.post("/api/latest/flow", json={"name": "f", "script": script}, headers=api)
+    for number in range(51):
+        body = {"flow_name": "f", "name": f"n{number:02d}", "run": False}
+        assert browser.post("/api/latest/execution", json=body, headers=api).status_code == 201
+    first = browser.get("/ui/executions?status=PENDING&flow=f").text
+    assert first.count("<td>n") == 50 and "n50" in first and "n00" not in first
+    assert "older →" in first
+    second = browser.get("/ui/executions?status=PENDING&flow=f&origin=&page=2").text
+    assert second.count("<td>n") == 1 and "n00" in second and "older →" not in second
+    assert "No execution matches" in browser.get("/ui/executions?origin=received").text

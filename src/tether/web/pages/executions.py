@@ -24,6 +24,7 @@ router = APIRouter(
     dependencies=[Depends(common.require_page("use the workspace"))],
 )
 PAGE_SIZE = 50
+MAX_PAGE = 100_000
 LOG_CHUNK = 1000
 ORIGINS = {
     "local": "started here",
@@ -70,13 +71,14 @@ def list_executions(
     status: str = "",
     flow: str = "",
     origin: str = "",
-    page: int = Query(default=1, ge=1, le=100_000),
+    page: str = "1",
     ctx: Context = Depends(context),
 ) -> Response:
     filters = _filters(status, flow, origin)
+    page_number = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
     with ctx.db.begin() as conn:
         found = executions.list_filtered(
-            conn, **filters, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+            conn, **filters, limit=PAGE_SIZE + 1, offset=(page_number - 1) * PAGE_SIZE
         )
     query = {"status": status, "flow": flow, "origin": origin}
 
@@ -88,9 +90,9 @@ def list_executions(
         "executions/list.html",
         executions=found[:PAGE_SIZE],
         query=query,
-        page=page,
-        previous_url=page_url(page - 1) if page > 1 else None,
-        next_url=page_url(page + 1) if len(found) > PAGE_SIZE else None,
+        page=page_number,
+        previous_url=page_url(page_number - 1) if page_number > 1 else None,
+        next_url=page_url(page_number + 1) if len(found) > PAGE_SIZE else None,
         statuses=executions.STATUSES,
         origins=ORIGINS,
     )
