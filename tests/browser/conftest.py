@@ -65,18 +65,24 @@ def _install_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium, installed on first use when missing."""
+def chromium() -> Path:
+    """Debian's Chromium, installed once per test session when missing."""
     if not CHROMIUM.exists():
         _install_chromium()
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Browser]:
+    """Headless Chromium driven by Playwright, closed when the module's tests are done."""
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 def _stop(workspace: ServedWorkspace) -> None:
