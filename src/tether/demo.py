@@ -5,6 +5,7 @@ Everything is made for the occasion (data directories, keys, passwords) in a tem
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -149,6 +150,8 @@ def run_remote(hub: Workspace, timeout_s: float = 60.0) -> dict[str, Any]:
 
 
 def main(once: bool) -> int:
+    # The demo's own API calls are not news: keep its output to the result and the URLs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     password = secrets.token_urlsafe(9)
     with tempfile.TemporaryDirectory(prefix="tether-demo-") as root:
         hub = Workspace("hub", Path(root), password)
