@@ -11,52 +11,103 @@ import datetime
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import common, local
+from bench import celery_peer, common, idle, local, remote
 
 BASELINE_RUNS = 20
 RESULTS_DIR = Path(__file__).parent / "results"
 
-Benchmark = Callable[[argparse.Namespace, float], list[common.Figure]]
+# options, the baseline's median in ms, and the figures of the benchmarks run before it
+Benchmark = Callable[[argparse.Namespace, float, list[common.Figure]], list[common.Figure]]
 
 
-def run_local(options: argparse.Namespace, baseline_ms: float) -> list[common.Figure]:
+def run_local(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
     sizes = local.Sizes(calls=options.calls, executions=options.executions)
     return local.run(sizes, baseline_ms)
 
 
-BENCHMARKS: dict[str, Benchmark] = {local.NAME: run_local}
+def run_remote(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = remote.Sizes(calls=options.calls, executions=options.executions)
+    return remote.run(sizes, baseline_ms)
+
+
+def run_celery(
+    options: argparse.Namespace, baseline_ms: float, before: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = celery_peer.Sizes(calls=options.calls, tasks=options.tasks)
+    return celery_peer.run(sizes, baseline_ms, before)
+
+
+def run_idle(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    return idle.run(idle.Sizes(seconds=options.idle_seconds), baseline_ms)
+
+
+# in this order: the peer's comparison needs the remote figures of the same run
+BENCHMARKS: dict[str, Benchmark] = {
+    local.NAME: run_local,
+    remote.NAME: run_remote,
+    celery_peer.NAME: run_celery,
+    idle.NAME: run_idle,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", choices=sorted(BENCHMARKS), help="run just this benchmark")
     parser.add_argument(
-        "--calls", type=int, default=200, help="child round trips to time (default 200)"
+        "--only",
+        action="append",
+        choices=list(BENCHMARKS),
+        help="run just this benchmark (repeat the flag for several)",
     )
     parser.add_argument(
-        "--executions", type=int, default=500, help="executions per burst (default 500)"
+        "--calls",
+        type=int,
+        default=200,
+        help="child round trips (and Celery task round trips) to time (default 200)",
+    )
+    parser.add_argument(
+        "--executions",
+        type=int,
+        default=500,
+        help="executions per burst, local and remote (default 500)",
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=5000, help="Celery tasks per burst (default 5000)"
+    )
+    parser.add_argument(
+        "--idle-seconds", type=int, default=10, help="how long to watch an idle workspace"
     )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
-    if options.calls < 1 or options.executions < 1:
-        parser.error("--calls and --executions must be at least 1")
+    sizes = (options.calls, options.executions, options.tasks, options.idle_seconds)
+    if min(sizes) < 1:
+        parser.error("--calls, --executions, --tasks and --idle-seconds must be at least 1")
     return options
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    # SIGTERM (a CI timeout, a kill) unwinds like Ctrl-C, so that every benchmark still stops
+    # its processes and removes its directories on the way out
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.perf_counter()
     baseline_ms, figures = common.measure_baseline(BASELINE_RUNS)
-    names = [options.only] if options.only else list(BENCHMARKS)
+    names = [name for name in BENCHMARKS if not options.only or name in options.only]
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        figures += BENCHMARKS[name](options, baseline_ms)
+        figures += BENCHMARKS[name](options, baseline_ms, figures)
     elapsed_s = time.perf_counter() - started
     common.print_table(figures)
     out = options.out or RESULTS_DIR / f"{_timestamp()}.json"
@@ -97,4 +148,8 @@ def _timestamp() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; no results written", file=sys.stderr)
+        sys.exit(130)

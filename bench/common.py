@@ -37,7 +37,7 @@ class Figure:
     benchmark: str
     name: str
     unit: str
-    median: float
+    median: float | None  # None: not measured (the note says why)
     p99: float | None = None
     samples: int = 1
     ratio: float | None = None  # time cost per item / the baseline's median; below 1 is cheaper
@@ -82,6 +82,11 @@ def rate_figure(
     return Figure(benchmark, name, "/s", median, None, len(rates), ratio, note)
 
 
+def comparison_figure(benchmark: str, name: str, ours: float, theirs: float, note: str) -> Figure:
+    """One figure divided by another measured in the same run (unit ``x``, no baseline ratio)."""
+    return Figure(benchmark, name, "x", ours / theirs, None, 1, None, note)
+
+
 def python_start_ms(executable: str, runs: int) -> list[float]:
     """Wall times in ms of ``executable -c pass``, run ``runs`` times one after another."""
     durations = []
@@ -120,7 +125,7 @@ def _row(figure: Figure) -> tuple[str, ...]:
     return (
         figure.benchmark,
         figure.name,
-        _number(figure.median),
+        "-" if figure.median is None else _number(figure.median),
         "-" if figure.p99 is None else _number(figure.p99),
         figure.unit,
         str(figure.samples),
@@ -171,7 +176,7 @@ def served_workspace(name: str = "bench", *extra_args: str) -> Iterator[Workspac
         workspace.token = _login(workspace.api_url)
         yield workspace
     finally:
-        _stop(process)
+        stop_process(process, "tether serve")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -229,9 +234,12 @@ def _login(api_url: str) -> str:
     return str(answer.json()["token"])
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    """SIGTERM, then SIGKILL to its process group and to any descendant that lingers."""
-    descendants = _descendants(process.pid)
+def stop_process(process: subprocess.Popen[str], what: str) -> None:
+    """SIGTERM, then SIGKILL to its process group and to any descendant that lingers.
+
+    ``process`` must lead its own process group (started with ``start_new_session=True``).
+    """
+    descendants = descendants_of(process.pid)
     if process.poll() is None:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -241,10 +249,10 @@ def _stop(process: subprocess.Popen[str]) -> None:
     process.wait()
     if process.stdout is not None:
         process.stdout.close()
-    _kill_lingering(descendants)
+    _kill_lingering(descendants, what)
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants_of(pid: int) -> set[int]:
     """The pids of every live process below ``pid`` (the fork server and its children)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -260,7 +268,7 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _kill_lingering(pids: set[int]) -> None:
+def _kill_lingering(pids: set[int], what: str) -> None:
     """Wait briefly for ``pids`` to go, then SIGKILL the rest; orphans would skew later runs."""
     deadline = time.monotonic() + LINGER_S
     pids = {pid for pid in pids if _is_alive(pid)}
@@ -268,7 +276,7 @@ def _kill_lingering(pids: set[int]) -> None:
         time.sleep(0.05)
         pids = {pid for pid in pids if _is_alive(pid)}
     for pid in pids:
-        print(f"killing process {pid} left behind by tether serve", file=sys.stderr)
+        print(f"killing process {pid} left behind by {what}", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

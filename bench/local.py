@@ -27,12 +27,13 @@ import time
 
 
 def handler(system, this, inputs):
+    remote = inputs.get("remote_workspace_name")  # None: a local child
     for _ in range(inputs["warmup"]):
-        this.flow("noop")
+        this.flow("noop", remote_workspace_name=remote)
     durations_ms = []
     for _ in range(inputs["calls"]):
         start = time.perf_counter()
-        this.flow("noop")
+        this.flow("noop", remote_workspace_name=remote)
         durations_ms.append((time.perf_counter() - start) * 1000)
     this.save(output_value={"durations_ms": durations_ms})
 """
@@ -64,15 +65,20 @@ def create_flow(client: httpx.Client, name: str, script: str) -> None:
 
 def measure_round_trip(client: httpx.Client, calls: int, baseline_ms: float) -> common.Figure:
     """Time `this.flow('noop')` inside a parent script, ``calls`` times after a warm-up."""
-    inputs = {"calls": calls, "warmup": WARMUP_CALLS}
+    durations = round_trips_ms(client, calls)
+    note = f"this.flow('noop') timed inside the parent, after {WARMUP_CALLS} warm-up calls"
+    return common.latency_figure(NAME, "child round trip", durations, baseline_ms, note)
+
+
+def round_trips_ms(client: httpx.Client, calls: int, remote: str | None = None) -> list[float]:
+    """Durations of ``calls`` child executions started by the flow `parent` (in ``remote``)."""
+    inputs = {"calls": calls, "warmup": WARMUP_CALLS, "remote_workspace_name": remote}
     answer = client.post("/execution", json={"flow_name": "parent", "input_value": inputs})
     answer.raise_for_status()
     parent = wait_ended(client, answer.json()["id"], timeout_s=60 + calls)
     if parent["status"] != "ENDED_SUCCESS":
         raise RuntimeError(f"the parent execution failed: {parent['message']}")
-    durations = parent["output_value"]["durations_ms"]
-    note = f"this.flow('noop') timed inside the parent, after {WARMUP_CALLS} warm-up calls"
-    return common.latency_figure(NAME, "child round trip", durations, baseline_ms, note)
+    return [float(d) for d in parent["output_value"]["durations_ms"]]
 
 
 def wait_ended(client: httpx.Client, execution_id: str, timeout_s: float) -> dict:
@@ -90,46 +96,72 @@ def measure_throughput(
     workspace: common.Workspace, client: httpx.Client, sizes: Sizes, baseline_ms: float
 ) -> list[common.Figure]:
     """Executions per second over ``sizes.rounds`` bursts, and the latencies inside them."""
-    rates, submit_rates, latencies = [], [], []
-    for index in range(sizes.rounds):
-        flow_name = f"burst{index}"
-        create_flow(client, flow_name, NOOP_SCRIPT)
-        wall_s, submit_s = burst(workspace, client, flow_name, sizes)
-        rates.append(sizes.executions / wall_s)
-        submit_rates.append(sizes.executions / submit_s)
-        latencies += end_latencies_ms(client, flow_name, sizes.executions)
+    bursts = run_bursts(workspace, client, sizes, "burst")
     note = f"{sizes.executions} started over the API by {sizes.clients} clients, until all ended"
     return [
-        common.rate_figure(NAME, "executions per second", rates, baseline_ms, note),
-        common.rate_figure(NAME, "starts accepted per second", submit_rates, baseline_ms),
+        common.rate_figure(NAME, "executions per second", bursts.rates, baseline_ms, note),
+        common.rate_figure(NAME, "starts accepted per second", bursts.submit_rates, baseline_ms),
         common.latency_figure(
-            NAME, "created to ended, in a burst", latencies, baseline_ms, "server timestamps"
+            NAME,
+            "created to ended, in a burst",
+            bursts.latencies_ms,
+            baseline_ms,
+            "server timestamps",
         ),
     ]
 
 
+@dataclass
+class Bursts:
+    """What ``rounds`` bursts measured: rates per burst and every execution's latency."""
+
+    rates: list[float]
+    submit_rates: list[float]
+    latencies_ms: list[float]
+
+
+def run_bursts(
+    workspace: common.Workspace,
+    client: httpx.Client,
+    sizes: Sizes,
+    prefix: str,
+    remote: str | None = None,
+) -> Bursts:
+    """Run ``sizes.rounds`` bursts, each of a new flow named ``prefix<i>`` (in ``remote``)."""
+    bursts = Bursts([], [], [])
+    for index in range(sizes.rounds):
+        flow_name = f"{prefix}{index}"
+        create_flow(client, flow_name, NOOP_SCRIPT)
+        body = {"flow_name": flow_name, "remote_workspace_name": remote}
+        wall_s, submit_s = burst(workspace, client, body, sizes)
+        bursts.rates.append(sizes.executions / wall_s)
+        bursts.submit_rates.append(sizes.executions / submit_s)
+        bursts.latencies_ms += end_latencies_ms(client, flow_name, sizes.executions)
+    return bursts
+
+
 def burst(
-    workspace: common.Workspace, client: httpx.Client, flow_name: str, sizes: Sizes
+    workspace: common.Workspace, client: httpx.Client, body: dict, sizes: Sizes
 ) -> tuple[float, float]:
     """Start the executions from several clients; seconds until all started and all ended."""
     start = time.perf_counter()
-    asyncio.run(start_all(workspace, flow_name, sizes))
+    asyncio.run(start_all(workspace, body, sizes))
     submit_s = time.perf_counter() - start
-    wait_all_ended(client, flow_name, sizes.executions)
+    wait_all_ended(client, body["flow_name"], sizes.executions)
     return time.perf_counter() - start, submit_s
 
 
-async def start_all(workspace: common.Workspace, flow_name: str, sizes: Sizes) -> None:
+async def start_all(workspace: common.Workspace, body: dict, sizes: Sizes) -> None:
     """Start ``sizes.executions`` executions, shared out over ``sizes.clients`` connections."""
     shares = [len(range(i, sizes.executions, sizes.clients)) for i in range(sizes.clients)]
-    await asyncio.gather(*(start_executions(workspace, flow_name, n) for n in shares))
+    await asyncio.gather(*(start_executions(workspace, body, n) for n in shares))
 
 
-async def start_executions(workspace: common.Workspace, flow_name: str, count: int) -> None:
+async def start_executions(workspace: common.Workspace, body: dict, count: int) -> None:
     """Start ``count`` executions one after another over one connection."""
     async with workspace.async_client() as client:
         for _ in range(count):
-            answer = await client.post("/execution", json={"flow_name": flow_name})
+            answer = await client.post("/execution", json=body)
             answer.raise_for_status()
 
 
