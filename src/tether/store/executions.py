@@ -180,15 +180,25 @@ def claim(conn: sa.Connection, execution_id: str, worker: str, now: float) -> bo
 
 
 def update(conn: sa.Connection, execution_id: str, **values: Any) -> None:
-    """Change columns of an execution that has not ended."""
-    result = conn.execute(
-        execution.update()
-        .where(execution.c.id == execution_id, execution.c.status.not_in(ENDED))
-        .values(**values)
+    """Change columns of an execution that has not ended; its status only moves forward."""
+    query = execution.update().where(
+        execution.c.id == execution_id, execution.c.status.not_in(ENDED)
     )
-    if result.rowcount == 0:
-        current = get(conn, execution_id)
+    status = values.get("status")
+    if status is not None:
+        if status not in STATUSES:
+            raise errors.InvalidInput(detail=f"'{status}' is not an execution status")
+        # The check sits in the WHERE clause so that it holds against concurrent writers.
+        query = query.where(execution.c.status.in_([s for s in STATUSES if is_forward(s, status)]))
+    if conn.execute(query.values(**values)).rowcount == 1:
+        return
+    current = get(conn, execution_id)
+    if current.is_ended:
         raise errors.ExecutionEnded(id=execution_id, status=current.status)
+    raise errors.Conflict(
+        detail=f"execution '{execution_id}' cannot move from {current.status} to {status}: "
+        "a status only moves forward"
+    )
 
 
 def set_columns(conn: sa.Connection, execution_id: str, **values: Any) -> None:

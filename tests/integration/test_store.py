@@ -1,0 +1,219 @@
+"""The store on SQLite and PostgreSQL: migrations match the schema module, claiming is
+atomic, and an execution's status only moves forward."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from tether import errors
+from tether.actions import executions as execution_actions
+from tether.actions import flows
+from tether.actions.context import Context
+from tether.actions.events import Events
+from tether.store import database, executions, schema
+from tether.store.database import Database
+
+QUICK = "def handler(system, this):\n    pass\n"
+
+
+@pytest.fixture
+def open_context(database_url: str) -> Iterator[Callable[[], Context]]:
+    """Opens contexts on one migrated store, each with its own engine (as separate workers)."""
+    opened: list[Database] = []
+
+    def open_() -> Context:
+        db = Database(database_url)
+        opened.append(db)
+        return Context(db=db, events=Events(), workspace_name="test")
+
+    open_().db.migrate()
+    yield open_
+    for db in opened:
+        db.dispose()
+
+
+@pytest.fixture
+def ctx(open_context: Callable[[], Context]) -> Context:
+    context = open_context()
+    flows.create(context, "f", QUICK)
+    return context
+
+
+def queue(ctx: Context, count: int) -> list[str]:
+    return [execution_actions.start(ctx, flow_name="f").id for _ in range(count)]
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+def test_migrations_produce_exactly_the_schema_module(open_context: Callable[[], Context]) -> None:
+    db = open_context().db
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        differences = compare_metadata(context, schema.metadata)
+        current = context.get_current_revision()
+    assert differences == []
+    heads = ScriptDirectory.from_config(database.alembic_config()).get_heads()
+    assert heads == [current]
+
+
+def test_migrating_twice_changes_nothing(open_context: Callable[[], Context]) -> None:
+    db = open_context().db
+    db.migrate()
+    with db.engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert tables == set(schema.metadata.tables) | {"alembic_version"}
+
+
+def test_the_comparison_notices_a_schema_that_differs(
+    open_context: Callable[[], Context],
+) -> None:
+    """Guards the test above: compare_metadata must see a column the migrations lack."""
+    db = open_context().db
+    changed = sa.MetaData()
+    for table in schema.metadata.tables.values():
+        table.to_metadata(changed)
+    changed.tables["flow"].append_column(sa.Column("owner", sa.String(100), nullable=True))
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, changed)
+    assert [d[0] for d in differences] == ["add_column"]
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+def run_together(workers: list[Callable[[], Any]]) -> list[Any]:
+    """Run each callable in its own thread, released at the same moment; their results."""
+    barrier = threading.Barrier(len(workers))
+    results: list[Any] = [None] * len(workers)
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(10)
+            results[index] = workers[index]()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    return results
+
+
+def test_concurrent_workers_never_claim_the_same_execution(
+    ctx: Context, open_context: Callable[[], Context]
+) -> None:
+    queued = queue(ctx, 30)
+
+    def worker(name: str) -> Callable[[], list[str]]:
+        own = open_context()
+
+        def claim_all() -> list[str]:
+            claimed = []
+            while (ex := execution_actions.claim_next(own, name)) is not None:
+                claimed.append(ex.id)
+            return claimed
+
+        return claim_all
+
+    results = run_together([worker(f"w{i}") for i in range(4)])
+    claimed = [i for result in results for i in result]
+    assert sorted(claimed) == sorted(queued)  # each exactly once
+    with ctx.db.begin() as conn:
+        rows = [executions.get(conn, i) for i in queued]
+    assert {r.status for r in rows} == {executions.RUNNING}
+    for index, result in enumerate(results):
+        assert all(r.worker == f"w{index}" for r in rows if r.id in result)
+
+
+def test_two_claims_of_one_execution_succeed_once(
+    ctx: Context, open_context: Callable[[], Context]
+) -> None:
+    [execution_id] = queue(ctx, 1)
+
+    def claimer(name: str) -> Callable[[], bool]:
+        own = open_context()
+
+        def claim() -> bool:
+            with own.db.begin() as conn:
+                return executions.claim(conn, execution_id, name, 1.0)
+
+        return claim
+
+    assert sorted(run_together([claimer("a"), claimer("b")])) == [False, True]
+
+
+def test_only_queued_executions_are_claimed(ctx: Context) -> None:
+    pending = execution_actions.start(ctx, flow_name="f", run=False)
+    assert execution_actions.claim_next(ctx, "w") is None
+    execution_actions.run_pending(ctx, pending.id)
+    claimed = execution_actions.claim_next(ctx, "w")
+    assert claimed is not None and claimed.id == pending.id
+    assert claimed.started_at is not None
+    assert execution_actions.claim_next(ctx, "w") is None
+
+
+# --- forward-only status ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("final", executions.ENDED)
+def test_an_ended_execution_never_changes_status_again(ctx: Context, final: str) -> None:
+    [execution_id] = queue(ctx, 1)
+    execution_actions.claim_next(ctx, "w")
+    ended = execution_actions.end(ctx, execution_id, final, "first end")
+    again = execution_actions.end(ctx, execution_id, executions.ENDED_SUCCESS, "second end")
+    assert (again.status, again.message, again.ended_at) == (final, "first end", ended.ended_at)
+    for status in executions.STATUSES:
+        with ctx.db.begin() as conn, pytest.raises(errors.ExecutionEnded):
+            executions.update(conn, execution_id, status=status)
+    with pytest.raises(errors.ExecutionEnded):
+        execution_actions.save(ctx, execution_id, output_value={"late": True})
+    assert execution_actions.cancel(ctx, execution_id).status == final
+    assert execution_actions.run_pending(ctx, execution_id).status == final
+    assert execution_actions.get(ctx, execution_id).status == final
+
+
+@pytest.mark.parametrize(
+    ("path", "backwards"),
+    [
+        ((executions.QUEUED,), executions.PENDING),
+        ((executions.QUEUED, executions.RUNNING), executions.QUEUED),
+        ((executions.QUEUED, executions.RUNNING), executions.PENDING),
+        ((executions.QUEUED, executions.RUNNING, executions.PAUSED), executions.QUEUED),
+    ],
+)
+def test_status_never_moves_backwards(ctx: Context, path: tuple[str, ...], backwards: str) -> None:
+    pending = execution_actions.start(ctx, flow_name="f", run=False)
+    with ctx.db.begin() as conn:
+        for status in path:
+            executions.update(conn, pending.id, status=status)
+    with ctx.db.begin() as conn, pytest.raises(errors.Conflict):
+        executions.update(conn, pending.id, status=backwards)
+    assert execution_actions.get(ctx, pending.id).status == path[-1]
+
+
+def test_paused_and_running_may_alternate(ctx: Context) -> None:
+    [execution_id] = queue(ctx, 1)
+    execution_actions.claim_next(ctx, "w")
+    with ctx.db.begin() as conn:
+        executions.update(conn, execution_id, status=executions.PAUSED)
+        executions.update(conn, execution_id, status=executions.RUNNING)
+        executions.update(conn, execution_id, status=executions.PAUSED)
+    assert execution_actions.get(ctx, execution_id).status == executions.PAUSED
+    ended = execution_actions.end(ctx, execution_id, executions.ENDED_SUCCESS, None)
+    assert ended.status == executions.ENDED_SUCCESS
