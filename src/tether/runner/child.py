@@ -68,7 +68,8 @@ def run(sock: socket.socket) -> None:
     sys.modules["flow_api"] = flow_api  # scripts write `import flow_api`
     channel = Channel(sock)
     engine = flow_api.Engine(channel)
-    status, message = "ENDED_ERROR", "the execution did not start"
+    status: str = "ENDED_ERROR"
+    message: str | None = "the execution did not start"
     try:
         order = channel.receive()
         if order is not None:

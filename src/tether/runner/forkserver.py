@@ -84,9 +84,9 @@ class ForkServer:
                 )
                 if not future.done():
                     future.set_result(exit_)
-        for future in self._forks:
-            if not future.done():
-                future.set_exception(RuntimeError("the fork server exited"))
+        for fork in self._forks:
+            if not fork.done():
+                fork.set_exception(RuntimeError("the fork server exited"))
 
     async def stop(self) -> None:
         if self._ctrl is not None:

@@ -21,34 +21,48 @@ from tether.runner import child, flow_api  # noqa: F401 - preloaded for every ch
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (no orphans after a kill -9)."""
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``signum`` to this process when its parent dies (no orphans)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+
+
+def _kill_children_and_exit(children: set[int]) -> None:
+    # Each child leads its own process group (it calls setsid), so killing the group also
+    # ends what its script started; a SIGKILL of the child alone would orphan those.
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    os._exit(0)
 
 
 def _report(message: dict[str, int]) -> None:
     os.write(1, json.dumps(message).encode() + b"\n")
 
 
-def _fork_child(ctrl: socket.socket, wakeup: int, fd: int) -> None:
+def _fork_child(ctrl: socket.socket, wakeup: int, fd: int, children: set[int]) -> None:
     pid = os.fork()
     if pid == 0:
-        ctrl.close()
-        os.close(wakeup)
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        die_with_parent()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for target in (0, 1, 2):
-            os.dup2(devnull, target)
-        child.run(socket.socket(fileno=fd))
-        os._exit(0)  # child.run never returns; this is a last guard
+        try:
+            ctrl.close()
+            os.close(wakeup)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            die_with_parent()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for target in (0, 1, 2):
+                os.dup2(devnull, target)
+            child.run(socket.socket(fileno=fd))
+        finally:
+            os._exit(70)  # child.run never returns; never fall back into the fork server's loop
     os.close(fd)
+    children.add(pid)
     _report({"forked": pid})
 
 
-def _reap() -> None:
+def _reap(children: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -56,6 +70,7 @@ def _reap() -> None:
             return
         if pid == 0:
             return
+        children.discard(pid)
         if os.WIFSIGNALED(status):
             _report({"exited": pid, "signal": os.WTERMSIG(status)})
         else:
@@ -63,7 +78,14 @@ def _reap() -> None:
 
 
 def main() -> None:
-    die_with_parent()
+    children: set[int] = set()
+    # When the engine dies (even by kill -9), SIGTERM arrives here and the children's
+    # process groups are killed before this process exits.
+    signal.signal(signal.SIGTERM, lambda *_: _kill_children_and_exit(children))
+    # A Ctrl-C in the terminal reaches the whole process group: the engine stops its
+    # executions itself, so this process must outlive the signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGTERM)
     ctrl = socket.socket(fileno=int(sys.argv[1]))
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
@@ -78,11 +100,11 @@ def main() -> None:
                 os.read(wake_read, 4096)
                 continue
             data, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 16)
-            if not data:
-                return  # the engine went away
+            if not data:  # the engine went away
+                _kill_children_and_exit(children)
             for fd in fds:
-                _fork_child(ctrl, wake_read, fd)
-        _reap()
+                _fork_child(ctrl, wake_read, fd, children)
+        _reap(children)
 
 
 if __name__ == "__main__":
