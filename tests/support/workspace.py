@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,7 @@ class ServedWorkspace:
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
+    _pump: threading.Thread | None = field(default=None, repr=False)
 
     def start(self, timeout_s: float = 30.0, port: int = 0) -> ServedWorkspace:
         """Start the process and wait until it answers /health."""
@@ -144,14 +146,13 @@ class ServedWorkspace:
         return self
 
     def _drain(self) -> None:
-        import threading
-
         def pump() -> None:
             assert self.process is not None and self.process.stdout is not None
             for line in self.process.stdout:
                 self.output.append(line)
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
 
     def _wait_healthy(self, deadline: float) -> None:
         ca_file = self.env.get("TEST_CA_FILE")
@@ -190,5 +191,9 @@ class ServedWorkspace:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self._pump is not None:
+            # The pump ends at the pipe's end of file; closing the pipe under it would fail it.
+            self._pump.join(10)
+            self._pump = None
         if self.process and self.process.stdout:
             self.process.stdout.close()
