@@ -13,6 +13,7 @@ from tether.actions import events, incoming
 from tether.actions.context import Context
 from tether.link import envelope, exchange, protocol
 from tether.link.protocol import KeyRing, Sealed
+from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class Listener:
             max_skew_s=self._max_skew_s,
         )
         reply_to = envelope.body_digest(body)
+        key_problem = await asyncio.to_thread(self._key_problem, config)
+        if key_problem is not None:
+            # An answer cannot go unsigned: say why in the status, and apply nothing.
+            await asyncio.to_thread(exchange.record_failure, self._ctx, name, key_problem)
+            raise errors.EnvelopeRejected(key_problem)
         problem = protocol.hello_problem(config, request.hello)
         if problem is not None:
             await asyncio.to_thread(exchange.record_failure, self._ctx, name, problem)
@@ -64,6 +70,14 @@ class Listener:
         if poll_s > 0:
             await self._hold(name, poll_s)
         return await asyncio.to_thread(self._answer, name, request.sender, reply_to, True)
+
+    def _key_problem(self, config: SyncConfig) -> str | None:
+        """Words for why this side cannot sign its answer, or None."""
+        try:
+            self._ring.own(config)
+        except errors.InvalidInput as exc:
+            return exc.message
+        return None
 
     async def _hold(self, name: str, poll_s: float) -> None:
         """Keep a long-poll open until this side has something to deliver, or ``poll_s`` passed."""

@@ -26,6 +26,7 @@ class BodyLimit:
             return
         seen = 0
         is_exceeded = False
+        is_refused = False
 
         async def limited_receive() -> Message:
             nonlocal seen, is_exceeded
@@ -41,12 +42,23 @@ class BodyLimit:
             return message
 
         async def guarded_send(message: Message) -> None:
+            nonlocal is_refused
             if not is_exceeded:
                 await send(message)
-            elif message["type"] == "http.response.start":
+            elif message["type"] == "http.response.start" and not is_refused:
+                is_refused = True
                 await self._refuse(send)
 
-        await self.app(scope, limited_receive, guarded_send)
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            # An app that reads the whole body fails on the disconnect it was handed (a
+            # chunked body has no Content-Length to refuse up front): the answer is the 413.
+            if not is_exceeded:
+                raise
+            if not is_refused:
+                is_refused = True
+                await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         error = errors.PayloadTooLarge(limit=self.max_bytes)

@@ -1,0 +1,442 @@
+"""The link endpoint against forged, damaged and replayed envelopes: 401 (413) and no state change.
+
+Envelopes are built and signed with tether's own envelope code, as the controlling side
+'hq' would send them to this workspace's sync config 'edge' (role controlled, listener).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+from tests.support.workspace import ApiClient
+from tether.actions.context import Context
+from tether.link import envelope, keys, protocol
+from tether.link.envelope import Envelope, Message
+from tether.store import schema
+from tether.store.outbox import OutboxMessage
+from tether.store.sync_configs import SyncConfig
+
+LISTENER = "edge"  # this workspace's sync config: role controlled, no Remote URL
+SENDER = "hq"  # the controlling workspace's sync config that signs what arrives
+QUICK_SCRIPT = "def handler(system, this):\n    this.save(output_value={'ok': True})\n"
+WAITING_SCRIPT = (
+    "def handler(system, this):\n"
+    "    while not system.setting('release').exists():\n"
+    "        this.sleep(0.02)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def remote_key() -> rsa.RSAPrivateKey:
+    """The controlling side's signing key; 'edge' holds its public half."""
+    return keys.generate_private_key(2048)
+
+
+@pytest.fixture(scope="module")
+def own_key() -> rsa.RSAPrivateKey:
+    """The signing key of 'edge' itself."""
+    return keys.generate_private_key(2048)
+
+
+@pytest.fixture(scope="module")
+def stranger_key() -> rsa.RSAPrivateKey:
+    """A key 'edge' has never been told about."""
+    return keys.generate_private_key(2048)
+
+
+@dataclasses.dataclass
+class Link:
+    """The listener under test and a forger's kit for what the other side would send."""
+
+    api: ApiClient
+    client: TestClient
+    remote_key: rsa.RSAPrivateKey
+    max_skew_s: float
+
+    @property
+    def fingerprint(self) -> str:
+        return keys.fingerprint(self.remote_key.public_key())
+
+    def start_message(
+        self, seq: int = 1, execution_id: str | None = None, script: str = QUICK_SCRIPT
+    ) -> Message:
+        body = {
+            "execution_id": execution_id or str(uuid.uuid4()),
+            "name": "remote one",
+            "flow_name": "f",
+            "script": script,
+            "input_value": {"a": 1},
+            "max_runtime_s": None,
+        }
+        return Message(seq=seq, type="execution.start", body=body)
+
+    def envelope(self, *messages: Message, **changes: Any) -> Envelope:
+        fields: dict[str, Any] = {
+            "protocol": envelope.PROTOCOL_VERSION,
+            "sender": SENDER,
+            "receiver": LISTENER,
+            "key": self.fingerprint,
+            "nonce": envelope.new_nonce(),
+            "sent_at": time.time(),
+            "ack": 0,
+            "messages": messages,
+            "reply_to": None,
+            "hello": {"workspace": "hq", "role": "controlling", "protocols": [1], "poll_s": 0},
+        }
+        return Envelope(**(fields | changes))
+
+    def seal(
+        self, *messages: Message, signer: rsa.RSAPrivateKey | None = None, **changes: Any
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of a signed request, as a dialer makes them."""
+        signer = signer or self.remote_key
+        body = envelope.encode(self.envelope(*messages, **changes))
+        headers = {
+            envelope.SIGNATURE_HEADER: envelope.sign(signer, body),
+            envelope.KEY_HEADER: keys.fingerprint(signer.public_key()),
+            "Content-Type": "application/json",
+        }
+        return body, headers
+
+    def post(
+        self, body: bytes | Iterator[bytes], headers: dict[str, str], name: str = LISTENER
+    ) -> httpx.Response:
+        return self.client.post(f"/sync_config/{name}/sync", content=body, headers=headers)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a request could change: row counts and the link's state rows."""
+        db = self.client.app.state.ctx.db  # type: ignore[attr-defined]
+        with db.begin() as conn:
+
+            def count(table: sa.Table) -> int:
+                return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+            links = conn.execute(sa.select(schema.link_state).order_by("sync_config"))
+            return {
+                "executions": count(schema.execution),
+                "execution_log": count(schema.execution_log),
+                "outbox": count(schema.outbox),
+                "nonces": count(schema.nonce),
+                "link_state": [dict(row._mapping) for row in links],
+            }
+
+    def received(self) -> list[dict[str, Any]]:
+        return [e for e in self.api.ok("GET", "/execution") if e["sync_config"] == LISTENER]
+
+    def applied_seq(self) -> int:
+        return self.api.ok("GET", f"/sync_config/{LISTENER}/status")["applied_seq"]
+
+    def settle(self) -> None:
+        """Wait until every received execution has ended, so nothing changes behind a test."""
+        for record in self.received():
+            self.api.wait_ended(record["id"])
+
+
+@pytest.fixture
+def link(
+    api: ApiClient, app_client: TestClient, settings: Any, remote_key: Any, own_key: Any
+) -> Link:
+    api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": LISTENER,
+            "own_private_key": keys.private_pem(own_key),
+            "remote_public_key": keys.public_pem(remote_key),
+        },
+    )
+    return Link(api, app_client, remote_key, settings.max_clock_skew_s)
+
+
+def assert_rejected(link: Link, answer: httpx.Response, before: dict[str, Any]) -> None:
+    """A 401 with the one answer every rejection gets, and nothing in the store changed."""
+    assert answer.status_code == 401, answer.text
+    assert answer.json() == {"error": "rejected", "message": "the envelope was rejected"}
+    assert envelope.SIGNATURE_HEADER.lower() not in answer.headers
+    assert link.state() == before
+
+
+def flip_byte(body: bytes, index: int) -> bytes:
+    return body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1 :]
+
+
+def forgeries(link: Link, stranger: rsa.RSAPrivateKey) -> dict[str, tuple[bytes, dict, str]]:
+    """Requests that must all be refused: name -> (body, headers, sync config in the URL)."""
+    start = link.start_message()
+    cases: dict[str, tuple[bytes, dict, str]] = {}
+
+    body, headers = link.seal(start)
+    cases["unsigned"] = (body, {k: v for k, v in headers.items() if "Signature" not in k}, LISTENER)
+    cases["signature not base64"] = (body, {**headers, envelope.SIGNATURE_HEADER: "%%%"}, LISTENER)
+    cases["signature of other bytes"] = (
+        body,
+        {**headers, envelope.SIGNATURE_HEADER: envelope.sign(link.remote_key, body + b" ")},
+        LISTENER,
+    )
+    for where in (0, len(body) // 2, len(body) - 1):
+        cases[f"byte {where} flipped"] = (flip_byte(body, where), headers, LISTENER)
+
+    stranger_print = keys.fingerprint(stranger.public_key())
+    body, headers = link.seal(start, signer=stranger, key=stranger_print)
+    cases["signed by an unknown key"] = (body, headers, LISTENER)
+    body, headers = link.seal(start, signer=stranger)
+    cases["signed by another key, naming the known one"] = (
+        body,
+        {**headers, envelope.KEY_HEADER: link.fingerprint},
+        LISTENER,
+    )
+    body, headers = link.seal(start)
+    cases["key header names an unknown key"] = (
+        body,
+        {**headers, envelope.KEY_HEADER: stranger_print},
+        LISTENER,
+    )
+
+    for label, shift in (("stale", -1), ("from the future", 1)):
+        sent_at = time.time() + shift * (link.max_skew_s + 5)
+        cases[f"send time {label}"] = (*link.seal(start, sent_at=sent_at), LISTENER)
+    cases["for another receiver"] = (*link.seal(start, receiver="other"), LISTENER)
+    cases["for a sibling sync config trusting the same key"] = (*link.seal(start), "edge2")
+    cases["unknown protocol version"] = (
+        *link.seal(start, protocol=envelope.PROTOCOL_VERSION + 1),
+        LISTENER,
+    )
+    body, headers = link.seal(Message(1, "execution.launch", start.body))
+    cases["unknown message type"] = (body, headers, LISTENER)
+    return cases
+
+
+def test_forged_and_damaged_envelopes_are_refused_without_a_trace(
+    link: Link, stranger_key: Any, own_key: Any, remote_key: Any, subtests: Any
+) -> None:
+    """Each is answered 401 with the one rejection body, and no row of the store changes."""
+    link.api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": "edge2",
+            "own_private_key": keys.private_pem(own_key),
+            "remote_public_key": keys.public_pem(remote_key),
+        },
+    )
+    for case, (body, headers, name) in forgeries(link, stranger_key).items():
+        with subtests.test(case=case):
+            before = link.state()
+            assert_rejected(link, link.post(body, headers, name=name), before)
+    assert link.api.ok("GET", "/execution") == []
+
+
+def test_oversized_body_is_refused_with_413(link: Link, settings: Any, subtests: Any) -> None:
+    """With a Content-Length and in chunks without one, before the body is read whole."""
+    start = link.start_message()
+    big = Message(start.seq, start.type, {**start.body, "name": "x" * settings.max_body_bytes})
+    body, headers = link.seal(big)
+    chunk = b"x" * 65536
+    chunks = [chunk] * (settings.max_body_bytes // len(chunk) + 2)
+    for case, content in (("with a length", body), ("chunked", iter(chunks))):
+        with subtests.test(case=case):
+            before = link.state()
+            answer = link.post(content, headers)
+            assert answer.status_code == 413, answer.text
+            assert answer.json()["error"] == "payload_too_large"
+            assert link.state() == before
+
+
+def test_unknown_disabled_and_badly_signed_get_the_same_answer(
+    link: Link, stranger_key: Any
+) -> None:
+    """Names cannot be probed: the three answers are byte for byte the same."""
+    body, headers = link.seal(link.start_message(), signer=stranger_key)
+    bad_signature = link.post(body, headers)
+    body, headers = link.seal(link.start_message(), receiver="nosuch")
+    before = link.state()
+    unknown = link.post(body, headers, name="nosuch")
+    assert_rejected(link, unknown, before)
+    link.api.ok("PATCH", f"/sync_config/{LISTENER}", json={"enabled": False})
+    body, headers = link.seal(link.start_message())
+    before = link.state()
+    disabled = link.post(body, headers)
+    assert_rejected(link, disabled, before)
+    assert bad_signature.status_code == unknown.status_code == disabled.status_code == 401
+    assert bad_signature.content == unknown.content == disabled.content
+    assert link.received() == []
+
+
+def test_valid_start_creates_one_execution_and_a_signed_answer(link: Link) -> None:
+    """Sealed by protocol.seal as the dialer does it; the answer verifies with edge's public key."""
+    secret = b"a secret for this test"
+    ctx = Context(db=None, events=None, workspace_name="hq", secret=secret)  # type: ignore[arg-type]
+    now = time.time()
+    hq = SyncConfig(
+        name=SENDER,
+        is_enabled=True,
+        remote_url=f"http://testserver/api/latest/sync_config/{LISTENER}/sync",
+        role="controlling",
+        ca_certificate=None,
+        verify_ssl=True,
+        own_private_key=keys.encrypt_with_secret(secret, keys.private_pem(link.remote_key)),
+        next_own_private_key=None,
+        remote_public_keys=[],
+        send_all_executions=False,
+        sync_interval_s=None,
+        created_at=now,
+        updated_at=now,
+    )
+    start = link.start_message(script=WAITING_SCRIPT)
+    sealed = protocol.seal(
+        ctx,
+        protocol.KeyRing(ctx),
+        hq,
+        receiver=LISTENER,
+        ack=0,
+        messages=[OutboxMessage(start.seq, start.type, start.body)],
+        hello_=protocol.hello(ctx, hq),
+    )
+    answer = link.post(sealed.body, sealed.headers)
+    assert answer.status_code == 200, answer.text
+
+    received = link.received()
+    assert len(received) == 1
+    assert received[0]["status"] in ("QUEUED", "RUNNING"), received[0]
+    assert received[0]["remote_execution_id"] == start.body["execution_id"]
+    assert (received[0]["script"], received[0]["input_value"]) == (WAITING_SCRIPT, {"a": 1})
+    assert link.applied_seq() == 1
+
+    own_public_key = link.api.ok("GET", f"/sync_config/{LISTENER}")["own_public_key"]
+    verifier = keys.load_public_key(own_public_key)
+    signature = answer.headers[envelope.SIGNATURE_HEADER]
+    assert envelope.verify_signature(verifier, answer.content, signature)
+    assert not envelope.verify_signature(verifier, flip_byte(answer.content, 10), signature)
+    reply = envelope.decode(answer.content)
+    assert reply.reply_to == hashlib.sha256(sealed.body).hexdigest()
+    assert (reply.sender, reply.receiver, reply.ack) == (LISTENER, SENDER, 1)
+    assert reply.key == keys.fingerprint(verifier) == answer.headers[envelope.KEY_HEADER]
+    assert reply.hello is not None and reply.hello["role"] == "controlled"
+    link.api.set_setting("release", True)
+    assert link.api.wait_ended(received[0]["id"])["status"] == "ENDED_SUCCESS"
+
+
+def test_replayed_envelope_is_refused_and_runs_nothing_twice(link: Link) -> None:
+    """Replayed byte for byte after it was accepted, and raced by several threads at once."""
+    body, headers = link.seal(link.start_message(seq=1))
+    assert link.post(body, headers).status_code == 200
+    assert len(link.received()) == 1
+    link.settle()
+    before = link.state()
+    assert_rejected(link, link.post(body, headers), before)
+    assert len(link.received()) == 1
+
+    body, headers = link.seal(link.start_message(seq=2))
+    barrier = threading.Barrier(6)
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        barrier.wait()
+        answers.append(link.post(body, headers))
+
+    threads = [threading.Thread(target=post) for _ in range(barrier.parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [200] + [401] * (barrier.parties - 1), [a.text for a in answers]
+    assert len(link.received()) == 2
+    assert link.applied_seq() == 2
+    link.settle()
+    before = link.state()
+    assert_rejected(link, link.post(body, headers), before)
+
+
+def test_a_start_takes_effect_once_per_seq_and_once_per_execution_id(link: Link) -> None:
+    """A new envelope repeating seq 1 skips it; a start of a known id under seq 2 does nothing."""
+    start = link.start_message(seq=1)
+    assert link.post(*link.seal(start)).status_code == 200
+    link.settle()
+
+    answer = link.post(*link.seal(start))
+    assert answer.status_code == 200, answer.text
+    assert len(link.received()) == 1
+    assert link.applied_seq() == 1
+
+    again = link.start_message(seq=2, execution_id=start.body["execution_id"])
+    answer = link.post(*link.seal(again))
+    assert answer.status_code == 200, answer.text
+    assert len(link.received()) == 1
+    assert link.applied_seq() == 2
+
+
+def test_start_on_a_controlling_sync_config_creates_nothing(
+    link: Link, own_key: Any, remote_key: Any
+) -> None:
+    """Only a controlled side runs what the other side starts."""
+    link.api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": "boss",
+            "role": "controlling",
+            "own_private_key": keys.private_pem(own_key),
+            "remote_public_key": keys.public_pem(remote_key),
+        },
+    )
+    hello = {"workspace": "hq", "role": "controlled", "protocols": [1], "poll_s": 0}
+    body, headers = link.seal(link.start_message(), receiver="boss", hello=hello)
+    answer = link.post(body, headers, name="boss")
+    assert answer.status_code == 200, answer.text
+    assert link.api.ok("GET", "/execution") == []
+    status = link.api.ok("GET", "/sync_config/boss/status")
+    assert status["state"] == "connected", status
+    assert status["applied_seq"] == 1  # consumed, so the link goes on, but never acted on
+
+
+def test_first_contact_mismatch_puts_the_link_in_failing_until_mended(link: Link) -> None:
+    """Same role on both sides, or no common protocol: failing, the problem and fix in words."""
+    start = link.start_message()
+    hello = {"workspace": "other-edge", "role": "controlled", "protocols": [1], "poll_s": 0}
+    answer = link.post(*link.seal(start, hello=hello))
+    assert envelope.decode(answer.content).messages == ()
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert status["state"] == "failing", status
+    message = status["last_error"]
+    assert "both sides" in message and "'controlled'" in message, message
+    assert "other-edge" in message and "change the role" in message, message
+    assert (link.received(), status["applied_seq"]) == ([], 0)
+
+    hello = {"workspace": "hq", "role": "controlling", "protocols": [7], "poll_s": 0}
+    link.post(*link.seal(start, hello=hello))
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert status["state"] == "failing", status
+    assert "no common protocol version" in status["last_error"], status
+    assert "upgrade the older side" in status["last_error"], status
+    assert (link.received(), status["applied_seq"]) == ([], 0)
+
+    assert link.post(*link.seal(start)).status_code == 200
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert (status["state"], status["last_error"]) == ("connected", None)
+    assert status["remote_workspace"] == "hq" and status["remote_role"] == "controlling"
+    assert len(link.received()) == 1
+    link.settle()
+
+
+def test_listener_without_its_own_key_applies_nothing_and_says_why(link: Link) -> None:
+    """It could not sign its answer: 401, nothing applied, and the status names the fix."""
+    link.api.ok("PATCH", f"/sync_config/{LISTENER}", json={"own_private_key": ""})
+    answer = link.post(*link.seal(link.start_message()))
+    assert answer.status_code == 401, answer.text
+    assert link.received() == []
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert status["state"] == "failing" and status["applied_seq"] == 0, status
+    assert "no private key" in status["last_error"], status
