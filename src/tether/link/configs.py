@@ -5,6 +5,7 @@ Key material is checked here (it needs the link's crypto) and encrypted before i
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from dataclasses import replace
@@ -70,9 +71,10 @@ def check_ca_certificate(pem: str) -> None:
 
 
 def check_interval(value: float | None) -> None:
-    if value is not None and value <= 0:
+    # NaN passes a plain `<= 0` test and infinity would make the dialer sleep forever.
+    if value is not None and not (math.isfinite(value) and value > 0):
         raise errors.LinkConfigInvalid(
-            field="sync_interval_s",
+            field="sync_interval",
             detail="it must be a positive number of seconds, or empty to deliver at once",
         )
 
@@ -154,7 +156,9 @@ def own_private_key(ctx: Context, config: SyncConfig) -> rsa.RSAPrivateKey | Non
     """This side's signing key, decrypted with the workspace secret."""
     if not config.own_private_key:
         return None
-    return keys.load_private_key(keys.decrypt_with_secret(ctx.secret, config.own_private_key))
+    # Checked when it was set, and Fernet refuses a token changed since.
+    pem = keys.decrypt_with_secret(ctx.secret, config.own_private_key)
+    return keys.load_private_key(pem, is_checked=True)
 
 
 def remote_keys(config: SyncConfig) -> dict[str, rsa.RSAPublicKey]:

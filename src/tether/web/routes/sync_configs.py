@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tether import errors
 from tether.actions.context import Context
@@ -30,7 +30,15 @@ class SyncConfigChange(BaseModel):
     own_private_key: str | None = Field(default=None, max_length=100_000)
     remote_public_key: str | list[str] | None = Field(default=None, max_length=100_000)
     send_all_executions: bool | None = None
-    sync_interval: float | None = None
+    sync_interval: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("enabled", "verify_ssl", "send_all_executions")
+    @classmethod
+    def _not_null(cls, value: bool | None) -> bool:
+        # Left out, a switch keeps its value; sent as null it would be stored as nothing.
+        if value is None:
+            raise ValueError("send true or false, or leave the field out")
+        return value
 
 
 class SyncConfigIn(SyncConfigChange):
