@@ -88,15 +88,31 @@ def keygen(args: argparse.Namespace) -> int:
     from tether.link import keys
 
     path = Path(args.path)
+    public_path = Path(f"{path}.pub")
+    if args.bits < keys.MIN_BITS:
+        return _fail(f"--bits {args.bits} is too small: links need {keys.MIN_BITS} bits or more")
+    for existing in (path, public_path):
+        if existing.exists():
+            return _fail(f"{existing} exists: keygen never overwrites a key; pick another PATH")
     key = keys.generate_private_key(args.bits)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(keys.private_pem(key))
-    os.chmod(path, 0o600)
-    Path(f"{path}.pub").write_text(keys.public_pem(key))
-    print(f"wrote {path} (private, mode 0600) and {path}.pub")
+    try:
+        # Created 0600 from the start (O_EXCL), so the key is never readable by others.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(keys.private_pem(key))
+        with public_path.open("x") as handle:
+            handle.write(keys.public_pem(key))
+    except OSError as exc:
+        return _fail(f"cannot write {exc.filename}: {exc.strerror}")
+    print(f"wrote {path} (private, mode 0600) and {public_path}")
     print(f"fingerprint: {keys.fingerprint(key.public_key())}")
     return 0
+
+
+def _fail(message: str) -> int:
+    """Print a command's error for a person to read; the exit status to return."""
+    print(f"tether: {message}", file=sys.stderr)
+    return 1
 
 
 def demo(args: argparse.Namespace) -> int:
