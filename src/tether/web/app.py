@@ -61,6 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await linker.stop()
             await runner.stop()
+            # A cancelled task leaves its asyncio.to_thread call running; wait for those
+            # threads, or a connection they hold outlives the pool that dispose() closes.
+            await asyncio.get_running_loop().shutdown_default_executor()
             database.dispose()
 
     app = FastAPI(
