@@ -310,6 +310,8 @@ def test_valid_start_creates_one_execution_and_a_signed_answer(link: Link) -> No
     received = link.received()
     assert len(received) == 1
     assert received[0]["status"] in ("QUEUED", "RUNNING"), received[0]
+    by_origin = link.api.ok("GET", "/execution", params={"origin": "received"})
+    assert [e["id"] for e in by_origin] == [received[0]["id"]]
     assert received[0]["remote_execution_id"] == start.body["execution_id"]
     assert (received[0]["script"], received[0]["input_value"]) == (WAITING_SCRIPT, {"a": 1})
     assert link.applied_seq() == 1
