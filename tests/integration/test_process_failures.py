@@ -118,7 +118,7 @@ def test_max_runtime_stops_a_busy_loop_with_error(api: ApiClient) -> None:
     assert record["status"] == "ENDED_ERROR"
     assert "maximum runtime" in record["message"]
     assert "0.5" in record["message"]
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
     assert_still_serves(api)
 
 
@@ -129,7 +129,7 @@ def test_max_runtime_stops_a_parent_waiting_on_a_child_that_never_ends(api: ApiC
     record = api.run("parent", max_runtime_s=0.5)
     assert record["status"] == "ENDED_ERROR"
     assert "maximum runtime" in record["message"]
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
 
 
 def test_max_runtime_leaves_a_quick_execution_alone(api: ApiClient) -> None:
@@ -167,11 +167,10 @@ def test_cancel_stops_a_busy_loop_at_once_and_its_process_is_gone(api: ApiClient
     flow(api, "spins", PID_THEN_SPIN)
     execution = api.start("spins")
     pid = api.wait_setting("pid")
-    started = time.monotonic()
     api.ok("POST", f"/execution/{execution['id']}/cancel")
     record = api.wait_ended(execution["id"])
     assert record["status"] == "ENDED_CANCELLED"
-    assert time.monotonic() - started < 0.9  # the signal stopped it, not the kill after 1 s
+    assert record["message"] == "cancelled"  # the signal stopped it: no kill was needed
     wait_gone(pid)
     assert_still_serves(api)
 
@@ -188,7 +187,7 @@ def test_cancel_kills_a_script_that_swallows_the_signal_after_the_grace_period(
     elapsed = time.monotonic() - started
     assert record["status"] == "ENDED_CANCELLED"
     assert "killed" in record["message"]
-    assert 0.9 <= elapsed < 5  # the fixture's grace period is 1 s
+    assert 1.0 <= elapsed < 10  # the fixture's grace period is 1 s
     wait_gone(pid)
     assert_still_serves(api)
 
