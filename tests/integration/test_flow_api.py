@@ -719,3 +719,44 @@ def test_cancel_during_a_wait_on_another_execution_runs_the_finally_block(
     assert api.ok("GET", f"/execution/{other['id']}")["status"] == "RUNNING"
     api.set_setting("go", True)
     assert api.wait_ended(other["id"])["status"] == "ENDED_SUCCESS"
+
+
+def test_a_long_log_is_kept_complete_and_in_order(api: ApiClient) -> None:
+    flow(
+        api,
+        "chatty",
+        """
+        def handler(system, this):
+            for i in range(2500):
+                print(f'line {i}')
+        """,
+    )
+    record = api.run("chatty")
+    assert record["status"] == "ENDED_SUCCESS", record
+    messages: list[str] = []
+    while page := api.ok("GET", f"/execution/{record['id']}/log", params={"offset": len(messages)}):
+        messages += [e["message"] for e in page]
+    assert messages == [f"line {i}" for i in range(2500)]
+
+
+def test_flow_api_calls_from_several_threads_each_get_their_answer(api: ApiClient) -> None:
+    flow(api, "child", SUCCEEDING_CHILD)
+    flow(
+        api,
+        "threaded",
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def handler(system, this):
+            def work(n):
+                system.setting(f's{n}').save(value=n)
+                child = this.flow('child', n=n)
+                return child.get('output_value')['echo']['n'] + system.setting(f's{n}').get('value')
+
+            with ThreadPoolExecutor(4) as pool:
+                this.set_output('sums', list(pool.map(work, range(8))))
+        """,
+    )
+    record = api.wait_ended(api.start("threaded")["id"], timeout_s=20)
+    assert record["status"] == "ENDED_SUCCESS", record
+    assert record["output_value"] == {"sums": [2 * n for n in range(8)]}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import itertools
+import queue
 import signal
+import threading
 import time
 from typing import Any
 
@@ -92,22 +94,41 @@ _STATUS_FIELDS = ("status", "output_value", "message")
 
 
 class Engine:
-    """Requests to the engine; one per child process."""
+    """Requests to the engine; one per child process, usable from any thread of the script.
+
+    One reader thread takes every answer off the channel and hands it to the thread that
+    asked (by request id), so that calls from several threads never take each other's
+    answers and a cancel signal can interrupt a waiting main thread.
+    """
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._ids = itertools.count(1)
+        self._sending = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: dict[int, queue.SimpleQueue[dict[str, Any] | None]] = {}
+        self._is_closed = False
+
+    def start(self) -> None:
+        """Begin reading answers; call once the execution's order was received."""
+        threading.Thread(target=self._read_answers, name="flow_api answers", daemon=True).start()
 
     def call(self, op: str, **args: Any) -> Any:
         """Send a request and wait for its answer; errors come back as flow_api errors."""
         request_id = next(self._ids)
-        self.send({"op": op, "rid": request_id, **args})
-        while True:
-            answer = self._channel.receive()
-            if answer is None:
+        slot: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        with self._pending_lock:
+            if self._is_closed:
                 raise FlowApiError("the engine closed the connection to this execution")
-            if answer.get("rid") == request_id:
-                break  # answers to requests a cancel interrupted are skipped
+            self._pending[request_id] = slot
+        try:
+            self.send({"op": op, "rid": request_id, **args})
+            answer = slot.get()  # a cancel interrupts this; the late answer is then dropped
+        finally:
+            with self._pending_lock:
+                self._pending.pop(request_id, None)
+        if answer is None:
+            raise FlowApiError("the engine closed the connection to this execution")
         if "error" in answer:
             error = answer["error"]
             raise _ERRORS.get(error["kind"], FlowApiError)(error["message"])
@@ -115,12 +136,33 @@ class Engine:
 
     def send(self, message: dict[str, Any]) -> None:
         """Send without waiting; a cancel signal is held back so no line is cut in half."""
-        blocked = {signal.SIGUSR1}
-        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
-            self._channel.send(message)
+            with self._sending:
+                self._channel.send(message)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _read_answers(self) -> None:
+        # The cancel signal must reach the main thread, never this one.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        while True:
+            try:
+                answer = self._channel.receive()
+            except (OSError, ValueError):
+                answer = None
+            with self._pending_lock:
+                if answer is None:
+                    self._is_closed = True
+                    waiting, self._pending = list(self._pending.values()), {}
+                else:
+                    rid = answer.get("rid")
+                    found = self._pending.pop(rid, None) if isinstance(rid, int) else None
+                    waiting = [] if found is None else [found]
+            for slot in waiting:
+                slot.put(answer)
+            if answer is None:
+                return
 
 
 class ExecutionHandle:
