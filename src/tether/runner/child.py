@@ -73,7 +73,6 @@ def run(sock: socket.socket) -> None:
     try:
         order = channel.receive()
         if order is not None:
-            engine.start()
             status, message = _execute(engine, order)
     except flow_api.LifecycleSignal as signal_:
         status, message = signal_.status, signal_.message

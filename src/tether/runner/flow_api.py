@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import queue
 import signal
 import threading
 import time
@@ -96,37 +95,34 @@ _STATUS_FIELDS = ("status", "output_value", "message")
 class Engine:
     """Requests to the engine; one per child process, usable from any thread of the script.
 
-    One reader thread takes every answer off the channel and hands it to the thread that
-    asked (by request id), so that calls from several threads never take each other's
-    answers and a cancel signal can interrupt a waiting main thread.
+    Whichever calling thread finds nobody reading the channel reads it, keeps its own answer
+    and hands the others to the threads that asked (by request id). A single-threaded
+    script thus reads its answers itself, where a cancel signal interrupts the read.
     """
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._ids = itertools.count(1)
         self._sending = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending: dict[int, queue.SimpleQueue[dict[str, Any] | None]] = {}
+        self._state = threading.Condition()
+        self._pending: set[int] = set()
+        self._answers: dict[int, dict[str, Any]] = {}
+        self._is_reading = False
         self._is_closed = False
-
-    def start(self) -> None:
-        """Begin reading answers; call once the execution's order was received."""
-        threading.Thread(target=self._read_answers, name="flow_api answers", daemon=True).start()
 
     def call(self, op: str, **args: Any) -> Any:
         """Send a request and wait for its answer; errors come back as flow_api errors."""
         request_id = next(self._ids)
-        slot: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-        with self._pending_lock:
-            if self._is_closed:
-                raise FlowApiError("the engine closed the connection to this execution")
-            self._pending[request_id] = slot
+        with self._state:
+            self._pending.add(request_id)
         try:
             self.send({"op": op, "rid": request_id, **args})
-            answer = slot.get()  # a cancel interrupts this; the late answer is then dropped
+            answer = self._answer_to(request_id)
         finally:
-            with self._pending_lock:
-                self._pending.pop(request_id, None)
+            with self._state:
+                # A cancel may have interrupted the wait: its answer is dropped on arrival.
+                self._pending.discard(request_id)
+                self._answers.pop(request_id, None)
         if answer is None:
             raise FlowApiError("the engine closed the connection to this execution")
         if "error" in answer:
@@ -143,26 +139,35 @@ class Engine:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    def _read_answers(self) -> None:
-        # The cancel signal must reach the main thread, never this one.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    def _answer_to(self, request_id: int) -> dict[str, Any] | None:
+        with self._state:
+            while self._is_reading and request_id not in self._answers:
+                self._state.wait()
+            if request_id in self._answers:
+                return self._answers.pop(request_id)
+            if self._is_closed:
+                return None
+            self._is_reading = True
+        try:
+            return self._read_until(request_id)
+        finally:
+            with self._state:
+                self._is_reading = False
+                self._state.notify_all()
+
+    def _read_until(self, request_id: int) -> dict[str, Any] | None:
         while True:
-            try:
-                answer = self._channel.receive()
-            except (OSError, ValueError):
-                answer = None
-            with self._pending_lock:
+            answer = self._channel.receive()
+            with self._state:
                 if answer is None:
                     self._is_closed = True
-                    waiting, self._pending = list(self._pending.values()), {}
-                else:
-                    rid = answer.get("rid")
-                    found = self._pending.pop(rid, None) if isinstance(rid, int) else None
-                    waiting = [] if found is None else [found]
-            for slot in waiting:
-                slot.put(answer)
-            if answer is None:
-                return
+                    return None
+                rid = answer.get("rid")
+                if rid == request_id:
+                    return answer
+                if rid in self._pending:
+                    self._answers[rid] = answer
+                    self._state.notify_all()
 
 
 class ExecutionHandle:
