@@ -6,170 +6,25 @@ Envelopes are built and signed with tether's own envelope code, as the controlli
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi.testclient import TestClient
 
-from tests.support.workspace import ApiClient
-from tether.actions.context import Context
-from tether.link import envelope, keys, protocol
-from tether.link.envelope import Envelope, Message
-from tether.store import schema
-from tether.store.outbox import OutboxMessage
-from tether.store.sync_configs import SyncConfig
-
-LISTENER = "edge"  # this workspace's sync config: role controlled, no Remote URL
-SENDER = "hq"  # the controlling workspace's sync config that signs what arrives
-QUICK_SCRIPT = "def handler(system, this):\n    this.save(output_value={'ok': True})\n"
-WAITING_SCRIPT = (
-    "def handler(system, this):\n"
-    "    while not system.setting('release').exists():\n"
-    "        this.sleep(0.02)\n"
+from tests.support.envelopes import (
+    LISTENER,
+    SENDER,
+    WAITING_SCRIPT,
+    Link,
+    assert_rejected,
+    create_listener,
+    flip_byte,
 )
-
-
-@pytest.fixture(scope="module")
-def remote_key() -> rsa.RSAPrivateKey:
-    """The controlling side's signing key; 'edge' holds its public half."""
-    return keys.generate_private_key(2048)
-
-
-@pytest.fixture(scope="module")
-def own_key() -> rsa.RSAPrivateKey:
-    """The signing key of 'edge' itself."""
-    return keys.generate_private_key(2048)
-
-
-@pytest.fixture(scope="module")
-def stranger_key() -> rsa.RSAPrivateKey:
-    """A key 'edge' has never been told about."""
-    return keys.generate_private_key(2048)
-
-
-@dataclasses.dataclass
-class Link:
-    """The listener under test and a forger's kit for what the other side would send."""
-
-    api: ApiClient
-    client: TestClient
-    remote_key: rsa.RSAPrivateKey
-    max_skew_s: float
-
-    @property
-    def fingerprint(self) -> str:
-        return keys.fingerprint(self.remote_key.public_key())
-
-    def start_message(
-        self, seq: int = 1, execution_id: str | None = None, script: str = QUICK_SCRIPT
-    ) -> Message:
-        body = {
-            "execution_id": execution_id or str(uuid.uuid4()),
-            "name": "remote one",
-            "flow_name": "f",
-            "script": script,
-            "input_value": {"a": 1},
-            "max_runtime_s": None,
-        }
-        return Message(seq=seq, type="execution.start", body=body)
-
-    def envelope(self, *messages: Message, **changes: Any) -> Envelope:
-        fields: dict[str, Any] = {
-            "protocol": envelope.PROTOCOL_VERSION,
-            "sender": SENDER,
-            "receiver": LISTENER,
-            "key": self.fingerprint,
-            "nonce": envelope.new_nonce(),
-            "sent_at": time.time(),
-            "ack": 0,
-            "messages": messages,
-            "reply_to": None,
-            "hello": {"workspace": "hq", "role": "controlling", "protocols": [1], "poll_s": 0},
-        }
-        return Envelope(**(fields | changes))
-
-    def seal(
-        self, *messages: Message, signer: rsa.RSAPrivateKey | None = None, **changes: Any
-    ) -> tuple[bytes, dict[str, str]]:
-        """The body and headers of a signed request, as a dialer makes them."""
-        signer = signer or self.remote_key
-        body = envelope.encode(self.envelope(*messages, **changes))
-        headers = {
-            envelope.SIGNATURE_HEADER: envelope.sign(signer, body),
-            envelope.KEY_HEADER: keys.fingerprint(signer.public_key()),
-            "Content-Type": "application/json",
-        }
-        return body, headers
-
-    def post(
-        self, body: bytes | Iterator[bytes], headers: dict[str, str], name: str = LISTENER
-    ) -> httpx.Response:
-        return self.client.post(f"/sync_config/{name}/sync", content=body, headers=headers)
-
-    def state(self) -> dict[str, Any]:
-        """Everything a request could change: row counts and the link's state rows."""
-        db = self.client.app.state.ctx.db  # type: ignore[attr-defined]
-        with db.begin() as conn:
-
-            def count(table: sa.Table) -> int:
-                return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-            links = conn.execute(sa.select(schema.link_state).order_by("sync_config"))
-            return {
-                "executions": count(schema.execution),
-                "execution_log": count(schema.execution_log),
-                "outbox": count(schema.outbox),
-                "nonces": count(schema.nonce),
-                "link_state": [dict(row._mapping) for row in links],
-            }
-
-    def received(self) -> list[dict[str, Any]]:
-        return [e for e in self.api.ok("GET", "/execution") if e["sync_config"] == LISTENER]
-
-    def applied_seq(self) -> int:
-        return self.api.ok("GET", f"/sync_config/{LISTENER}/status")["applied_seq"]
-
-    def settle(self) -> None:
-        """Wait until every received execution has ended, so nothing changes behind a test."""
-        for record in self.received():
-            self.api.wait_ended(record["id"])
-
-
-@pytest.fixture
-def link(
-    api: ApiClient, app_client: TestClient, settings: Any, remote_key: Any, own_key: Any
-) -> Link:
-    api.ok(
-        "POST",
-        "/sync_config",
-        json={
-            "name": LISTENER,
-            "own_private_key": keys.private_pem(own_key),
-            "remote_public_key": keys.public_pem(remote_key),
-        },
-    )
-    return Link(api, app_client, remote_key, settings.max_clock_skew_s)
-
-
-def assert_rejected(link: Link, answer: httpx.Response, before: dict[str, Any]) -> None:
-    """A 401 with the one answer every rejection gets, and nothing in the store changed."""
-    assert answer.status_code == 401, answer.text
-    assert answer.json() == {"error": "rejected", "message": "the envelope was rejected"}
-    assert envelope.SIGNATURE_HEADER.lower() not in answer.headers
-    assert link.state() == before
-
-
-def flip_byte(body: bytes, index: int) -> bytes:
-    return body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1 :]
+from tether.link import envelope, keys
+from tether.link.envelope import Message
 
 
 def forgeries(link: Link, stranger: rsa.RSAPrivateKey) -> dict[str, tuple[bytes, dict, str]]:
@@ -222,15 +77,7 @@ def test_forged_and_damaged_envelopes_are_refused_without_a_trace(
     link: Link, stranger_key: Any, own_key: Any, remote_key: Any, subtests: Any
 ) -> None:
     """Each is answered 401 with the one rejection body, and no row of the store changes."""
-    link.api.ok(
-        "POST",
-        "/sync_config",
-        json={
-            "name": "edge2",
-            "own_private_key": keys.private_pem(own_key),
-            "remote_public_key": keys.public_pem(remote_key),
-        },
-    )
+    create_listener(link.api, own_key, remote_key, name="edge2")
     for case, (body, headers, name) in forgeries(link, stranger_key).items():
         with subtests.test(case=case):
             before = link.state()
@@ -276,34 +123,8 @@ def test_unknown_disabled_and_badly_signed_get_the_same_answer(
 
 def test_valid_start_creates_one_execution_and_a_signed_answer(link: Link) -> None:
     """Sealed by protocol.seal as the dialer does it; the answer verifies with edge's public key."""
-    secret = b"a secret for this test"
-    ctx = Context(db=None, events=None, workspace_name="hq", secret=secret)  # type: ignore[arg-type]
-    now = time.time()
-    hq = SyncConfig(
-        name=SENDER,
-        is_enabled=True,
-        remote_url=f"http://testserver/api/latest/sync_config/{LISTENER}/sync",
-        role="controlling",
-        ca_certificate=None,
-        verify_ssl=True,
-        own_private_key=keys.encrypt_with_secret(secret, keys.private_pem(link.remote_key)),
-        next_own_private_key=None,
-        remote_public_keys=[],
-        send_all_executions=False,
-        sync_interval_s=None,
-        created_at=now,
-        updated_at=now,
-    )
     start = link.start_message(script=WAITING_SCRIPT)
-    sealed = protocol.seal(
-        ctx,
-        protocol.KeyRing(ctx),
-        hq,
-        receiver=LISTENER,
-        ack=0,
-        messages=[OutboxMessage(start.seq, start.type, start.body)],
-        hello_=protocol.hello(ctx, hq),
-    )
+    sealed = link.capture(start)
     answer = link.post(sealed.body, sealed.headers)
     assert answer.status_code == 200, answer.text
 
