@@ -345,3 +345,20 @@ def test_many_crashes_in_a_row_leave_the_workspace_serving(api: ApiClient) -> No
         assert record["status"] == "ENDED_ERROR"
         assert "exited with code" in record["message"]
     assert_still_serves(api)
+
+
+def test_a_script_that_kills_the_fork_server_leaves_the_workspace_serving(api: ApiClient) -> None:
+    flow(
+        api,
+        "parricide",
+        """
+        import os, signal
+
+        def handler(system, this):
+            os.kill(os.getppid(), signal.SIGKILL)
+            this.sleep(10)
+        """,
+    )
+    record = api.run("parricide")
+    assert record["status"] == "ENDED_ERROR"
+    assert_still_serves(api)

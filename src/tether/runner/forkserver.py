@@ -13,6 +13,8 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
+FORK_TIMEOUT_S = 30.0  # a fork answers in milliseconds; this only guards against a hang
+
 
 @dataclass(frozen=True)
 class Exit:
@@ -45,18 +47,46 @@ class ForkServer:
         self._ctrl = engine_end
         self._reader = asyncio.create_task(self._read_reports())
 
+    @property
+    def is_running(self) -> bool:
+        """Whether the fork server process is there to fork children."""
+        return (
+            self._ctrl is not None
+            and self._process is not None
+            and self._process.returncode is None
+            and self._reader is not None
+            and not self._reader.done()
+        )
+
+    async def restart(self) -> None:
+        """Replace a fork server that died (its children died with it)."""
+        await self.stop()
+        self._forks.clear()
+        self._exits.clear()
+        await self.start()
+
     async def fork(self) -> tuple[int, socket.socket]:
         """A new child process and the engine's end of its channel."""
-        if self._ctrl is None or self._process is None or self._process.returncode is not None:
+        # Checked without an await before the append: once the report reader has ended,
+        # nothing would ever answer this fork.
+        if self._ctrl is None or not self.is_running:
             raise RuntimeError("the fork server is not running")
         engine_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._forks.append(future)
         try:
             socket.send_fds(self._ctrl, [b"f"], [child_end.fileno()])
+        except OSError:
+            self._forks.remove(future)  # no report will come for it
+            engine_end.close()
+            raise
         finally:
             child_end.close()
-        pid = await future
+        try:
+            pid = await asyncio.wait_for(future, FORK_TIMEOUT_S)
+        except BaseException:
+            engine_end.close()
+            raise
         self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
         return pid, engine_end
 
@@ -76,7 +106,9 @@ class ForkServer:
         while line := await self._process.stdout.readline():
             report = json.loads(line)
             if "forked" in report:
-                self._forks.popleft().set_result(report["forked"])
+                fork = self._forks.popleft()
+                if not fork.done():  # done: its caller gave up waiting
+                    fork.set_result(report["forked"])
             else:
                 exit_ = Exit(report.get("code"), report.get("signal"))
                 future = self._exits.setdefault(

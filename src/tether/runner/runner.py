@@ -107,12 +107,30 @@ class Runner:
             ex = await asyncio.to_thread(execution_actions.claim_next, self._ctx, self._worker)
             if ex is None:
                 return
-            process = await ChildProcess.spawn(self._server)
+            process = await self._spawn(ex)
             running = Running(ex, process)
             self._running[ex.id] = running
             task = asyncio.create_task(self._run(running))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _spawn(self, ex: Execution) -> ChildProcess:
+        """A process for ``ex``; a claimed execution that gets none ends ENDED_ERROR."""
+        try:
+            if not self._server.is_running:
+                # Its children died with it (they die with their parent); new ones need it.
+                log.warning("the fork server is gone: starting a new one")
+                await self._server.restart()
+            return await ChildProcess.spawn(self._server)
+        except Exception:
+            await asyncio.to_thread(
+                execution_actions.end,
+                self._ctx,
+                ex.id,
+                executions.ENDED_ERROR,
+                "the engine could not start a process for this execution: see the server log",
+            )
+            raise
 
     def _on_cancel(self, execution_id: str) -> None:
         running = self._running.get(execution_id)
