@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hypothesis
+import hypothesis.configuration
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -18,6 +22,32 @@ from tether import config
 from tether.web.app import create_app
 
 PG_ENV = "TETHER_TEST_DATABASE_URL"
+EXAMPLES_ENV = "TETHER_TEST_EXAMPLES"
+
+# Hypothesis keeps caches (constants it read from the source) in a directory of its own:
+# a temporary one, so that no .hypothesis/ is left in the work tree.
+HYPOTHESIS_HOME = Path(tempfile.mkdtemp(prefix="tether-hypothesis-"))
+hypothesis.configuration.set_hypothesis_home_dir(HYPOTHESIS_HOME)
+
+# Property tests: the same examples on every run (so CI does not flicker), none stored in
+# .hypothesis/, no per-example deadline (a request to a workspace may wait on the store).
+# HYPOTHESIS_PROFILE=explore draws fresh examples each run, for a longer hunt by hand.
+hypothesis.settings.register_profile(
+    "tether",
+    max_examples=int(os.environ.get(EXAMPLES_ENV, "200")),
+    deadline=None,
+    database=None,
+    derandomize=True,
+    print_blob=True,
+)
+hypothesis.settings.register_profile(
+    "explore", parent=hypothesis.settings.get_profile("tether"), derandomize=False
+)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tether"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)
 
 
 def _postgres_database(base_url: str) -> Iterator[str]:

@@ -39,6 +39,12 @@ _ENVELOPE_KEYS = frozenset(
     | {"reply_to", "hello"}
 )
 _MESSAGE_KEYS = frozenset({"seq", "type", "body"})
+_HELLO_KEYS = frozenset({"workspace", "role", "protocols"})
+_HELLO_OPTIONAL_KEYS = frozenset({"poll_s"})  # how long a listener may hold a request
+_ROLES = frozenset({"controlling", "controlled"})
+_MAX_WORKSPACE_CHARS = 200
+_MAX_PROTOCOLS = 16
+_MAX_INTEGER = 2**63 - 1  # sequence numbers and versions fit the store's 64-bit columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +98,9 @@ def verify_signature(public_key: rsa.RSAPublicKey, body: bytes, signature: str) 
     """Whether ``signature`` is ``public_key``'s signature of ``body``; garbage is just False."""
     try:
         raw = base64.b64decode(signature, validate=True)
+        # One spelling per signature: no set unused bits, nothing a relay could vary unnoticed.
+        if base64.b64encode(raw).decode("ascii") != signature:
+            return False
         public_key.verify(raw, body, _PSS, hashes.SHA256())
     except (InvalidSignature, ValueError, TypeError):
         return False
@@ -116,7 +125,7 @@ def decode(body: bytes) -> Envelope:
         ack=_integer(document, "ack", minimum=0),
         messages=_messages(document["messages"]),
         reply_to=None if document["reply_to"] is None else _matching(document, "reply_to", _DIGEST),
-        hello=None if document["hello"] is None else _object(document["hello"], "hello"),
+        hello=None if document["hello"] is None else _hello(document["hello"]),
     )
 
 
@@ -147,9 +156,15 @@ def _parse_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise errors.EnvelopeRejected(reason="body is not UTF-8") from exc
     try:
-        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        document = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
     except (ValueError, RecursionError) as exc:
         raise errors.EnvelopeRejected(reason=f"body is not JSON: {exc}") from exc
+    _refuse_lone_surrogates(document)
     return _object(document, "envelope")
 
 
@@ -164,6 +179,52 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _no_constant(name: str) -> NoReturn:
     """Refuse JSON's non-standard NaN, Infinity and -Infinity."""
     _reject(f"body holds the non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refusing those beyond a float (1e400)."""
+    value = float(text)
+    if not math.isfinite(value):
+        _reject(f"body holds the number {text[:20]}, beyond a float")
+    return value
+
+
+def _refuse_lone_surrogates(document: Any) -> None:
+    """Refuse strings holding half a UTF-16 pair (\\ud800): they are no text, and no store takes them."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if type(value) is dict:
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif type(value) is list:
+            pending.extend(value)
+        elif type(value) is str and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                _reject("body holds a lone UTF-16 surrogate")
+
+
+def _hello(value: Any) -> dict[str, Any]:
+    """A first-contact statement of exact shape: workspace, role, protocols and hold time."""
+    hello = _object(value, "hello")
+    _require_keys(hello, _HELLO_KEYS | (_HELLO_OPTIONAL_KEYS & hello.keys()), "hello")
+    workspace = hello["workspace"]
+    if type(workspace) is not str or not 0 < len(workspace) <= _MAX_WORKSPACE_CHARS:
+        _reject(f"hello.workspace must be text of 1 to {_MAX_WORKSPACE_CHARS} characters")
+    if type(hello["role"]) is not str or hello["role"] not in _ROLES:
+        _reject(f"hello.role must be one of {sorted(_ROLES)}")
+    protocols = hello["protocols"]
+    if (
+        type(protocols) is not list
+        or not 0 < len(protocols) <= _MAX_PROTOCOLS
+        or not all(type(v) is int and 1 <= v <= _MAX_INTEGER for v in protocols)
+    ):
+        _reject(f"hello.protocols must be a list of 1 to {_MAX_PROTOCOLS} version numbers")
+    if "poll_s" in hello and _finite_number(hello, "poll_s") < 0:
+        _reject("hello.poll_s must not be negative")
+    return hello
 
 
 def _messages(value: Any) -> tuple[Message, ...]:
@@ -205,12 +266,14 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _integer(document: dict[str, Any], key: str, *, minimum: int) -> int:
-    """An integer field (never a bool) of at least ``minimum``."""
+    """An integer field (never a bool) from ``minimum`` to a 64-bit column's largest."""
     value = document[key]
     if type(value) is not int:
         _reject(f"{key} must be an integer")
     if value < minimum:
         _reject(f"{key} {value} is below {minimum}")
+    if value > _MAX_INTEGER:
+        _reject(f"{key} {value} is above {_MAX_INTEGER}")
     return value
 
 
