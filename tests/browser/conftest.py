@@ -133,6 +133,12 @@ def new_page(browser: Browser) -> Iterator[OpenPage]:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save the whole page as docs/screenshots/NAME.png (the README shows some of them)."""
+    """Render the whole page; with TETHER_UPDATE_SCREENSHOTS=1 save it as docs/screenshots/NAME.png.
+
+    A plain test run must not rewrite tracked files, so saving is opt-in.
+    """
+    if os.environ.get("TETHER_UPDATE_SCREENSHOTS") != "1":
+        page.screenshot(full_page=True)
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
