@@ -29,7 +29,7 @@ class ForkServer:
         self._process: asyncio.subprocess.Process | None = None
         self._ctrl: socket.socket | None = None
         self._forks: deque[asyncio.Future[int]] = deque()
-        self._exits: dict[int, asyncio.Future[Exit]] = {}
+        self._exits: dict[int, asyncio.Future[Exit | None]] = {}  # None: the server died
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -93,6 +93,8 @@ class ForkServer:
     async def exit_of(self, pid: int, timeout_s: float) -> Exit | None:
         """How child ``pid`` exited, waiting up to ``timeout_s``; None if it has not."""
         future = self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
+        if not future.done() and (self._reader is None or self._reader.done()):
+            return None  # the fork server is gone: no report will come
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
@@ -119,6 +121,9 @@ class ForkServer:
         for fork in self._forks:
             if not fork.done():
                 fork.set_exception(RuntimeError("the fork server exited"))
+        for waiting in self._exits.values():
+            if not waiting.done():
+                waiting.set_result(None)  # its children died with it, unreported
 
     async def stop(self) -> None:
         if self._ctrl is not None:
