@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from tether import config
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: object) -> None:
+def _flag(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
     field = name.lstrip("-").replace("-", "_")
-    parser.add_argument(
-        name, dest=field, default=None, help=f"{help_text} [env {config.env_name(field)}]", **kwargs
-    )  # type: ignore[arg-type]
+    help_line = f"{help_text} [env {config.env_name(field)}]"
+    parser.add_argument(name, dest=field, default=None, help=help_line, **kwargs)
 
 
 def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -79,8 +79,8 @@ class Linker:
             if config.is_enabled and config.remote_url:
                 wanted[config.name] = config
         for name, (version, task) in list(self._dialers.items()):
-            config = wanted.get(name)
-            if config is None or config.updated_at != version or task.done():
+            current = wanted.get(name)
+            if current is None or current.updated_at != version or task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
