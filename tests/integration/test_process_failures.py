@@ -362,3 +362,16 @@ def test_a_script_that_kills_the_fork_server_leaves_the_workspace_serving(api: A
     record = api.run("parricide")
     assert record["status"] == "ENDED_ERROR"
     assert_still_serves(api)
+
+
+def test_sys_exit_zero_succeeds_and_nonzero_fails_with_the_code(api: ApiClient) -> None:
+    api.create_flow(
+        "exit0",
+        "import sys\ndef handler(system, this):\n    this.save(message='bye')\n    sys.exit(0)\n",
+    )
+    api.create_flow("exit7", "import sys\ndef handler(system, this):\n    sys.exit(7)\n")
+    ok = api.run("exit0")
+    failed = api.run("exit7")
+    assert (ok["status"], ok["message"]) == ("ENDED_SUCCESS", "bye")
+    assert failed["status"] == "ENDED_ERROR"
+    assert "sys.exit(7)" in failed["message"]

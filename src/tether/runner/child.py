@@ -107,6 +107,11 @@ def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str |
         return signal_.status, signal_.message
     except MemoryError:
         return "ENDED_ERROR", "the script ran out of memory (MemoryError)"
+    except SystemExit as exc:
+        # sys.exit() ends the script as a shell would read it: 0 or None succeeds.
+        if exc.code in (0, None):
+            return "ENDED_SUCCESS", None
+        return "ENDED_ERROR", f"the script called sys.exit({exc.code!r})"
     except BaseException as exc:
         return "ENDED_ERROR", _script_traceback(exc, filename)
     finally:
