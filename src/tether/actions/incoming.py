@@ -6,6 +6,8 @@ One envelope is one transaction: its messages, the inbox cursor, the ack and the
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from tether.store.executions import LogEntry
 from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
+MAX_NAME_CHARS = execution_actions.MAX_NAME_CHARS
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ def _apply_one(ctx: Context, tx: Transaction, config: SyncConfig, message: Inbou
     try:
         with tx.conn.begin_nested():
             handler(ctx, tx, config.name, message.body)
-    except (KeyError, TypeError, ValueError, errors.TetherError) as exc:
+    except (KeyError, TypeError, ValueError, errors.TetherError, sa.exc.StatementError) as exc:
+        if _is_store_failure(exc):
+            raise  # the store, not the body, failed: apply nothing, the sender sends it again
         # A malformed body must not wedge the link: record it and go on with the next.
         log.warning(
             "sync config %s: could not apply %s #%d: %r",
@@ -105,24 +110,90 @@ def _apply_one(ctx: Context, tx: Transaction, config: SyncConfig, message: Inbou
         )
 
 
+def _is_store_failure(exc: Exception) -> bool:
+    """Whether ``exc`` says the database failed (retry later) rather than that a value was bad."""
+    return isinstance(exc, sa.exc.DBAPIError) and not isinstance(
+        exc, sa.exc.DataError | sa.exc.IntegrityError
+    )
+
+
+def _execution_id(value: Any) -> str:
+    """An execution id from the other side: a UUID in its canonical text form."""
+    if not isinstance(value, str) or len(value) != 36 or str(uuid.UUID(value)) != value:
+        raise ValueError(f"{value!r} is not an execution id")
+    return value
+
+
+def _text(
+    value: Any, field: str, *, max_chars: int | None = None, is_optional: bool = False
+) -> Any:
+    """A text field from the other side: a string without NUL characters, not too long."""
+    if value is None and is_optional:
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError(f"{field} must be text without NUL characters")
+    if max_chars is not None and len(value) > max_chars:
+        raise ValueError(f"{field} is longer than {max_chars} characters")
+    return value
+
+
+def _words(value: Any, field: str) -> str | None:
+    """Free text a script produced (a message, a log line): NUL characters are replaced, not refused.
+
+    Refusing would drop the status that travels with it; a NUL cannot be stored in PostgreSQL.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be text")
+    return value.replace("\x00", "\ufffd")
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    """A JSON object field (inputs, outputs); absent means empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field} must be a JSON object")
+    return value
+
+
+def _seconds(value: Any, field: str, *, is_positive: bool = False) -> float | None:
+    """A time or a duration in seconds, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{field} must be a number of seconds")
+    if is_positive and value <= 0:
+        raise ValueError(f"{field} must be positive")
+    return float(value)
+
+
+def _status(value: Any) -> str:
+    if value not in executions.STATUSES:
+        raise ValueError(f"unknown status {value!r}")
+    return value
+
+
 def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
-    remote_id = str(body["execution_id"])
+    remote_id = _execution_id(body["execution_id"])
     if executions.find_linked(tx.conn, name, remote_id, executions.RECEIVED) is not None:
         return  # a second start with the same id does nothing
-    script = body["script"]
-    if not isinstance(script, str) or not isinstance(body.get("input_value") or {}, dict):
-        raise ValueError("execution.start needs a script text and an input_value object")
+    flow_name = _text(
+        body.get("flow_name"), "flow_name", max_chars=MAX_NAME_CHARS, is_optional=True
+    )
+    given_name = _text(body.get("name"), "name", is_optional=True)
     ex = execution_actions.new_execution(
         ctx,
-        name=str(body.get("name") or body.get("flow_name") or "remote execution"),
-        flow_name=body.get("flow_name"),
-        script=script,
-        input_value=body.get("input_value") or {},
+        name=given_name or flow_name or "remote execution",
+        flow_name=flow_name,
+        script=_text(body["script"], "script"),
+        input_value=_object(body.get("input_value"), "input_value"),
         status=executions.QUEUED,
         origin=executions.RECEIVED,
         sync_config=name,
         remote_execution_id=remote_id,
-        max_runtime_s=body.get("max_runtime_s"),
+        max_runtime_s=_seconds(body.get("max_runtime_s"), "max_runtime_s", is_positive=True),
     )
     executions.insert(tx.conn, ex)
     tx.publish(events.QUEUED)
@@ -130,35 +201,49 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
 
 
 def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
-    ex = executions.find(tx.conn, str(body["execution_id"]))
+    ex = executions.find(tx.conn, _execution_id(body["execution_id"]))
     if ex is None or ex.sync_config != name or not ex.is_remote_child:
         raise ValueError(f"no execution {body['execution_id']} was sent over this link")
-    values: dict[str, Any] = {"remote_execution_id": str(body["remote_id"])}
-    status = body["status"]
+    values: dict[str, Any] = {"remote_execution_id": _execution_id(body["remote_id"])}
+    status = _status(body["status"])
     if status != ex.status and executions.is_forward(ex.status, status):
         values["status"] = status
     if not ex.is_ended:
         values.update(
-            output_value=body.get("output_value") or {},
-            message=body.get("message"),
-            started_at=body.get("started_at"),
-            ended_at=body.get("ended_at"),
+            output_value=_object(body.get("output_value"), "output_value"),
+            message=_words(body.get("message"), "message"),
+            started_at=_seconds(body.get("started_at"), "started_at"),
+            ended_at=_seconds(body.get("ended_at"), "ended_at"),
         )
     executions.set_columns(tx.conn, ex.id, **values)
-    _append_remote_log(
-        tx, ex.id, ex.log_count, int(body.get("log_offset", 0)), body.get("log") or []
-    )
+    try:
+        with tx.conn.begin_nested():
+            _append_remote_log(tx, ex.id, ex.log_count, body.get("log_offset", 0), body.get("log"))
+    except (TypeError, ValueError, sa.exc.DataError) as exc:
+        # The status and outputs above still count: a bad log entry must not lose an end.
+        log.warning("execution %s: log entries from the other side were refused: %r", ex.id, exc)
     outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
 
 
 def _append_remote_log(
-    tx: Transaction, execution_id: str, have: int, offset: int, lines: list[Any]
+    tx: Transaction, execution_id: str, have: int, offset: Any, lines: Any
 ) -> None:
     # Entries are numbered by the sender; those already here are skipped, so repeats are harmless.
+    if lines is None:
+        return
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"log_offset {offset!r} is not a count of entries")
+    if not isinstance(lines, list):
+        raise ValueError("log entries must come as a list")
     if offset > have:
         raise ValueError(f"log entries from {offset} arrived but only {have} are here")
     fresh = [
-        LogEntry(seq=offset + i, time=float(t), message=str(m), fields=dict(f))
+        LogEntry(
+            seq=offset + i,
+            time=_seconds(t, "log time") or 0.0,
+            message=_words(m, "log message") or "",
+            fields=_object(f, "log fields"),
+        )
         for i, (t, m, f) in enumerate(lines)
         if offset + i >= have
     ]
@@ -173,28 +258,29 @@ def _apply_cancel(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
 
 
 def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
-    remote_id = str(body["execution_id"])
+    remote_id = _execution_id(body["execution_id"])
     values = {
-        "name": str(body.get("name") or "mirrored execution"),
-        "flow_name": body.get("flow_name"),
-        "status": body["status"],
-        "input_value": body.get("input_value") or {},
-        "output_value": body.get("output_value") or {},
-        "message": body.get("message"),
-        "started_at": body.get("started_at"),
-        "ended_at": body.get("ended_at"),
+        "name": _text(body.get("name"), "name", is_optional=True) or "mirrored execution",
+        "flow_name": _text(
+            body.get("flow_name"), "flow_name", max_chars=MAX_NAME_CHARS, is_optional=True
+        ),
+        "status": _status(body["status"]),
+        "input_value": _object(body.get("input_value"), "input_value"),
+        "output_value": _object(body.get("output_value"), "output_value"),
+        "message": _words(body.get("message"), "message"),
+        "started_at": _seconds(body.get("started_at"), "started_at"),
+        "ended_at": _seconds(body.get("ended_at"), "ended_at"),
     }
-    if values["status"] not in executions.STATUSES:
-        raise ValueError(f"unknown status {values['status']!r}")
+    values["name"] = values["name"][:MAX_NAME_CHARS]
     existing = executions.find_linked(tx.conn, name, remote_id, executions.MIRROR)
     if existing is None:
         ex = execution_actions.new_execution(
             ctx,
-            script=str(body.get("script") or ""),
+            script=_text(body.get("script") or "", "script"),
             origin=executions.MIRROR,
             sync_config=name,
             remote_execution_id=remote_id,
-            created_at=float(body.get("created_at") or ctx.now()),
+            created_at=_seconds(body.get("created_at"), "created_at") or ctx.now(),
             **values,
         )
         executions.insert(tx.conn, ex)
