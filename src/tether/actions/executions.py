@@ -90,13 +90,26 @@ def run_pending(ctx: Context, execution_id: str) -> Execution:
 
 def claim_next(ctx: Context, worker: str) -> Execution | None:
     """Claim the oldest runnable QUEUED execution for ``worker`` and mark it RUNNING."""
+    claimed = claim_some(ctx, worker, 1)
+    return claimed[0] if claimed else None
+
+
+def claim_some(ctx: Context, worker: str, limit: int) -> list[Execution]:
+    """Claim up to ``limit`` of the oldest runnable QUEUED executions, in one transaction."""
+    # Looking costs no write lock; most calls find nothing, or find what they then claim.
+    with ctx.db.read() as conn:
+        if not executions.queued_ids(conn, limit=1):
+            return []
+    claimed: list[Execution] = []
     with ctx.transaction() as tx:
-        for candidate in executions.queued_ids(tx.conn, limit=5):
+        for candidate in executions.queued_ids(tx.conn, limit=limit + 4):
+            if len(claimed) == limit:
+                break
             if executions.claim(tx.conn, candidate, worker, ctx.now()):
                 ex = executions.get(tx.conn, candidate)
                 outgoing.after_change(ctx, tx, ex)
-                return ex
-    return None
+                claimed.append(ex)
+    return claimed
 
 
 def save(

@@ -25,6 +25,7 @@ from tether.store.executions import Execution
 log = logging.getLogger(__name__)
 
 CLAIM_POLL_S = 1.0  # look for queued executions this often even without a wake-up
+CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 LOG_FLUSH_S = 0.05
 LOG_BATCH = 200
 RESTART_MESSAGE = (
@@ -41,6 +42,7 @@ class Running:
     process: ChildProcess
     stop_reason: str | None = None
     waits: int = 0  # requests waiting on other executions; a cancel may leave two at once
+    is_cancel_pending: bool = False  # cancelled before the script was handed over
     killer: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     log_lines: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
@@ -61,6 +63,9 @@ class Runner:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._spare: asyncio.Task[ChildProcess] | None = None
+        # Cancels that arrived while their execution was being claimed, before it was known here.
+        self._early_cancels: set[str] = set()
 
     async def start(self) -> None:
         """Fail what a previous process left running, start the fork server, begin claiming."""
@@ -85,6 +90,7 @@ class Runner:
             running.process.kill()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
+        await self._discard_spare()
         await self._server.stop()
 
     @property
@@ -103,16 +109,20 @@ class Runner:
                 await asyncio.wait_for(self._wake.wait(), CLAIM_POLL_S)
 
     async def _claim_while_room(self) -> None:
-        while self.active_count < self._max_running:
-            ex = await asyncio.to_thread(execution_actions.claim_next, self._ctx, self._worker)
-            if ex is None:
+        while (room := self._max_running - self.active_count) > 0:
+            claimed = await asyncio.to_thread(
+                execution_actions.claim_some, self._ctx, self._worker, min(room, CLAIM_BATCH)
+            )
+            if not claimed:
                 return
-            process = await self._spawn(ex)
-            running = Running(ex, process)
-            self._running[ex.id] = running
-            task = asyncio.create_task(self._run(running))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            for ex in claimed:
+                process = await self._spawn(ex)
+                running = Running(ex, process)
+                self._running[ex.id] = running
+                running.is_cancel_pending = ex.is_cancel_requested
+                task = asyncio.create_task(self._run(running))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _spawn(self, ex: Execution) -> ChildProcess:
         """A process for ``ex``; a claimed execution that gets none ends ENDED_ERROR."""
@@ -120,8 +130,9 @@ class Runner:
             if not self._server.is_running:
                 # Its children died with it (they die with their parent); new ones need it.
                 log.warning("the fork server is gone: starting a new one")
+                await self._discard_spare()
                 await self._server.restart()
-            return await ChildProcess.spawn(self._server)
+            return await self._take_spare()
         except Exception:
             await asyncio.to_thread(
                 execution_actions.end,
@@ -132,10 +143,37 @@ class Runner:
             )
             raise
 
+    async def _take_spare(self) -> ChildProcess:
+        """A ready child (forked ahead of need), and the next one forked in the background."""
+        spare, self._spare = self._spare, None
+        process: ChildProcess | None = None
+        if spare is not None:
+            try:
+                process = await spare
+            except Exception:  # a spare that failed is replaced below; the cause is logged
+                log.exception("forking a spare child failed")
+        if process is None:
+            process = await ChildProcess.spawn(self._server)
+        self._spare = asyncio.create_task(ChildProcess.spawn(self._server))
+        return process
+
+    async def _discard_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        with contextlib.suppress(Exception):
+            process = await spare
+            process.kill()
+            await process.close()
+
     def _on_cancel(self, execution_id: str) -> None:
         running = self._running.get(execution_id)
         if running is not None:
             self._stop(running, "cancel")
+        else:
+            if len(self._early_cancels) > 1000:
+                self._early_cancels.clear()  # ids of executions claimed elsewhere accumulate
+            self._early_cancels.add(execution_id)
 
     def _stop(self, running: Running, reason: str) -> None:
         if running.stop_reason is not None:
@@ -179,8 +217,8 @@ class Runner:
             running.deadline = asyncio.get_running_loop().call_later(
                 ex.max_runtime_s, self._stop, running, "timeout"
             )
-        current = await asyncio.to_thread(execution_actions.get, self._ctx, ex.id)
-        if current.is_cancel_requested:
+        if running.is_cancel_pending or ex.id in self._early_cancels:
+            self._early_cancels.discard(ex.id)
             self._stop(running, "cancel")
         requests = Requests(self._ctx, ex.id, lambda waiting: self._set_waiting(running, waiting))
         # Requests are answered in tasks so that the channel keeps being read meanwhile: a
