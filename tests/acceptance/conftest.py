@@ -111,6 +111,17 @@ class Pair:
         workspace.start(port=port)
         self.login()
 
+    def clean_up_after_failure(self) -> None:
+        """Bring stopped workspaces back and cancel what a failed test left running."""
+        for side in ("hub", "edge"):
+            process = getattr(self, side).process
+            if process is None or process.poll() is not None:
+                self.restart(side)
+        for side in ("hub", "edge"):
+            for record in self.executions(side):
+                if record["origin"] == "local" and not record["status"].startswith("ENDED_"):
+                    self.api(side).post(f"/execution/{record['id']}/cancel")
+
     def status(self, side: str) -> dict[str, Any]:
         name = "edge" if side == "hub" else "hub"
         return self.api(side).ok("GET", f"/sync_config/{name}/status")
@@ -352,6 +363,8 @@ def pair(request: pytest.FixtureRequest, shared_pair: Pair) -> Iterator[Pair]:
     """The shared pair, connected; after the test every execution must have settled."""
     shared_pair.wait_connected()
     yield shared_pair
+    if request.node.stash.get(FAILED, False):
+        shared_pair.clean_up_after_failure()  # so that the next test starts from a quiet pair
     try:
         shared_pair.assert_settled()
     except AssertionError:

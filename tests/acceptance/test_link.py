@@ -368,6 +368,23 @@ def test_remote_workspace_name_must_name_an_enabled_controlling_sync_config(pair
             pair.edge_api.ok("DELETE", f"/flow/{name}")
 
 
+def test_two_controlling_sides_fail_the_link_until_one_role_is_changed(pair: Pair) -> None:
+    push_flows(pair.hub_api)
+    pair.edge_api.ok("PATCH", "/sync_config/hub", json={"role": "controlling"})
+    try:
+        for side in ("hub", "edge"):
+            status = pair.wait_link_state(side, "failing")
+            assert "both sides of this link have role 'controlling'" in status["last_error"]
+        child = pair.hub_api.start("f", remote_workspace_name="edge", input_value={"a": 6})
+        time.sleep(0.3)  # nothing crosses a link whose first contact failed
+        assert pair.hub_api.ok("GET", f"/execution/{child['id']}")["status"] == "QUEUED"
+    finally:
+        pair.edge_api.ok("PATCH", "/sync_config/hub", json={"role": "controlled"})
+    pair.wait_connected()
+    ended = pair.hub_api.wait_ended(child["id"])
+    assert (ended["status"], ended["output_value"]["doubled"]) == ("ENDED_SUCCESS", 12)
+
+
 def test_cancel_issued_while_the_controlled_side_is_stopped_arrives_after_restart(
     pair: Pair, marker_dir: Path
 ) -> None:
@@ -626,10 +643,12 @@ def test_send_all_executions_mirrors_past_executions_and_follows_later_changes(
     pair.assert_settled()
 
 
+@pytest.mark.parametrize("direction", [HUB_DIALS, EDGE_DIALS])
 def test_sync_interval_batches_messages_and_executions_still_complete(
-    linked_pair: Callable[..., Pair],
+    linked_pair: Callable[..., Pair], direction: str
 ) -> None:
-    pair = linked_pair(HUB_DIALS, hub_fields={"sync_interval": 1}, edge_fields={"sync_interval": 1})
+    interval = {"sync_interval": 1}
+    pair = linked_pair(direction, hub_fields=interval, edge_fields=interval)
     push_flows(pair.hub_api)
     # A remote execution that logs all the time keeps messages flowing in both directions.
     ticks = 80
@@ -639,8 +658,11 @@ def test_sync_interval_batches_messages_and_executions_still_complete(
     pair.hub_api.wait_status(ticker["id"], "RUNNING")
     exchanges: set[float] = set()
 
+    dialer_side = "hub" if direction == HUB_DIALS else "edge"
+
     def note_exchange() -> None:
-        exchanges.add(datetime.fromisoformat(pair.status("hub")["last_exchange_at"]).timestamp())
+        last = pair.status(dialer_side)["last_exchange_at"]
+        exchanges.add(datetime.fromisoformat(last).timestamp())
 
     started = []
     for i in range(5):  # spread over about 0.6 s: one or two intervals
