@@ -107,9 +107,22 @@ def claim_some(ctx: Context, worker: str, limit: int) -> list[Execution]:
                 break
             if executions.claim(tx.conn, candidate, worker, ctx.now()):
                 ex = executions.get(tx.conn, candidate)
-                outgoing.after_change(ctx, tx, ex)
+                if ex.origin == executions.RECEIVED:
+                    # The controlling side hears of it from announce_running or from its end:
+                    # a short execution then costs one message back instead of two.
+                    tx.publish(events.CHANGED, ex.id)
+                else:
+                    outgoing.after_change(ctx, tx, ex)
                 claimed.append(ex)
     return claimed
+
+
+def announce_running(ctx: Context, execution_id: str) -> None:
+    """Tell the controlling side that a received execution is still running."""
+    with ctx.transaction() as tx:
+        ex = executions.get(tx.conn, execution_id)
+        if ex.status == executions.RUNNING:
+            outgoing.after_change(ctx, tx, ex)
 
 
 def save(

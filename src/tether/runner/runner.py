@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_POLL_S = 1.0  # look for queued executions this often even without a wake-up
 CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
+RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
 LOG_BATCH = 200
 RESTART_MESSAGE = (
@@ -220,6 +221,10 @@ class Runner:
         if running.is_cancel_pending or ex.id in self._early_cancels:
             self._early_cancels.discard(ex.id)
             self._stop(running, "cancel")
+        if ex.origin == executions.RECEIVED:
+            announcing = asyncio.create_task(self._announce_running(running))
+            self._tasks.add(announcing)
+            announcing.add_done_callback(self._tasks.discard)
         requests = Requests(self._ctx, ex.id, lambda waiting: self._set_waiting(running, waiting))
         # Requests are answered in tasks so that the channel keeps being read meanwhile: a
         # cancel can interrupt a long wait, and the script's finally block then sends new
@@ -237,6 +242,15 @@ class Runner:
             for task in answering:
                 task.cancel()
             await asyncio.gather(*answering, return_exceptions=True)
+
+    async def _announce_running(self, running: Running) -> None:
+        """Report RUNNING over the link once the execution has run a moment and not ended."""
+        await asyncio.sleep(RUNNING_ANNOUNCE_S)
+        if self._running.get(running.execution.id) is running:
+            with contextlib.suppress(errors.TetherError):
+                await asyncio.to_thread(
+                    execution_actions.announce_running, self._ctx, running.execution.id
+                )
 
     async def _next_message(self, running: Running) -> dict[str, Any] | None:
         """The child's next message that is not a log line; log lines are stored in batches."""
