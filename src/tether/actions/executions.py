@@ -242,7 +242,7 @@ def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str
 
 def get(ctx: Context, execution_id: str) -> Execution:
     """One execution."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return executions.get(conn, execution_id)
 
 

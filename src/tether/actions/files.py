@@ -9,12 +9,12 @@ from tether.store import files
 
 
 def get(ctx: Context, name: str) -> bytes:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return files.get(conn, name)
 
 
 def exists(ctx: Context, name: str) -> bool:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return files.exists(conn, name)
 
 
@@ -29,5 +29,5 @@ def delete(ctx: Context, name: str) -> None:
 
 
 def list_all(ctx: Context) -> list[dict[str, Any]]:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return files.list_all(conn)

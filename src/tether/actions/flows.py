@@ -53,11 +53,11 @@ def delete(ctx: Context, name: str) -> None:
 
 def get(ctx: Context, name: str) -> Flow:
     """One flow."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return flows.get(conn, name)
 
 
 def list_all(ctx: Context, search: str | None = None) -> list[Flow]:
     """All flows, optionally filtered by a part of their name."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return flows.list_all(conn, search)

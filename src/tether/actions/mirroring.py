@@ -17,7 +17,7 @@ MAX_OUTBOX_DEPTH = 2000
 
 def backfill_step(ctx: Context) -> int:
     """Mirror one page of past executions for each mirroring sync config; return how many."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         names = sync_configs.mirroring_names(conn)
     return sum(_backfill_page(ctx, name) for name in names)
 

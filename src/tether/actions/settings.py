@@ -9,12 +9,12 @@ from tether.store import settings
 
 
 def get(ctx: Context, name: str) -> Any:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return settings.get(conn, name)
 
 
 def exists(ctx: Context, name: str) -> bool:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return settings.exists(conn, name)
 
 
@@ -29,5 +29,5 @@ def delete(ctx: Context, name: str) -> None:
 
 
 def list_all(ctx: Context) -> list[dict[str, Any]]:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return settings.list_all(conn)

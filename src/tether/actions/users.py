@@ -73,7 +73,7 @@ def login(ctx: Context, name: str, password: str) -> tuple[str, User]:
 
 def authenticate(ctx: Context, token: str) -> User:
     """The user holding ``token``."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         found = users.user_for_token(conn, token_digest(token))
     if found is None:
         raise errors.Unauthenticated()
@@ -140,7 +140,7 @@ def delete(ctx: Context, actor: User, name: str) -> None:
 
 def list_all(ctx: Context) -> list[User]:
     """All users."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return users.list_all(conn)
 
 

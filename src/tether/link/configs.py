@@ -136,7 +136,7 @@ def delete(ctx: Context, name: str) -> None:
 
 def get(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, int]:
     """A sync config, its link state and its outbox depth."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return (
             sync_configs.get(conn, name),
             sync_configs.get_state(conn, name),
@@ -145,7 +145,7 @@ def get(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, int]:
 
 
 def list_all(ctx: Context) -> list[tuple[SyncConfig, LinkState, int]]:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return [
             (config, sync_configs.get_state(conn, config.name), outbox.depth(conn, config.name))
             for config in sync_configs.list_all(conn)

@@ -19,14 +19,14 @@ MAX_BATCH_BYTES = 1024 * 1024
 
 
 def load(ctx: Context, name: str) -> tuple[SyncConfig | None, LinkState | None]:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         config = sync_configs.find(conn, name)
         return config, sync_configs.get_state(conn, name) if config else None
 
 
 def next_batch(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, list[OutboxMessage]]:
     """The config, its state, and the oldest unacknowledged messages that fit one envelope."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         config = sync_configs.get(conn, name)
         state = sync_configs.get_state(conn, name)
         pending = outbox.pending(conn, name, MAX_MESSAGES)
@@ -51,7 +51,7 @@ def is_full(messages: Sequence[Any]) -> bool:
 
 
 def has_pending(ctx: Context, name: str) -> bool:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         return outbox.depth(conn, name) > 0
 
 

@@ -100,7 +100,7 @@ class Linker:
                 )
 
     def _configs(self) -> list[sync_configs.SyncConfig]:
-        with self._ctx.db.begin() as conn:
+        with self._ctx.db.read() as conn:
             return sync_configs.list_all(conn)
 
 

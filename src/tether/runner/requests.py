@@ -105,7 +105,7 @@ class Requests:
                 await watch.wait(min(POLL_S, remaining))
 
     def _records(self, ids: list[str]) -> dict[str, Any]:
-        with self._ctx.db.begin() as conn:
+        with self._ctx.db.read() as conn:
             return {i: executions.as_record(executions.get(conn, i)) for i in ids}
 
     async def op_setting_get(self, request: dict[str, Any]) -> Any:

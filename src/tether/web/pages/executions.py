@@ -76,7 +76,7 @@ def list_executions(
 ) -> Response:
     filters = _filters(status, flow, origin)
     page_number = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         found = executions.list_filtered(
             conn, **filters, limit=PAGE_SIZE + 1, offset=(page_number - 1) * PAGE_SIZE
         )
@@ -103,7 +103,7 @@ def execution_page(
     request: Request, execution_id: str, ctx: Context = Depends(context)
 ) -> Response:
     ex = execution_actions.get(ctx, execution_id)
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         children = executions.list_filtered(conn, parent_id=ex.id, limit=1000)
         log = executions.read_log(conn, ex.id, 0, LOG_CHUNK)
     children.reverse()  # oldest first, in the order the parent started them
@@ -125,7 +125,7 @@ def live_log(
     execution_id: str, offset: int = Query(default=0, ge=0), ctx: Context = Depends(context)
 ) -> dict[str, Any]:
     """Status and log entries from ``offset``, for the page's live log."""
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         ex = executions.get(conn, execution_id)
         entries = executions.read_log(conn, execution_id, offset, LOG_CHUNK)
     return {

@@ -87,7 +87,7 @@ def _flow_page(
     status_code: int = 200,
 ) -> Response:
     flow = flows.get(ctx, name)
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         recent = executions.list_filtered(conn, flow_name=name, limit=RECENT_EXECUTIONS)
     return common.render(
         request,

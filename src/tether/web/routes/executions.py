@@ -55,7 +55,7 @@ def list_executions(
     offset: int = Query(default=0, ge=0),
     ctx: Context = Depends(context),
 ) -> list[dict[str, Any]]:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         found = executions.list_filtered(
             conn,
             status=status,
@@ -80,7 +80,7 @@ def get_log(
     limit: int = Query(default=1000, ge=1, le=10000),
     ctx: Context = Depends(context),
 ) -> list[dict[str, Any]]:
-    with ctx.db.begin() as conn:
+    with ctx.db.read() as conn:
         executions.get(conn, execution_id)
         entries = executions.read_log(conn, execution_id, offset, limit)
     return [render.log_entry(e) for e in entries]
