@@ -434,6 +434,7 @@ def test_kill_of_the_controlling_side_still_receives_the_child_final_status(
     parent = pair.hub_api.start("sleepy_parent", input_value={"marker": str(marker), "go": str(go)})
     wait_until(lambda: markers(marker) == 1, "the remote child to start")
     (child,) = pair.hub_api.ok("GET", "/execution", params={"parent_id": parent["id"]})
+    pair.hub_api.wait_status(child["id"], "RUNNING")
     remote_id = twin_id_on_edge(pair, child["id"])
     pair.hub.kill()
     if child_ends == "while_down":
@@ -442,7 +443,7 @@ def test_kill_of_the_controlling_side_still_receives_the_child_final_status(
         pair.restart("hub")
     else:
         pair.restart("hub")
-        ended_parent = pair.hub_api.wait_ended(parent["id"])
+        pair.hub_api.wait_ended(parent["id"])  # the restart ends the parent that ran here
         assert pair.hub_api.ok("GET", f"/execution/{child['id']}")["status"] == "RUNNING"
         assert pair.edge_api.ok("GET", f"/execution/{remote_id}")["status"] == "RUNNING"
         go.touch()
