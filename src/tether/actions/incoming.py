@@ -197,7 +197,8 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
     )
     executions.insert(tx.conn, ex)
     tx.publish(events.QUEUED)
-    outgoing.after_change(ctx, tx, ex)
+    # No update back yet: the controlling side hears of it when it runs or ends.
+    tx.publish(events.CHANGED, ex.id)
 
 
 def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import ssl
@@ -19,6 +20,7 @@ from tether.actions import events, incoming
 from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
+from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener counts as down
+MAX_SENDERS = 2
 
 
 class LinkDown(Exception):
@@ -44,6 +47,7 @@ class Dialer:
         *,
         long_poll_s: float,
         max_skew_s: float,
+        health: exchange.Health,
     ) -> None:
         self._ctx = ctx
         self._ring = ring
@@ -53,7 +57,11 @@ class Dialer:
         self._receiver = configs.check_remote_url(self._url)
         self._long_poll_s = long_poll_s
         self._max_skew_s = max_skew_s
+        self._health = health
         self._client = _client(config)
+        self._in_flight: dict[int, int] = {}  # exchange number -> highest sequence it carries
+        self._exchanges = itertools.count()
+        self._senders = 0
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -86,16 +94,34 @@ class Dialer:
                 poll_s = 0.0
 
     async def _send_loop(self) -> None:
+        # Up to MAX_SENDERS requests carry new messages at once, each with messages the
+        # others do not carry: a message written while another request is on its way goes
+        # out at once instead of after that request's round trip.
+        async with asyncio.TaskGroup() as senders:
+            with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
+                while True:
+                    await watch.wait(3600)
+                    if self._senders < MAX_SENDERS:
+                        self._senders += 1
+                        senders.create_task(self._send_while_unsent())
+
+    async def _send_while_unsent(self) -> None:
         backoff = BACKOFF_START_S
-        with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
-            while True:
-                await watch.wait(3600)
-                while await asyncio.to_thread(exchange.has_pending, self._ctx, self._name):
-                    try:
-                        await self.exchange(0.0)
-                        backoff = BACKOFF_START_S
-                    except LinkDown as exc:
-                        backoff = await self._failed(str(exc), backoff)
+        try:
+            while await asyncio.to_thread(
+                exchange.has_pending, self._ctx, self._name, self._sent_floor()
+            ):
+                try:
+                    await self.exchange(0.0)
+                    backoff = BACKOFF_START_S
+                except LinkDown as exc:
+                    backoff = await self._failed(str(exc), backoff)
+        finally:
+            self._senders -= 1
+
+    def _sent_floor(self) -> int:
+        """Messages up to this sequence are on their way in requests still open."""
+        return max(self._in_flight.values(), default=0)
 
     async def _every_interval(self, interval_s: float) -> None:
         backoff = BACKOFF_START_S
@@ -110,7 +136,7 @@ class Dialer:
 
     async def _failed(self, error: str, backoff: float) -> float:
         log.warning("sync config %s: %s", self._name, error)
-        await asyncio.to_thread(exchange.record_failure, self._ctx, self._name, error)
+        await asyncio.to_thread(self._health.failure, self._name, error)
         await asyncio.sleep(random.uniform(backoff / 2, backoff))
         return min(backoff * 2, BACKOFF_CAP_S)
 
@@ -120,14 +146,27 @@ class Dialer:
         Raises:
             LinkDown: the exchange failed; nothing was lost (messages stay in the outbox).
         """
-        config, state, batch = await asyncio.to_thread(exchange.next_batch, self._ctx, self._name)
+        config, state, batch = await asyncio.to_thread(
+            exchange.next_batch, self._ctx, self._name, self._sent_floor()
+        )
+        number = next(self._exchanges)
+        if batch:
+            self._in_flight[number] = batch[-1].seq
+        try:
+            return await self._exchange(config, state.applied_seq, batch, poll_s)
+        finally:
+            self._in_flight.pop(number, None)
+
+    async def _exchange(
+        self, config: SyncConfig, ack: int, batch: list[OutboxMessage], poll_s: float
+    ) -> bool:
         sealed = await asyncio.to_thread(
             protocol.seal,
             self._ctx,
             self._ring,
             config,
             receiver=self._receiver,
-            ack=state.applied_seq,
+            ack=ack,
             messages=batch,
             hello_=protocol.hello(self._ctx, config, poll_s),
         )
@@ -159,7 +198,7 @@ class Dialer:
         await asyncio.to_thread(
             incoming.apply_envelope, self._ctx, config, inbound, answer.ack, None
         )
-        await asyncio.to_thread(exchange.record_success, self._ctx, self._name, answer.hello)
+        await asyncio.to_thread(self._health.success, config, answer.hello)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return exchange.is_full(batch) or exchange.is_full(answer.messages)
 

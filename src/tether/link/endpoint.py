@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from tether import errors
 from tether.actions import events, incoming
@@ -18,14 +19,30 @@ from tether.store.sync_configs import SyncConfig
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Received:
+    """What the answer to an applied request needs to know."""
+
+    sender: str
+    poll_s: float
+    is_delivering: bool
+
+
 class Listener:
     """Answers POST /sync_config/{name}/sync."""
 
     def __init__(
-        self, ctx: Context, ring: KeyRing, *, max_poll_s: float, max_skew_s: float
+        self,
+        ctx: Context,
+        ring: KeyRing,
+        health: exchange.Health,
+        *,
+        max_poll_s: float,
+        max_skew_s: float,
     ) -> None:
         self._ctx = ctx
         self._ring = ring
+        self._health = health
         self._max_poll_s = max_poll_s
         self._max_skew_s = max_skew_s
 
@@ -35,11 +52,19 @@ class Listener:
         Raises:
             errors.EnvelopeRejected: anything that does not verify; no state was touched.
         """
-        config, _state = await asyncio.to_thread(exchange.load, self._ctx, name)
+        received = await asyncio.to_thread(self._receive, name, body, headers)
+        if received.poll_s > 0 and received.is_delivering:
+            await self._hold(name, received.poll_s)
+        return await asyncio.to_thread(
+            self._answer, name, received.sender, envelope.body_digest(body), received.is_delivering
+        )
+
+    def _receive(self, name: str, body: bytes, headers: dict[str, str]) -> Received:
+        """Verify, then apply one request; blocking, in one worker thread."""
+        config, _state = exchange.load(self._ctx, name)
         if config is None or not config.is_enabled:
             raise errors.EnvelopeRejected(f"sync config {name!r} is unknown or disabled")
-        request = await asyncio.to_thread(
-            protocol.open_,
+        request = protocol.open_(
             self._ctx,
             self._ring,
             config,
@@ -48,28 +73,23 @@ class Listener:
             receiver=name,
             max_skew_s=self._max_skew_s,
         )
-        reply_to = envelope.body_digest(body)
-        key_problem = await asyncio.to_thread(self._key_problem, config)
+        key_problem = self._key_problem(config)
         if key_problem is not None:
             # An answer cannot go unsigned: say why in the status, and apply nothing.
-            await asyncio.to_thread(exchange.record_failure, self._ctx, name, key_problem)
+            self._health.failure(name, key_problem)
             raise errors.EnvelopeRejected(key_problem)
         problem = protocol.hello_problem(config, request.hello)
         if problem is not None:
-            await asyncio.to_thread(exchange.record_failure, self._ctx, name, problem)
-            return await asyncio.to_thread(self._answer, name, request.sender, reply_to, False)
+            self._health.failure(name, problem)
+            return Received(request.sender, 0.0, is_delivering=False)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
         try:
-            await asyncio.to_thread(
-                incoming.apply_envelope, self._ctx, config, inbound, request.ack, request.nonce
-            )
+            incoming.apply_envelope(self._ctx, config, inbound, request.ack, request.nonce)
         except incoming.Replay as exc:
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
-        await asyncio.to_thread(exchange.record_success, self._ctx, name, request.hello)
+        self._health.success(config, request.hello)
         poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
-        if poll_s > 0:
-            await self._hold(name, poll_s)
-        return await asyncio.to_thread(self._answer, name, request.sender, reply_to, True)
+        return Received(request.sender, poll_s, is_delivering=True)
 
     def _key_problem(self, config: SyncConfig) -> str | None:
         """Words for why this side cannot sign its answer, or None."""

@@ -24,12 +24,15 @@ def load(ctx: Context, name: str) -> tuple[SyncConfig | None, LinkState | None]:
         return config, sync_configs.get_state(conn, name) if config else None
 
 
-def next_batch(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, list[OutboxMessage]]:
-    """The config, its state, and the oldest unacknowledged messages that fit one envelope."""
+def next_batch(
+    ctx: Context, name: str, after: int = 0
+) -> tuple[SyncConfig, LinkState, list[OutboxMessage]]:
+    """The config, its state, and the oldest unacknowledged messages above ``after`` that fit
+    one envelope (messages up to ``after`` are on their way in other requests)."""
     with ctx.db.read() as conn:
         config = sync_configs.get(conn, name)
         state = sync_configs.get_state(conn, name)
-        pending = outbox.pending(conn, name, MAX_MESSAGES)
+        pending = outbox.pending(conn, name, MAX_MESSAGES, after)
     batch: list[OutboxMessage] = []
     size = 0
     for message in pending:
@@ -50,9 +53,10 @@ def is_full(messages: Sequence[Any]) -> bool:
     return size > MAX_BATCH_BYTES // 2
 
 
-def has_pending(ctx: Context, name: str) -> bool:
+def has_pending(ctx: Context, name: str, after: int = 0) -> bool:
+    """Whether messages above ``after`` wait for the other side."""
     with ctx.db.read() as conn:
-        return outbox.depth(conn, name) > 0
+        return outbox.has_after(conn, name, after)
 
 
 def record_success(ctx: Context, name: str, their_hello: dict | None) -> None:
@@ -92,3 +96,28 @@ def record_failure(ctx: Context, name: str, error: str) -> None:
 def prune_nonces(ctx: Context, window_s: float) -> None:
     with ctx.transaction() as tx:
         outbox.forget_nonces_before(tx.conn, ctx.now() - 2 * window_s)
+
+
+class Health:
+    """Records how a link is doing, writing a success at most once a second per link.
+
+    Every exchange succeeding would otherwise cost a write transaction on each side.
+    """
+
+    RECORD_EVERY_S = 1.0
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._recorded: dict[str, tuple[float, float]] = {}  # name -> (config version, time)
+
+    def success(self, config: SyncConfig, their_hello: dict | None) -> None:
+        last = self._recorded.get(config.name)
+        now = self._ctx.now()
+        if last and last[0] == config.updated_at and now - last[1] < self.RECORD_EVERY_S:
+            return
+        record_success(self._ctx, config.name, their_hello)
+        self._recorded[config.name] = (config.updated_at, now)
+
+    def failure(self, name: str, error: str) -> None:
+        self._recorded.pop(name, None)
+        record_failure(self._ctx, name, error)

@@ -29,7 +29,10 @@ class Linker:
         self._ring = KeyRing(ctx)
         self._long_poll_s = long_poll_s
         self._max_skew_s = max_skew_s
-        self.listener = Listener(ctx, self._ring, max_poll_s=long_poll_s, max_skew_s=max_skew_s)
+        self._health = exchange.Health(ctx)
+        self.listener = Listener(
+            ctx, self._ring, self._health, max_poll_s=long_poll_s, max_skew_s=max_skew_s
+        )
         self._dialers: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -93,6 +96,7 @@ class Linker:
                     config,
                     long_poll_s=self._long_poll_s,
                     max_skew_s=self._max_skew_s,
+                    health=self._health,
                 )
                 self._dialers[name] = (
                     config.updated_at,

@@ -31,15 +31,21 @@ def append(conn: sa.Connection, name: str, type_: str, body: dict[str, Any], now
     return seq
 
 
-def pending(conn: sa.Connection, name: str, limit: int) -> list[OutboxMessage]:
-    """The oldest messages not yet acknowledged by the other side."""
+def pending(conn: sa.Connection, name: str, limit: int, after: int = 0) -> list[OutboxMessage]:
+    """The oldest messages not yet acknowledged by the other side, numbered above ``after``."""
     query = (
         sa.select(outbox.c.seq, outbox.c.type, outbox.c.body)
-        .where(outbox.c.sync_config == name)
+        .where(outbox.c.sync_config == name, outbox.c.seq > after)
         .order_by(outbox.c.seq)
         .limit(limit)
     )
     return [OutboxMessage(r.seq, r.type, r.body) for r in conn.execute(query)]
+
+
+def has_after(conn: sa.Connection, name: str, after: int) -> bool:
+    """Whether a message numbered above ``after`` waits for sync config ``name``."""
+    query = sa.select(outbox.c.seq).where(outbox.c.sync_config == name, outbox.c.seq > after)
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def depth(conn: sa.Connection, name: str) -> int:
