@@ -37,6 +37,19 @@ def handler(system, this, inputs):
         durations_ms.append((time.perf_counter() - start) * 1000)
     this.save(output_value={"durations_ms": durations_ms})
 """
+FAN_OUT_SCRIPT = """\
+import time
+
+
+def handler(system, this, inputs):
+    remote = inputs.get("remote_workspace_name")
+    start = time.perf_counter()
+    children = [
+        this.flow("noop", wait=False, remote_workspace_name=remote) for _ in range(inputs["count"])
+    ]
+    this.wait_for(*children, return_when=system.return_when.ALL_ENDED)
+    this.save(output_value={"seconds": time.perf_counter() - start})
+"""
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,29 @@ def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
         create_flow(client, "parent", PARENT_SCRIPT)
         figures = [measure_round_trip(client, sizes.calls, baseline_ms)]
         figures += measure_throughput(workspace, client, sizes, baseline_ms)
+        rates = fan_out_rates(client, sizes)
+        note = f"{sizes.executions} started at once by one flow (wait=False), until all ended"
+        figures.append(
+            common.rate_figure(
+                NAME, "executions per second, started by a flow", rates, baseline_ms, note
+            )
+        )
     return figures
+
+
+def fan_out_rates(client: httpx.Client, sizes: Sizes, remote: str | None = None) -> list[float]:
+    """Executions per second when one flow starts ``sizes.executions`` children at once."""
+    if client.get("/flow/fan_out").status_code == 404:
+        create_flow(client, "fan_out", FAN_OUT_SCRIPT)
+    rates = []
+    for _ in range(sizes.rounds):
+        inputs = {"count": sizes.executions, "remote_workspace_name": remote}
+        answer = client.post("/execution", json={"flow_name": "fan_out", "input_value": inputs})
+        parent = wait_ended(client, answer.raise_for_status().json()["id"], timeout_s=120)
+        if parent["status"] != "ENDED_SUCCESS":
+            raise RuntimeError(f"the fan-out execution failed: {parent['message']}")
+        rates.append(sizes.executions / float(parent["output_value"]["seconds"]))
+    return rates
 
 
 def create_flow(client: httpx.Client, name: str, script: str) -> None:

@@ -83,9 +83,30 @@ def measure_direction(
         remote_trips = local.round_trips_ms(client, sizes.calls, remote=HUB_CONFIG)
         local_bursts = local.run_bursts(pair.hub, client, burst_sizes, "local")
         remote_bursts = local.run_bursts(pair.hub, client, burst_sizes, "remote", remote=HUB_CONFIG)
-    return direction_figures(
+        local_fan_out = local.fan_out_rates(client, burst_sizes)
+        remote_fan_out = local.fan_out_rates(client, burst_sizes, remote=HUB_CONFIG)
+    figures = direction_figures(
         direction, sizes, baseline_ms, (local_trips, remote_trips), (local_bursts, remote_bursts)
     )
+    note = f"{sizes.executions} started at once by one flow (wait=False), until all ended"
+    label = direction.label
+    return [
+        *figures,
+        common.rate_figure(
+            label,
+            "local executions per second, started by a flow",
+            local_fan_out,
+            baseline_ms,
+            note,
+        ),
+        common.rate_figure(
+            label,
+            "remote executions per second, started by a flow",
+            remote_fan_out,
+            baseline_ms,
+            f"{note}; target {RATE_TARGET:g}/s (issue 3)",
+        ),
+    ]
 
 
 def direction_figures(

@@ -93,20 +93,30 @@ class Requests:
 
     async def _wait(self, ids: list[str], mode: str, timeout: float | None) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + float(timeout)
+        ended: set[str] = set()  # an ended execution never changes status again
         with self._ctx.events.watch(events.CHANGED, ids) as watch:
             while True:
-                records = await asyncio.to_thread(self._records, ids)
-                ended = [r for r in records.values() if r["status"] in executions.ENDED]
+                open_ids = [i for i in ids if i not in ended]
+                found = await asyncio.to_thread(self._statuses, open_ids)
+                ended.update(i for i, status in found.items() if status in executions.ENDED)
                 if ended and (mode == "FIRST_ENDED" or len(ended) == len(ids)):
-                    return records
+                    return await asyncio.to_thread(self._records, ids)
                 remaining = POLL_S if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutExceeded(timeout=timeout)
                 await watch.wait(min(POLL_S, remaining))
 
+    def _statuses(self, ids: list[str]) -> dict[str, str]:
+        with self._ctx.db.read() as conn:
+            found = executions.statuses(conn, ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise errors.ExecutionNotFound(id=missing[0])
+        return found
+
     def _records(self, ids: list[str]) -> dict[str, Any]:
         with self._ctx.db.read() as conn:
-            return {i: executions.as_record(executions.get(conn, i)) for i in ids}
+            return {i: executions.as_record(ex) for i, ex in executions.get_many(conn, ids).items()}
 
     async def op_setting_get(self, request: dict[str, Any]) -> Any:
         return await self._db(settings.get, request["name"])

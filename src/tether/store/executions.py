@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -306,3 +306,29 @@ def as_record(ex: Execution) -> dict[str, Any]:
     record = {name: getattr(ex, name) for name in PUBLIC_FIELDS}
     record["remote_workspace_name"] = ex.sync_config if ex.is_remote_child else None
     return record
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def statuses(conn: sa.Connection, ids: Sequence[str]) -> dict[str, str]:
+    """The status of each execution in ``ids`` that exists."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(execution.c.id, execution.c.status).where(execution.c.id.in_(chunk))
+        found.update((row.id, row.status) for row in conn.execute(query))
+    return found
+
+
+def get_many(conn: sa.Connection, ids: Sequence[str]) -> dict[str, Execution]:
+    """The executions in ``ids`` by id; every one must exist."""
+    found: dict[str, Execution] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(execution).where(execution.c.id.in_(chunk))
+        found.update((row.id, _row(row)) for row in conn.execute(query))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise errors.ExecutionNotFound(id=missing[0])
+    return found
