@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,6 +44,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(*describe_validation(exc))
+
+    @app.exception_handler(sa.exc.DataError)
+    async def unstorable(_request: Request, exc: sa.exc.DataError) -> JSONResponse:
+        # The store refused a value that request validation let through (a column's size,
+        # a number's range): the request was at fault, so say which value, not "failed".
+        reason = (str(exc.orig).strip().splitlines() or ["a value does not fit"])[0]
+        log.warning("the store refused a value of a request: %s", reason)
+        error = errors.InvalidInput(
+            detail=f"a value cannot be stored ({reason}): "
+            "send shorter text without NUL characters, and numbers within range"
+        )
+        return error_response(errors.http_status(error), error.kind, error.message)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:

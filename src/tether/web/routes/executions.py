@@ -12,6 +12,7 @@ from tether.actions.context import Context
 from tether.store import executions
 from tether.web import render
 from tether.web.auth import context, require
+from tether.web.routes.fields import MAX_OFFSET, JsonValue, Text
 
 router = APIRouter(tags=["executions"], dependencies=[Depends(require("use the workspace"))])
 
@@ -23,10 +24,10 @@ Origin = Literal["local", "received", "mirror"]
 
 class ExecutionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    flow_name: str = Field(min_length=1, max_length=200)
-    input_value: Any = None
-    name: str | None = Field(default=None, max_length=200)
-    remote_workspace_name: str | None = Field(default=None, max_length=100)
+    flow_name: Text = Field(min_length=1, max_length=200)
+    input_value: JsonValue = None
+    name: Text | None = Field(default=None, max_length=200)
+    remote_workspace_name: Text | None = Field(default=None, max_length=100)
     run: bool = True
     max_runtime_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
 
@@ -48,11 +49,11 @@ def start_execution(body: ExecutionIn, ctx: Context = Depends(context)) -> dict[
 @router.get("/execution")
 def list_executions(
     status: Status | None = None,
-    flow_name: str | None = None,
-    parent_id: str | None = None,
+    flow_name: Text | None = None,
+    parent_id: Text | None = None,
     origin: Origin | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     ctx: Context = Depends(context),
 ) -> list[dict[str, Any]]:
     with ctx.db.read() as conn:
@@ -69,14 +70,14 @@ def list_executions(
 
 
 @router.get("/execution/{execution_id}")
-def get_execution(execution_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def get_execution(execution_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.execution(execution_actions.get(ctx, execution_id))
 
 
 @router.get("/execution/{execution_id}/log")
 def get_log(
-    execution_id: str,
-    offset: int = Query(default=0, ge=0),
+    execution_id: Text,
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     limit: int = Query(default=1000, ge=1, le=10000),
     ctx: Context = Depends(context),
 ) -> list[dict[str, Any]]:
@@ -87,10 +88,10 @@ def get_log(
 
 
 @router.post("/execution/{execution_id}/cancel")
-def cancel_execution(execution_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def cancel_execution(execution_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.execution(execution_actions.cancel(ctx, execution_id))
 
 
 @router.post("/execution/{execution_id}/run")
-def run_execution(execution_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def run_execution(execution_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.execution(execution_actions.run_pending(ctx, execution_id))

@@ -13,6 +13,7 @@ from tether import errors
 from tether.actions import files
 from tether.actions.context import Context
 from tether.web.auth import context, require
+from tether.web.routes.fields import Text, Unicode
 
 router = APIRouter(tags=["files"], dependencies=[Depends(require("use the workspace"))])
 
@@ -20,7 +21,7 @@ router = APIRouter(tags=["files"], dependencies=[Depends(require("use the worksp
 class FileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\-/ ]{0,199}$")
-    content: str | None = None
+    content: Unicode | None = None
     content_base64: str | None = None
 
 
@@ -31,7 +32,7 @@ def _content(body: FileIn) -> bytes:
         return body.content.encode()
     try:
         return base64.b64decode(body.content_base64 or "", validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: characters beyond ASCII
         raise errors.InvalidInput(detail=f"content_base64 is not valid base64: {exc}") from exc
 
 
@@ -61,10 +62,10 @@ def put_file(body: FileIn, ctx: Context = Depends(context)) -> dict[str, Any]:
 
 
 @router.get("/file/{name}")
-def get_file(name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def get_file(name: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return _render(name, files.get(ctx, name))
 
 
 @router.delete("/file/{name}", status_code=204)
-def delete_file(name: str, ctx: Context = Depends(context)) -> None:
+def delete_file(name: Text, ctx: Context = Depends(context)) -> None:
     files.delete(ctx, name)

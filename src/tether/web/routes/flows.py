@@ -11,6 +11,7 @@ from tether.actions import flows
 from tether.actions.context import Context
 from tether.web import render
 from tether.web.auth import context, require
+from tether.web.routes.fields import Text
 
 router = APIRouter(tags=["flows"], dependencies=[Depends(require("use the workspace"))])
 NAME = Field(
@@ -22,18 +23,18 @@ NAME = Field(
 class FlowIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = NAME
-    script: str = Field(max_length=1_000_000)
-    description: str = Field(default="", max_length=10_000)
+    script: Text = Field(max_length=1_000_000)
+    description: Text = Field(default="", max_length=10_000)
 
 
 class FlowChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    script: str | None = Field(default=None, max_length=1_000_000)
-    description: str | None = Field(default=None, max_length=10_000)
+    script: Text | None = Field(default=None, max_length=1_000_000)
+    description: Text | None = Field(default=None, max_length=10_000)
 
 
 @router.get("/flow")
-def list_flows(search: str | None = None, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+def list_flows(search: Text | None = None, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
     return [render.flow(f) for f in flows.list_all(ctx, search)]
 
 
@@ -43,15 +44,15 @@ def create_flow(body: FlowIn, ctx: Context = Depends(context)) -> dict[str, Any]
 
 
 @router.get("/flow/{name}")
-def get_flow(name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def get_flow(name: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.flow(flows.get(ctx, name))
 
 
 @router.patch("/flow/{name}")
-def change_flow(name: str, body: FlowChange, ctx: Context = Depends(context)) -> dict[str, Any]:
+def change_flow(name: Text, body: FlowChange, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.flow(flows.change(ctx, name, script=body.script, description=body.description))
 
 
 @router.delete("/flow/{name}", status_code=204)
-def delete_flow(name: str, ctx: Context = Depends(context)) -> None:
+def delete_flow(name: Text, ctx: Context = Depends(context)) -> None:
     flows.delete(ctx, name)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.actions import settings
 from tether.actions.context import Context
 from tether.web.auth import context, require
+from tether.web.routes.fields import JsonValue, Text
 
 router = APIRouter(tags=["settings"], dependencies=[Depends(require("use the workspace"))])
 
@@ -17,12 +18,12 @@ router = APIRouter(tags=["settings"], dependencies=[Depends(require("use the wor
 class SettingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\- ]{0,199}$")
-    value: Any = None
+    value: JsonValue = None
 
 
 class SettingValue(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    value: Any = None
+    value: JsonValue = None
 
 
 @router.get("/setting")
@@ -37,13 +38,13 @@ def create_setting(body: SettingIn, ctx: Context = Depends(context)) -> dict[str
 
 
 @router.get("/setting/{name}")
-def get_setting(name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def get_setting(name: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return {"name": name, "value": settings.get(ctx, name)}
 
 
 @router.patch("/setting/{name}")
 def change_setting(
-    name: str, body: SettingValue, ctx: Context = Depends(context)
+    name: Text, body: SettingValue, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
     settings.get(ctx, name)
     settings.put(ctx, name, body.value)
@@ -51,5 +52,5 @@ def change_setting(
 
 
 @router.delete("/setting/{name}", status_code=204)
-def delete_setting(name: str, ctx: Context = Depends(context)) -> None:
+def delete_setting(name: Text, ctx: Context = Depends(context)) -> None:
     settings.delete(ctx, name)

@@ -14,6 +14,7 @@ from tether.store import sync_configs
 from tether.store.sync_configs import LinkState, SyncConfig
 from tether.web import render
 from tether.web.auth import context, require
+from tether.web.routes.fields import Text
 
 router = APIRouter(tags=["sync configs"])
 admin_only = [Depends(require("manage sync configs"))]
@@ -23,12 +24,12 @@ LISTENER_SILENCE_S = 30.0  # beyond the long-poll hold: a listener not called th
 class SyncConfigChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool | None = None
-    remote_url: str | None = Field(default=None, max_length=2000)
+    remote_url: Text | None = Field(default=None, max_length=2000)
     role: Literal["controlling", "controlled"] | None = None
-    ca_certificate: str | None = Field(default=None, max_length=100_000)
+    ca_certificate: Text | None = Field(default=None, max_length=100_000)
     verify_ssl: bool | None = None
-    own_private_key: str | None = Field(default=None, max_length=100_000)
-    remote_public_key: str | list[str] | None = Field(default=None, max_length=100_000)
+    own_private_key: Text | None = Field(default=None, max_length=100_000)
+    remote_public_key: Text | list[Text] | None = Field(default=None, max_length=100_000)
     send_all_executions: bool | None = None
     sync_interval: float | None = Field(default=None, allow_inf_nan=False)
 
@@ -42,7 +43,7 @@ class SyncConfigChange(BaseModel):
 
 
 class SyncConfigIn(SyncConfigChange):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
 
 
 def _values(body: SyncConfigChange) -> dict[str, Any]:
@@ -89,26 +90,28 @@ def create_sync_config(
 
 
 @router.get("/sync_config/{name}", dependencies=admin_only)
-def get_sync_config(request: Request, name: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def get_sync_config(
+    request: Request, name: Text, ctx: Context = Depends(context)
+) -> dict[str, Any]:
     return _view(request, ctx, *configs.get(ctx, name))
 
 
 @router.patch("/sync_config/{name}", dependencies=admin_only)
 def change_sync_config(
-    request: Request, name: str, body: SyncConfigChange, ctx: Context = Depends(context)
+    request: Request, name: Text, body: SyncConfigChange, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
     configs.change(ctx, name, _values(body))
     return _view(request, ctx, *configs.get(ctx, name))
 
 
 @router.delete("/sync_config/{name}", status_code=204, dependencies=admin_only)
-def delete_sync_config(name: str, ctx: Context = Depends(context)) -> None:
+def delete_sync_config(name: Text, ctx: Context = Depends(context)) -> None:
     configs.delete(ctx, name)
 
 
 @router.get("/sync_config/{name}/status", dependencies=admin_only)
 def sync_config_status(
-    request: Request, name: str, ctx: Context = Depends(context)
+    request: Request, name: Text, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
     config, state, depth = configs.get(ctx, name)
     effective = _effective_state(request, config, state)

@@ -12,6 +12,7 @@ from tether.actions.context import Context
 from tether.store.users import User
 from tether.web import render
 from tether.web.auth import bearer_token, context, current_user, require
+from tether.web.routes.fields import Text, Unicode
 
 router = APIRouter(tags=["users"])
 Role = Literal["organization_admin", "workspace_admin", "user"]
@@ -19,14 +20,14 @@ Role = Literal["organization_admin", "workspace_admin", "user"]
 
 class Login(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_name: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=1000)
+    user_name: Text = Field(min_length=1, max_length=100)
+    password: Unicode = Field(min_length=1, max_length=1000)
 
 
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.@\-]{1,100}$")
-    password: str = Field(min_length=8, max_length=1000)
+    password: Unicode = Field(min_length=8, max_length=1000)
     role: Role = "user"
 
 
@@ -34,7 +35,7 @@ class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role | None = None
     is_enabled: bool | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=1000)
+    password: Unicode | None = Field(default=None, min_length=8, max_length=1000)
 
 
 @router.post("/auth/login")
@@ -71,7 +72,7 @@ def create_user(
 
 @router.patch("/user/{name}")
 def change_user(
-    name: str,
+    name: Text,
     body: UserChange,
     actor: User = Depends(require("manage users")),
     ctx: Context = Depends(context),
@@ -84,6 +85,6 @@ def change_user(
 
 @router.delete("/user/{name}", status_code=204)
 def delete_user(
-    name: str, actor: User = Depends(require("manage users")), ctx: Context = Depends(context)
+    name: Text, actor: User = Depends(require("manage users")), ctx: Context = Depends(context)
 ) -> None:
     users.delete(ctx, actor, name)
