@@ -42,6 +42,7 @@ from tests.support.envelopes import (
 )
 from tests.support.workspace import ApiClient, ServedWorkspace
 from tether.link import envelope, keys
+from tether.link.envelope import Message
 from tether.store.database import Database
 
 REPLAYS = int(os.environ.get("TETHER_TEST_REPLAYS", "1000"))
@@ -472,3 +473,35 @@ def test_mutated_headers_are_refused_and_change_nothing(
     other = seal_as_dialer(remote_key, start_message(1))
     stranger = keys.fingerprint(stranger_key.public_key())
     run_mutants(link, captured, header_mutants(captured, other, stranger), stranger_key)
+
+
+# --- a signed peer that sends nonsense ------------------------------------------------------
+
+# Each start body is wrong in one field (docs/protocol.md: "a malformed body is consumed
+# without effect and logged"); PostgreSQL refuses NUL and over-long text that SQLite takes.
+MALFORMED_STARTS: dict[str, dict[str, Any]] = {
+    "id longer than an id": {"execution_id": "x" * 40},
+    "id an object": {"execution_id": {"a": 1}},
+    "flow name of 300 characters": {"flow_name": "f" * 300},
+    "NUL in the script": {"script": "def handler(system, this):\n    pass\n#\x00"},
+    "NUL in the name": {"name": "a\x00b"},
+    "input a list": {"input_value": [1, 2]},
+    "script a number": {"script": 5},
+    "max runtime a word": {"max_runtime_s": "x"},
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_STARTS))
+def test_a_signed_start_with_a_malformed_body_is_consumed_without_effect(
+    link: Link, case: str
+) -> None:
+    """Signed by the right key, so it is applied in turn: it creates nothing and never wedges the link."""
+    start = start_message()
+    answer = link.post(*link.seal(Message(1, start.type, {**start.body, **MALFORMED_STARTS[case]})))
+    assert answer.status_code == 200, answer.text
+    assert link.applied_seq() == 1
+    assert link.received() == []
+    follower = start_message(2)
+    assert link.post(*link.seal(follower)).status_code == 200
+    assert [e["remote_execution_id"] for e in link.received()] == [follower.body["execution_id"]]
+    link.settle()
