@@ -505,3 +505,49 @@ def test_a_signed_start_with_a_malformed_body_is_consumed_without_effect(
     assert link.post(*link.seal(follower)).status_code == 200
     assert [e["remote_execution_id"] for e in link.received()] == [follower.body["execution_id"]]
     link.settle()
+
+
+# --- what a valid signature must not buy twice, and names no sync config has -----------------
+
+
+def test_a_first_contact_mismatch_cannot_be_replayed_once_the_link_is_mended(link: Link) -> None:
+    """Its nonce counts too: replayed later it is 401, and the mended link stays connected."""
+    same_role = {"workspace": "hq", "role": "controlled", "protocols": [1], "poll_s": 0}
+    mismatch = link.seal(start_message(1), hello=same_role)
+    assert link.post(*mismatch).status_code == 200
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert status["state"] == "failing", status
+    assert link.post(*mismatch).status_code == 401
+
+    assert link.post(*link.seal(start_message(1))).status_code == 200
+    link.settle()
+    before = link.state()
+    answer = link.post(*mismatch)
+    assert (answer.status_code, answer.json()) == (401, REJECTED)
+    assert link.state() == before
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert (status["state"], status["last_error"]) == ("connected", None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a%00b", "edge%0A", "x" * 101, "%C3%A9dge", "%F0%9F%98%80", "edge%20"],
+    ids=["NUL", "newline", "too long", "accent", "emoji", "space"],
+)
+def test_a_name_no_sync_config_can_have_gets_the_one_rejection(link: Link, name: str) -> None:
+    """Answered as an unknown name is (401), never a store error, whatever the URL holds."""
+    body, headers = link.seal(start_message())
+    before = link.state()
+    answer = link.post(body, headers, name=name)
+    assert (answer.status_code, answer.json()) == (401, REJECTED)
+    assert link.state() == before
+
+
+def test_a_sync_config_name_ending_in_a_newline_is_refused(api: ApiClient) -> None:
+    """Python's `$` matches before a final newline: the name check must not."""
+    answer = api.post("/sync_config", json={"name": "edge\n"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_sync_config"
+    url = "https://hub.example/api/latest/sync_config/edge/sync\n"
+    answer = api.post("/sync_config", json={"name": "edge", "remote_url": url})
+    assert answer.status_code == 400, answer.text

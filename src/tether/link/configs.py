@@ -21,8 +21,11 @@ from tether.link import keys
 from tether.store import outbox, sync_configs
 from tether.store.sync_configs import LinkState, SyncConfig
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-SYNC_PATH = re.compile(r"/sync_config/([A-Za-z0-9_.-]{1,100})/sync$")
+NAME = re.compile(
+    r"[A-Za-z0-9_.-]{1,100}"
+)  # whole names only: fullmatch, as `$` allows a final newline
+SYNC_PATH = re.compile(r"/sync_config/([A-Za-z0-9_.-]{1,100})/sync\Z")
+_URL_SPACE = re.compile(r"[\x00-\x20\x7f]")  # urllib drops tabs and newlines before parsing
 EDITABLE = (
     "is_enabled",
     "remote_url",
@@ -36,8 +39,13 @@ EDITABLE = (
 )
 
 
+def is_name(name: str) -> bool:
+    """Whether ``name`` is one a sync config can have."""
+    return NAME.fullmatch(name) is not None
+
+
 def check_name(name: str) -> None:
-    if not NAME.match(name):
+    if not is_name(name):
         raise errors.LinkConfigInvalid(
             field="name", detail="use 1 to 100 letters, digits, '_', '.' or '-'"
         )
@@ -46,7 +54,7 @@ def check_name(name: str) -> None:
 def check_remote_url(url: str) -> str:
     """The listener's sync config name, taken from a valid Remote URL."""
     parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if _URL_SPACE.search(url) or parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise errors.LinkConfigInvalid(
             field="remote_url",
             detail=f"'{url}' is not an http(s) URL; use https://HOST/api/latest/sync_config/NAME/sync",

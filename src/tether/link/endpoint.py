@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tether import errors
 from tether.actions import events, incoming
 from tether.actions.context import Context
-from tether.link import envelope, exchange, protocol
+from tether.link import configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing, Sealed
 from tether.store.sync_configs import SyncConfig
 
@@ -61,6 +61,8 @@ class Listener:
 
     def _receive(self, name: str, body: bytes, headers: dict[str, str]) -> Received:
         """Verify, then apply one request; blocking, in one worker thread."""
+        if not configs.is_name(name):
+            raise errors.EnvelopeRejected(f"{name[:120]!r} is no sync config's name")
         config, _state = exchange.load(self._ctx, name)
         if config is None or not config.is_enabled:
             raise errors.EnvelopeRejected(f"sync config {name!r} is unknown or disabled")
@@ -79,14 +81,20 @@ class Listener:
             self._health.failure(name, key_problem)
             raise errors.EnvelopeRejected(key_problem)
         problem = protocol.hello_problem(config, request.hello)
+        # A mismatched request applies nothing, but its nonce is spent all the same: replayed
+        # after the link was mended, it must not put the link back in failing.
+        inbound = (
+            [] if problem else [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
+        )
+        try:
+            incoming.apply_envelope(
+                self._ctx, config, inbound, 0 if problem else request.ack, request.nonce
+            )
+        except incoming.Replay as exc:
+            raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
         if problem is not None:
             self._health.failure(name, problem)
             return Received(request.sender, 0.0, is_delivering=False)
-        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
-        try:
-            incoming.apply_envelope(self._ctx, config, inbound, request.ack, request.nonce)
-        except incoming.Replay as exc:
-            raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
         self._health.success(config, request.hello)
         poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
         return Received(request.sender, poll_s, is_delivering=True)
