@@ -15,6 +15,9 @@ from tether.actions import events, outgoing
 from tether.actions.context import Context, Transaction
 from tether.store import executions, flows, sync_configs
 from tether.store.executions import Execution, LogEntry
+from tether.store.sync_configs import LinkState, SyncConfig
+
+SyncConfigState = tuple[SyncConfig, LinkState]
 
 MAX_NAME_CHARS = 200
 
@@ -304,3 +307,21 @@ def _checked_outputs(value: Any) -> dict[str, Any]:
             detail=f"output_value must be a JSON object (a dict), not {type(value).__name__}"
         )
     return value
+
+
+def remote_waits(ctx: Context, ex: Execution) -> list[tuple[Execution, SyncConfigState | None]]:
+    """The unended remote executions ``ex`` is, or waits on, each with its link's config and state."""
+    if ex.is_ended:
+        return []
+    with ctx.db.read() as conn:
+        candidates = [ex] if ex.is_remote_child else []
+        candidates += [
+            c for c in executions.children_of(conn, ex.id) if c.is_remote_child and not c.is_ended
+        ]
+        found = []
+        for candidate in candidates:
+            name = candidate.sync_config or ""
+            config = sync_configs.find(conn, name)
+            link = (config, sync_configs.get_state(conn, name)) if config else None
+            found.append((candidate, link))
+        return found

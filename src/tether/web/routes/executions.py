@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tether.actions import executions as execution_actions
@@ -12,6 +12,7 @@ from tether.actions.context import Context
 from tether.store import executions
 from tether.web import render
 from tether.web.auth import context, require
+from tether.web.routes import sync_configs as sync_config_routes
 from tether.web.routes.fields import MAX_OFFSET, JsonValue, Text
 
 router = APIRouter(tags=["executions"], dependencies=[Depends(require("use the workspace"))])
@@ -70,8 +71,46 @@ def list_executions(
 
 
 @router.get("/execution/{execution_id}")
-def get_execution(execution_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
-    return render.execution(execution_actions.get(ctx, execution_id))
+def get_execution(
+    request: Request, execution_id: Text, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    ex = execution_actions.get(ctx, execution_id)
+    record = render.execution(ex)
+    record["waiting_on"] = [
+        link_wait(request, waited, link) for waited, link in execution_actions.remote_waits(ctx, ex)
+    ]
+    return record
+
+
+def link_wait(request: Request, waited: Any, link: Any) -> dict[str, Any]:
+    """Why a remote execution has not ended yet, in the words of its link's state."""
+    base = {"execution_id": waited.id, "status": waited.status, "sync_config": waited.sync_config}
+    if link is None:
+        return {
+            **base,
+            "link_state": "missing",
+            "since": None,
+            "last_error": None,
+            "reason": f"sync config '{waited.sync_config}' no longer exists: the execution cannot be reached",
+        }
+    config, state = link
+    effective = sync_config_routes.effective_state(request, config, state)
+    since = state.failing_since if effective == "failing" else state.last_exchange_at
+    reasons = {
+        "connected": f"the link is connected; the execution is {waited.status} in the linked workspace",
+        "connecting": "the link has not exchanged with the linked workspace yet (or not lately): "
+        "is the other side running, and can the dialing side reach the listener?",
+        "failing": f"the link is failing: {state.last_error}",
+        "disabled": "the link is disabled: enable sync config "
+        f"'{config.name}' to deliver and receive",
+    }
+    return {
+        **base,
+        "link_state": effective,
+        "since": render.iso(since),
+        "last_error": state.last_error,
+        "reason": reasons.get(effective, effective),
+    }
 
 
 @router.get("/execution/{execution_id}/log")

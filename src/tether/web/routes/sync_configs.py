@@ -60,11 +60,11 @@ def _view(
     request: Request, ctx: Context, config: SyncConfig, state: LinkState, depth: int
 ) -> dict[str, Any]:
     view = configs.describe(ctx, config, state, depth)
-    view["state"] = _effective_state(request, config, state)
+    view["state"] = effective_state(request, config, state)
     return view
 
 
-def _effective_state(request: Request, config: SyncConfig, state: LinkState) -> str:
+def effective_state(request: Request, config: SyncConfig, state: LinkState) -> str:
     if not config.is_enabled:
         return sync_configs.DISABLED
     if not config.remote_url and state.state == sync_configs.CONNECTED:
@@ -114,7 +114,7 @@ def sync_config_status(
     request: Request, name: Text, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
     config, state, depth = configs.get(ctx, name)
-    effective = _effective_state(request, config, state)
+    effective = effective_state(request, config, state)
     last_error = state.last_error
     if effective == sync_configs.CONNECTING and not config.remote_url and state.last_exchange_at:
         last_error = f"no request from the other side since {render.iso(state.last_exchange_at)}: is it running, and can it reach this workspace?"
