@@ -33,6 +33,7 @@ EDITABLE = (
     "ca_certificate",
     "verify_ssl",
     "own_private_key",
+    "next_own_private_key",
     "remote_public_keys",
     "send_all_executions",
     "sync_interval_s",
@@ -162,11 +163,41 @@ def list_all(ctx: Context) -> list[tuple[SyncConfig, LinkState, int]]:
 
 def own_private_key(ctx: Context, config: SyncConfig) -> rsa.RSAPrivateKey | None:
     """This side's signing key, decrypted with the workspace secret."""
-    if not config.own_private_key:
+    return _stored_key(ctx, config.own_private_key)
+
+
+def next_own_private_key(ctx: Context, config: SyncConfig) -> rsa.RSAPrivateKey | None:
+    """The key this side will sign with after the next rotation, if one is set."""
+    return _stored_key(ctx, config.next_own_private_key)
+
+
+def _stored_key(ctx: Context, encrypted: str | None) -> rsa.RSAPrivateKey | None:
+    if not encrypted:
         return None
     # Checked when it was set, and Fernet refuses a token changed since.
-    pem = keys.decrypt_with_secret(ctx.secret, config.own_private_key)
+    pem = keys.decrypt_with_secret(ctx.secret, encrypted)
     return keys.load_private_key(pem, is_checked=True)
+
+
+def rotate_key(ctx: Context, name: str) -> SyncConfig:
+    """Start signing with the next own private key; the current one is dropped."""
+    with ctx.transaction() as tx:
+        config = sync_configs.get(tx.conn, name)
+        if not config.next_own_private_key:
+            raise errors.Conflict(
+                detail=f"sync config '{name}' has no next_own_private_key to rotate to: set one "
+                "first, and add its public key (next_own_public_key) to the other side's "
+                "remote_public_key list"
+            )
+        sync_configs.update(
+            tx.conn,
+            name,
+            own_private_key=config.next_own_private_key,
+            next_own_private_key=None,
+            updated_at=ctx.now(),
+        )
+        tx.publish(events.CONFIG, name)
+        return sync_configs.get(tx.conn, name)
 
 
 def remote_keys(config: SyncConfig) -> dict[str, rsa.RSAPublicKey]:
@@ -193,11 +224,12 @@ def _apply_changes(
     elif "ca_certificate" in changes:
         changes["ca_certificate"] = None
     check_interval(changes.get("sync_interval_s"))
-    if changes.get("own_private_key"):
-        key = keys.load_private_key(changes["own_private_key"])
-        changes["own_private_key"] = keys.encrypt_with_secret(ctx.secret, keys.private_pem(key))
-    elif "own_private_key" in changes:
-        changes["own_private_key"] = None
+    for field in ("own_private_key", "next_own_private_key"):
+        if changes.get(field):
+            key = keys.load_private_key(changes[field], field)
+            changes[field] = keys.encrypt_with_secret(ctx.secret, keys.private_pem(key))
+        elif field in changes:
+            changes[field] = None
     if "remote_public_keys" in changes:
         changes["remote_public_keys"] = _public_keys(changes["remote_public_keys"])
     merged = replace(config, **changes, updated_at=ctx.now())
@@ -225,6 +257,7 @@ def _public_keys(value: Any) -> list[str]:
 def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> dict[str, Any]:
     """The API's view of a sync config: fields, fingerprints and this side's public key, never a private key."""
     own = own_private_key(ctx, config)
+    upcoming = next_own_private_key(ctx, config)
     return {
         "name": config.name,
         "enabled": config.is_enabled,
@@ -236,6 +269,8 @@ def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> 
         "sync_interval": config.sync_interval_s,
         "own_public_key": keys.public_pem(own) if own else None,
         "own_key_fingerprint": keys.fingerprint(own.public_key()) if own else None,
+        "next_own_public_key": keys.public_pem(upcoming) if upcoming else None,
+        "next_own_key_fingerprint": keys.fingerprint(upcoming.public_key()) if upcoming else None,
         "remote_key_fingerprints": list(remote_keys(config)),
         "state": state.state,
     }

@@ -29,6 +29,7 @@ class SyncConfigChange(BaseModel):
     ca_certificate: Text | None = Field(default=None, max_length=100_000)
     verify_ssl: bool | None = None
     own_private_key: Text | None = Field(default=None, max_length=100_000)
+    next_own_private_key: Text | None = Field(default=None, max_length=100_000)
     remote_public_key: Text | list[Text] | None = Field(default=None, max_length=100_000)
     send_all_executions: bool | None = None
     sync_interval: float | None = Field(default=None, allow_inf_nan=False)
@@ -107,6 +108,15 @@ def change_sync_config(
 @router.delete("/sync_config/{name}", status_code=204, dependencies=admin_only)
 def delete_sync_config(name: Text, ctx: Context = Depends(context)) -> None:
     configs.delete(ctx, name)
+
+
+@router.post("/sync_config/{name}/rotate_key", dependencies=admin_only)
+def rotate_sync_config_key(
+    request: Request, name: Text, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    """Start signing with next_own_private_key (see the key rotation procedure in the docs)."""
+    configs.rotate_key(ctx, name)
+    return _view(request, ctx, *configs.get(ctx, name))
 
 
 @router.get("/sync_config/{name}/status", dependencies=admin_only)
