@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 TARGET = Path(__file__).parents[1] / "fuzz" / "fuzz_envelope.py"
-SECONDS = int(os.environ.get("TETHER_TEST_FUZZ_S", "10"))
+SECONDS = int(os.environ.get("TETHER_TEST_FUZZ_S", "8"))
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("atheris") is None,
