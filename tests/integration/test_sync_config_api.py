@@ -311,6 +311,8 @@ def test_create_read_change_delete(api: ApiClient, own_key: Any, remote_key: Any
         "sync_interval": None,
         "own_public_key": None,
         "own_key_fingerprint": None,
+        "next_own_public_key": None,
+        "next_own_key_fingerprint": None,
         "remote_key_fingerprints": [keys.fingerprint(remote_key.public_key())],
         "state": "connecting",
     }
