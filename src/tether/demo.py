@@ -163,8 +163,8 @@ def main(once: bool) -> int:
             print(f"  output: {execution['output_value']}")
             if execution["message"]:
                 print(f"  message: {execution['message']}")
-            print(f"\nhub  (controlling, listens): {hub.url}/docs")
-            print(f"edge (controlled, dials out): {edge.url}/docs")
+            print(f"\nhub  (controlling, listens):  {hub.url}/ui   (API: {hub.url}/docs)")
+            print(f"edge (controlled, dials out): {edge.url}/ui   (API: {edge.url}/docs)")
             print(f"log in to either as 'admin' with password {password}")
             if not once:
                 print("\nrunning; press Ctrl-C to stop")
