@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import dataclasses
 import json
 import os
+import socket
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +160,51 @@ def test_a_captured_start_replayed_a_thousand_times_at_once_runs_once(
     assert (status["applied_seq"], status["state"]) == (1, "connected")
     assert served_link.workspace.process is not None
     assert served_link.workspace.process.poll() is None, "".join(served_link.workspace.output)
+
+
+# Requests HTTP itself gets wrong: each is refused or dropped, none is an error of the workspace.
+BROKEN_HTTP = {
+    "chunks that are not hex": b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "body cut short": b"Content-Length: 1000\r\n\r\n{",
+    "chunked, cut short": b"Transfer-Encoding: chunked\r\n\r\n10\r\n{",
+    "negative length": b"Content-Length: -1\r\n\r\n",
+    "two lengths": b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    "header bytes beyond ASCII": b"X-Tether-Signature: \xff\xfe\r\nContent-Length: 2\r\n\r\n{}",
+}
+
+
+def send_raw(port: int, head_and_body: bytes) -> bytes:
+    """One request to the sync endpoint over a bare socket; what came back before it closed."""
+    request = f"POST /api/latest/sync_config/{LISTENER}/sync HTTP/1.1\r\nHost: edge\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request.encode() + head_and_body)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            while chunk := connection.recv(65536):
+                answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # HTTP, not the store
+def test_broken_http_to_the_sync_endpoint_is_no_error_of_the_workspace(
+    served_link: ServedLink, subtests: Any
+) -> None:
+    """Malformed framing, cut bodies and odd headers: a 4xx or a closed connection, no traceback."""
+    workspace = served_link.workspace
+    start = len(workspace.output)
+    for case, raw in BROKEN_HTTP.items():
+        with subtests.test(case=case):
+            seen = len(workspace.output)
+            answer = send_raw(workspace.port(), raw)
+            status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/1.1 ") else b""
+            assert status == b"" or status.startswith(b"4"), answer[:300]
+            assert served_link.api.ok("GET", "/health")["status"] == "ok"
+            logged = "".join(workspace.output[seen:])
+            assert "Traceback" not in logged and "ERROR" not in logged, logged
+    served_link.api.ok("GET", "/health")
+    logged = "".join(workspace.output[start:])
+    assert "Traceback" not in logged and "ERROR" not in logged, logged
 
 
 # --- mutations ------------------------------------------------------------------------------

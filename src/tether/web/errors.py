@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from tether import errors
 
@@ -44,6 +45,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(*describe_validation(exc))
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The body never arrived whole (the client left, or its chunks were malformed): the
+        # answer reaches no one, but this is the client's doing, not the workspace's failure.
+        log.info("a client left before its request body ended")
+        error = errors.InvalidInput(detail="the request body ended early: send it whole")
+        return error_response(errors.http_status(error), error.kind, error.message)
 
     @app.exception_handler(sa.exc.DataError)
     async def unstorable(_request: Request, exc: sa.exc.DataError) -> JSONResponse:
