@@ -30,10 +30,22 @@ BACKOFF_CAP_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener counts as down
 MAX_SENDERS = 2
+MAX_KEEPALIVE = 2
+# A dropped connection is tried again at once this often before the link counts as failing:
+# a middlebox that cuts idle connections may have cut every pooled one at the same moment.
+DROP_RETRIES = MAX_KEEPALIVE
 
 
 class LinkDown(Exception):
-    """An exchange failed; the message says why in words an operator can act on."""
+    """An exchange failed; the message says why in words an operator can act on.
+
+    ``is_dropped``: the connection was open and then lost (a reset, or a middlebox that cut
+    it), as opposed to a peer that cannot be reached, stays silent, or refuses.
+    """
+
+    def __init__(self, message: str, *, is_dropped: bool = False) -> None:
+        super().__init__(message)
+        self.is_dropped = is_dropped
 
 
 class Dialer:
@@ -56,6 +68,7 @@ class Dialer:
         self._url = config.remote_url or ""
         self._receiver = configs.check_remote_url(self._url)
         self._long_poll_s = long_poll_s
+        self._is_cut_reported = False  # whether the log said that something cuts held polls
         self._max_skew_s = max_skew_s
         self._health = health
         self._client = _client(config)
@@ -86,7 +99,7 @@ class Dialer:
         poll_s = 0.0
         while True:
             try:
-                await self.exchange(poll_s)
+                await self._exchange_or_retry(poll_s)
                 backoff = BACKOFF_START_S
                 poll_s = self._long_poll_s
             except LinkDown as exc:
@@ -112,7 +125,7 @@ class Dialer:
                 exchange.has_pending, self._ctx, self._name, self._sent_floor()
             ):
                 try:
-                    await self.exchange(0.0)
+                    await self._exchange_or_retry(0.0)
                     backoff = BACKOFF_START_S
                 except LinkDown as exc:
                     backoff = await self._failed(str(exc), backoff)
@@ -127,12 +140,40 @@ class Dialer:
         backoff = BACKOFF_START_S
         while True:
             try:
-                while await self.exchange(0.0):
+                while await self._exchange_or_retry(0.0):
                     pass  # an envelope was full, so more waits: go on at once
                 backoff = BACKOFF_START_S
                 await asyncio.sleep(interval_s)
             except LinkDown as exc:
                 backoff = await self._failed(str(exc), backoff)
+
+    async def _exchange_or_retry(self, poll_s: float) -> bool:
+        """One exchange; when its connection drops, again at once before it counts as failed.
+
+        A middlebox that cuts idle connections (a held long-poll is idle), or a reset, is
+        not a failing link; a drop on a fresh connection too is.
+        """
+        for _ in range(DROP_RETRIES):
+            try:
+                return await self.exchange(poll_s)
+            except LinkDown as exc:
+                if not exc.is_dropped:
+                    raise
+                self._report_drop(str(exc), poll_s)
+                poll_s = 0.0
+        return await self.exchange(poll_s)
+
+    def _report_drop(self, error: str, poll_s: float) -> None:
+        if poll_s > 0 and not self._is_cut_reported:
+            self._is_cut_reported = True
+            log.info(
+                "sync config %s: a held long-poll was cut (%s); if a proxy between the "
+                "workspaces cuts idle connections, set --long-poll-s below its idle timeout",
+                self._name,
+                error,
+            )
+        else:
+            log.debug("sync config %s: %s; trying again at once", self._name, error)
 
     async def _failed(self, error: str, backoff: float) -> float:
         log.warning("sync config %s: %s", self._name, error)
@@ -214,6 +255,11 @@ class Dialer:
             raise LinkDown(
                 f"no answer from {self._url} in time ({type(exc).__name__}): the other side or the network is not responding"
             ) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise LinkDown(
+                f"the connection to {self._url} was lost: {exc!r}; it will be retried",
+                is_dropped=True,
+            ) from exc
         except httpx.HTTPError as exc:
             raise LinkDown(
                 f"the connection to {self._url} failed: {exc!r}; it will be retried"
@@ -229,7 +275,7 @@ def _client(config: SyncConfig) -> httpx.AsyncClient:
         verify = False
     elif config.ca_certificate:
         verify = ssl.create_default_context(cadata=config.ca_certificate)
-    limits = httpx.Limits(max_connections=4, max_keepalive_connections=2)
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=MAX_KEEPALIVE)
     return httpx.AsyncClient(verify=verify, limits=limits, trust_env=False)
 
 
