@@ -55,7 +55,8 @@ def apply_envelope(
                 tx.conn, config.name, nonce, ctx.now()
             ):
                 raise Replay()
-            state = sync_configs.get_state(tx.conn, config.name, for_update=True)
+            sync_configs.lock_inbox(tx.conn, config.name)
+            state = sync_configs.get_state(tx.conn, config.name)
             applied = state.applied_seq
             for message in messages:
                 if message.seq <= applied:

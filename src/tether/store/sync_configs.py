@@ -121,6 +121,19 @@ def delete(conn: sa.Connection, name: str) -> None:
         raise errors.SyncConfigNotFound(name=name)
 
 
+def lock_inbox(conn: sa.Connection, name: str) -> None:
+    """Serialize the appliers of one link's inbound messages until the transaction ends.
+
+    It locks the sync config row, not the link state: writers of executions append to the
+    outbox, which locks the link state, so an applier holding that first would deadlock
+    with them. The lock order is: sync config, then executions, then link state. On
+    PostgreSQL it is FOR NO KEY UPDATE, which the key-share locks taken by inserts that
+    reference the sync config (outbox rows) do not wait for.
+    """
+    query = sa.select(sync_config.c.name).where(sync_config.c.name == name)
+    conn.execute(query.with_for_update(key_share=True))
+
+
 def get_state(conn: sa.Connection, name: str, *, for_update: bool = False) -> LinkState:
     """The live state of the link of sync config ``name``."""
     query = sa.select(link_state).where(link_state.c.sync_config == name)
