@@ -175,6 +175,10 @@ class FaultProxy:
         self._links.add(link)
         try:
             await self._serve(link, reader, plan)
+        except asyncio.CancelledError:
+            # cut_all() or close(): the connection ends here. Python 3.11's stream server
+            # would log a cancelled handler as an error in the callback that reaps it.
+            pass
         finally:
             self._links.discard(link)
             await _close(link.upstream, link.client)
