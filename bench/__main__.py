@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import celery_peer, common, idle, local, remote
+from bench import backfill, celery_peer, common, fleet, idle, local, remote
 
 BASELINE_RUNS = 20
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -54,13 +54,32 @@ def run_idle(
     return idle.run(idle.Sizes(seconds=options.idle_seconds), baseline_ms)
 
 
+def run_fleet(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = fleet.Sizes(
+        links=options.fleet_sizes, starts=options.fleet_starts, idle_s=options.fleet_idle_seconds
+    )
+    return fleet.run(sizes, baseline_ms)
+
+
+def run_backfill(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    return backfill.run(backfill.Sizes(executions=options.backfill_executions), baseline_ms)
+
+
 # in this order: the peer's comparison needs the remote figures of the same run
 BENCHMARKS: dict[str, Benchmark] = {
     local.NAME: run_local,
     remote.NAME: run_remote,
     celery_peer.NAME: run_celery,
     idle.NAME: run_idle,
+    fleet.NAME: run_fleet,
+    backfill.NAME: run_backfill,
 }
+# about three minutes at its default sizes: run only when named with --only
+ON_REQUEST = (fleet.NAME,)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,12 +108,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-seconds", type=int, default=10, help="how long to watch an idle workspace"
     )
+    parser.add_argument(
+        "--fleet-sizes",
+        type=_sizes,
+        default=fleet.DEFAULT_LINKS,
+        help="links of each fleet measured, comma-separated (default 10,100; issue 5: 10,100,1000)",
+    )
+    parser.add_argument(
+        "--fleet-starts",
+        type=int,
+        default=200,
+        help="executions started one at a time on random links, per fleet (default 200)",
+    )
+    parser.add_argument(
+        "--fleet-idle-seconds",
+        type=int,
+        default=30,
+        help="how long each idle hub is watched; longer than the 25 s hold (default 30)",
+    )
+    parser.add_argument(
+        "--backfill-executions",
+        type=int,
+        default=10_000,
+        help="past executions mirrored by the backfill (default 10000; issue 5: 100000)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
-    sizes = (options.calls, options.executions, options.tasks, options.idle_seconds)
+    sizes = (
+        options.calls,
+        options.executions,
+        options.tasks,
+        options.idle_seconds,
+        options.fleet_starts,
+        options.backfill_executions,
+        *options.fleet_sizes,
+    )
     if min(sizes) < 1:
-        parser.error("--calls, --executions, --tasks and --idle-seconds must be at least 1")
+        parser.error("every count and size must be at least 1")
+    if options.fleet_idle_seconds < 2:
+        parser.error("--fleet-idle-seconds must be at least 2")
     return options
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of counts"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.perf_counter()
     baseline_ms, figures = common.measure_baseline(BASELINE_RUNS)
-    names = [name for name in BENCHMARKS if not options.only or name in options.only]
+    if options.only:
+        names = [name for name in BENCHMARKS if name in options.only]
+    else:
+        names = [name for name in BENCHMARKS if name not in ON_REQUEST]
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         figures += BENCHMARKS[name](options, baseline_ms, figures)

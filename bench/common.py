@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ SERVING = re.compile(r"serving on (https?://\S+)")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 LINGER_S = 2.0
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,19 @@ class Workspace:
 
 
 @contextlib.contextmanager
-def served_workspace(name: str = "bench", *extra_args: str) -> Iterator[Workspace]:
-    """A fresh workspace on a free loopback port; always stopped and its data dir removed."""
+def served_workspace(
+    name: str = "bench", *extra_args: str, prepare: Callable[[Path], None] | None = None
+) -> Iterator[Workspace]:
+    """A fresh workspace on a free loopback port; always stopped and its data dir removed.
+
+    ``prepare`` receives the empty data directory before the server starts (to seed its store).
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="tether-bench-"))
-    process = _spawn_serve(name, data_dir, extra_args)
+    process: subprocess.Popen[str] | None = None
     try:
+        if prepare is not None:
+            prepare(data_dir)
+        process = _spawn_serve(name, data_dir, extra_args)
         workspace = Workspace(process, data_dir, url="")
         workspace.url = _read_url(process, workspace.output)
         _drain(process, workspace.output)
@@ -176,7 +185,8 @@ def served_workspace(name: str = "bench", *extra_args: str) -> Iterator[Workspac
         workspace.token = _login(workspace.api_url)
         yield workspace
     finally:
-        stop_process(process, "tether serve")
+        if process is not None:
+            stop_process(process, "tether serve")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -266,6 +276,35 @@ def descendants_of(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a group of processes holds and has spent, read from /proc."""
+
+    rss_mb: float  # VmRSS summed (pages shared after a fork count in each process)
+    cpu_s: float  # user + system time summed
+    fds: int  # open file descriptors summed
+
+
+def tree_pids(pid: int) -> set[int]:
+    """``pid`` and every live process below it (a server, its fork server, their children)."""
+    return {pid} | descendants_of(pid)
+
+
+def usage_of(pids: Iterable[int]) -> Usage:
+    """RSS, CPU time and open fds of ``pids`` together; a process gone meanwhile counts 0."""
+    rss_kb, ticks, fds = 0, 0, 0
+    for pid in pids:
+        proc = Path("/proc") / str(pid)
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(stat[11]) + int(stat[12])  # fields 14 and 15: utime, stime
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss_kb += int(line.split()[1])
+            fds += len(os.listdir(proc / "fd"))
+    return Usage(rss_kb / 1024, ticks / TICKS_PER_S, fds)
 
 
 def _kill_lingering(pids: set[int], what: str) -> None:
