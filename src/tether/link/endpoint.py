@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 
 from tether import errors
@@ -17,6 +18,7 @@ from tether.link.protocol import KeyRing, Sealed
 from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
+HOLD_JITTER = 0.8  # a long-poll is held for 80-100 % of its asked-for time
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class Listener:
         """Keep a long-poll open until this side has something to deliver, or ``poll_s`` passed."""
         with self._ctx.events.watch(events.OUTBOX, [name]) as watch:
             if not await asyncio.to_thread(exchange.has_pending, self._ctx, name):
-                await watch.wait(poll_s)
+                # Jitter spreads the renewals of many links, which would otherwise come in step.
+                await watch.wait(poll_s * random.uniform(HOLD_JITTER, 1.0))
 
     def _answer(self, name: str, receiver: str, reply_to: str, is_delivering: bool) -> Sealed:
         config, state, batch = exchange.next_batch(self._ctx, name)
