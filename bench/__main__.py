@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, celery_peer, common, fleet, idle, local, remote
+from bench import backfill, celery_peer, common, fleet, idle, local, remote, soak
 
 BASELINE_RUNS = 20
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -69,6 +69,17 @@ def run_backfill(
     return backfill.run(backfill.Sizes(executions=options.backfill_executions), baseline_ms)
 
 
+def run_soak(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = soak.Sizes(
+        executions=options.soak_executions,
+        rate=options.soak_rate,
+        drop_every_s=options.soak_drop_every_s,
+    )
+    return soak.run(sizes, baseline_ms)
+
+
 # in this order: the peer's comparison needs the remote figures of the same run
 BENCHMARKS: dict[str, Benchmark] = {
     local.NAME: run_local,
@@ -77,9 +88,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     idle.NAME: run_idle,
     fleet.NAME: run_fleet,
     backfill.NAME: run_backfill,
+    soak.NAME: run_soak,
 }
-# about three minutes at its default sizes: run only when named with --only
-ON_REQUEST = (fleet.NAME,)
+# fleet takes about three minutes at its default sizes, soak about one: run only when named
+ON_REQUEST = (fleet.NAME, soak.NAME)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -132,6 +144,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=10_000,
         help="past executions mirrored by the backfill (default 10000; issue 5: 100000)",
     )
+    parser.add_argument(
+        "--soak-executions",
+        type=int,
+        default=1000,
+        help="remote executions per dial direction in the soak (default 1000; issue 4: 10000)",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        default=50.0,
+        help="remote executions started per second in the soak (default 50)",
+    )
+    parser.add_argument(
+        "--soak-drop-every-s",
+        type=float,
+        default=3.0,
+        help="mean seconds between the soak proxy's cuts of every link connection (default 3)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
     sizes = (
@@ -141,12 +171,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         options.idle_seconds,
         options.fleet_starts,
         options.backfill_executions,
+        options.soak_executions,
         *options.fleet_sizes,
     )
     if min(sizes) < 1:
         parser.error("every count and size must be at least 1")
     if options.fleet_idle_seconds < 2:
         parser.error("--fleet-idle-seconds must be at least 2")
+    if options.soak_rate <= 0 or options.soak_drop_every_s <= 0:
+        parser.error("--soak-rate and --soak-drop-every-s must be positive")
     return options
 
 

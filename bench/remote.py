@@ -175,8 +175,17 @@ def linked_pair(direction: Direction) -> Iterator[Linked]:
         yield Linked(hub, edge)
 
 
-def link(hub: common.Workspace, edge: common.Workspace, direction: Direction) -> None:
-    """Create the two sync configs, each holding its own new key and the other's public key."""
+def link(
+    hub: common.Workspace,
+    edge: common.Workspace,
+    direction: Direction,
+    *,
+    base_url: str | None = None,
+) -> None:
+    """Create the two sync configs, each holding its own new key and the other's public key.
+
+    ``base_url`` replaces the listener's API address in the dialer's remote_url (a proxy's).
+    """
     hub_private, hub_public = key_pair()
     edge_private, edge_public = key_pair()
     hub_config = {
@@ -192,10 +201,10 @@ def link(hub: common.Workspace, edge: common.Workspace, direction: Direction) ->
         "remote_public_key": hub_public,
     }
     if direction.hub_dials:
-        hub_config["remote_url"] = sync_url(edge, EDGE_CONFIG)
+        hub_config["remote_url"] = f"{base_url or edge.api_url}/sync_config/{EDGE_CONFIG}/sync"
         order = ((edge, edge_config), (hub, hub_config))
     else:
-        edge_config["remote_url"] = sync_url(hub, HUB_CONFIG)
+        edge_config["remote_url"] = f"{base_url or hub.api_url}/sync_config/{HUB_CONFIG}/sync"
         order = ((hub, hub_config), (edge, edge_config))
     for workspace, config in order:  # the listener's first: the dialer's first call finds it
         with workspace.client() as client:
