@@ -33,7 +33,14 @@ SCALE = max(float(os.environ.get("TETHER_FAULT_SCALE", "1")), 0.1)
 SHORT_POLL_S = 2.0  # --long-poll-s for the scenarios that count long-poll periods
 EXTRA_READ_S = 10.0  # the dialer's read timeout beyond the hold (docs/protocol.md, Failures)
 SHORT_POLL = {"TETHER_LONG_POLL_S": str(SHORT_POLL_S)}
+# A silent peer shows as failing within the hold plus the read timeout, and some slack.
+BLACK_HOLE_BOUND_S = SHORT_POLL_S + EXTRA_READ_S + 3.0
+LOCAL_BOUND_S = 5.0  # a local flow's whole run while a link hangs
 EDGE_CONFIG = "hub"  # the controlled side's sync config
+
+
+KILL_TIMEOUT_S = round(120 + 180 * SCALE)  # pytest's per-test timeout, grown with the sizes
+NETWORK_TIMEOUT_S = round(120 + 60 * SCALE)
 
 
 def scaled(n: int) -> int:
@@ -202,7 +209,7 @@ def kill_and_restart(pair: Pair, side: str, kills: int, seed: int) -> None:
         pair.restart(side)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(KILL_TIMEOUT_S)
 @pytest.mark.parametrize("direction", KILL_CONTROLLED)
 def test_kill_of_the_controlled_side_mid_stream_loses_nothing_and_runs_nothing_twice(
     linked_pair: Callable[..., Pair], history: History, direction: str
@@ -217,7 +224,7 @@ def test_kill_of_the_controlled_side_mid_stream_loses_nothing_and_runs_nothing_t
     history.check(*apis(pair), restarted=("edge",))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(KILL_TIMEOUT_S)
 @pytest.mark.parametrize("direction", KILL_CONTROLLING)
 def test_kill_of_the_controlling_side_mid_stream_still_converges(
     linked_pair: Callable[..., Pair], history: History, direction: str
@@ -235,24 +242,27 @@ def test_kill_of_the_controlling_side_mid_stream_still_converges(
 # The network between the two.
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(NETWORK_TIMEOUT_S)
+@pytest.mark.parametrize(("mode", "direction"), [("refuse", EDGE_DIALS), ("blackhole", HUB_DIALS)])
 def test_partition_of_several_long_poll_periods_heals_without_loss(
-    linked_pair: Callable[..., Pair], history: History
+    linked_pair: Callable[..., Pair], history: History, mode: str, direction: str
 ) -> None:
-    """Refused connections for four long-poll periods; starts and cancels queue up, then all converge."""
-    pair = linked_pair(EDGE_DIALS, has_proxy=True, env=SHORT_POLL)
+    """Four long-poll periods of refused or unanswered connections (every open one cut);
+    starts and cancels queue up meanwhile, and all converge once it heals."""
+    pair = linked_pair(direction, has_proxy=True, env=SHORT_POLL)
     assert pair.proxy is not None
     push_marked_flows(pair.hub_api)
     partition_s = 4 * SHORT_POLL_S
     with Stream(pair.hub, history, pace_s=0.1, max_sleep_s=0.2, cancel_every=5, seed=5) as stream:
         time.sleep(1.0)
-        pair.proxy.set_mode("refuse")
+        pair.proxy.set_mode(mode)
         pair.proxy.cut_all()
         cut_at = time.monotonic()
-        status = pair.wait_link_state(dialer_side(pair), "failing", timeout_s=partition_s)
+        # Refused: failing at once; unanswered: within the read timeout (see the black hole).
+        status = pair.wait_link_state(dialer_side(pair), "failing", timeout_s=BLACK_HOLE_BOUND_S)
         assert pair.proxy.url_base in status["last_error"], status
         started_before, received_before = stream.started, received_count(pair)
-        time.sleep(max(0.0, cut_at + partition_s - time.monotonic()))
+        time.sleep(max(1.0, cut_at + partition_s - time.monotonic()))
         assert stream.started > started_before, "the controlling side stopped accepting starts"
         assert received_count(pair) == received_before, "a start crossed the partition"
         pair.proxy.set_mode("pass")
@@ -261,7 +271,7 @@ def test_partition_of_several_long_poll_periods_heals_without_loss(
     pair.wait_connected()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(NETWORK_TIMEOUT_S)
 def test_resets_of_a_fifth_of_connections_lose_nothing_and_run_nothing_twice(
     linked_pair: Callable[..., Pair], history: History
 ) -> None:
@@ -285,7 +295,7 @@ def test_resets_of_a_fifth_of_connections_lose_nothing_and_run_nothing_twice(
     pair.proxy.reset_probability(0.0)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(NETWORK_TIMEOUT_S)
 def test_idle_cuts_shorter_than_the_long_poll_hold_cause_no_failure(
     linked_pair: Callable[..., Pair], history: History
 ) -> None:
@@ -318,11 +328,7 @@ def test_idle_cuts_shorter_than_the_long_poll_hold_cause_no_failure(
     history.check(*apis(pair))
 
 
-BLACK_HOLE_BOUND_S = SHORT_POLL_S + EXTRA_READ_S + 3.0  # the hold and the read timeout, and slack
-LOCAL_BOUND_S = 5.0  # a local flow's whole run while a link hangs
-
-
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(NETWORK_TIMEOUT_S)
 def test_black_holed_peer_shows_failing_in_bounded_time_and_work_resumes(
     linked_pair: Callable[..., Pair], history: History
 ) -> None:
