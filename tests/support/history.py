@@ -155,8 +155,8 @@ class History:
         snapshot = self._converged(hub, edge, timeout_s)
         time.sleep(RECHECK_S)
         later = Snapshot.take(hub(), edge())
-        problems = _changed_after_end(snapshot, later)
-        problems += self._problems(later, set(restarted))
+        problems = changed_after_end(snapshot, later)
+        problems += self.problems(later, self.read_markers(), set(restarted))
         _fail_on(problems, "the history is wrong")
         return later
 
@@ -166,21 +166,21 @@ class History:
         deadline = time.monotonic() + timeout_s
         while True:
             snapshot = Snapshot.take(hub(), edge())
-            problems = _unconverged(snapshot)
+            problems = unconverged(snapshot)
             if not problems:
                 return snapshot
             if time.monotonic() > deadline:
                 _fail_on(problems, f"not converged within {timeout_s:g} s")
             time.sleep(SETTLE_POLL_S)
 
-    def _problems(self, snapshot: Snapshot, restarted: set[str]) -> list[str]:
+    def problems(self, snapshot: Snapshot, markers: list[Marker], restarted: set[str]) -> list[str]:
+        """Everything wrong with a converged snapshot, given the markers the runs wrote."""
         children = snapshot.children
         problems = [
             f"requested {i} is unknown to the controlling side"
             for i in sorted(self.requested)
             if i not in children
         ]
-        markers = self.read_markers()
         runs = Counter(m.controlling_id for m in markers)
         problems += [
             f"a marker names {i}, which the controlling side never requested"
@@ -206,7 +206,7 @@ class History:
         return problems
 
 
-def _unconverged(snapshot: Snapshot) -> list[str]:
+def unconverged(snapshot: Snapshot) -> list[str]:
     """Why the two sides have not converged yet: an execution not ended, or the sides disagree."""
     problems = [
         f"{side} {r['id']} ({r['name']}, {r['origin']}) is still {r['status']}"
@@ -224,7 +224,7 @@ def _unconverged(snapshot: Snapshot) -> list[str]:
     return problems
 
 
-def _changed_after_end(before: Snapshot, after: Snapshot) -> list[str]:
+def changed_after_end(before: Snapshot, after: Snapshot) -> list[str]:
     """Executions whose final status (or end time) changed: each must end exactly once."""
     problems = []
     for side, old, new in (("hub", before.hub, after.hub), ("edge", before.edge, after.edge)):
