@@ -694,3 +694,28 @@ def test_sync_interval_batches_messages_and_executions_still_complete(
     assert ticker["status"] == "ENDED_SUCCESS", ticker["message"]
     assert pair.hub_api.log(ticker["id"]) == [f"tick {i}" for i in range(ticks)]
     pair.assert_settled()
+
+
+BURST = """def handler(system, this, inputs):
+    children = [
+        this.flow('noop', remote_workspace_name='edge', wait=False) for _ in range(inputs["n"])
+    ]
+    this.wait_for(*children)
+"""
+
+
+@pytest.mark.parametrize("direction", [HUB_DIALS, EDGE_DIALS])
+def test_a_burst_of_remote_executions_ends_well_within_one_long_poll_hold(
+    linked_pair: Callable[..., Pair], direction: str
+) -> None:
+    # Regression: a message committed while every sender was busy was left for the next
+    # long-poll, a whole hold later. With a 120 s hold, such a message would blow the budget.
+    pair = linked_pair(direction, env={"TETHER_LONG_POLL_S": "120"})
+    pair.hub_api.create_flow("noop", "def handler(system, this):\n    return None\n")
+    pair.hub_api.create_flow("burst", BURST)
+    started = time.monotonic()
+    parent = pair.hub_api.start("burst", input_value={"n": 300})
+    ended = pair.hub_api.wait_ended(parent["id"], timeout_s=90)
+    assert ended["status"] == "ENDED_SUCCESS", ended["message"]
+    assert time.monotonic() - started < 90
+    pair.assert_settled()

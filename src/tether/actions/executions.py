@@ -223,7 +223,7 @@ def cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
         executions.update(tx.conn, ex.id, is_cancel_requested=True)
         tx.publish(events.CANCEL, ex.id)
     outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
-    for child in executions.children_of(tx.conn, ex.id):
+    for child in executions.unended_children(tx.conn, ex.id):
         cancel_tree(ctx, tx, child)
 
 
@@ -315,9 +315,7 @@ def remote_waits(ctx: Context, ex: Execution) -> list[tuple[Execution, SyncConfi
         return []
     with ctx.db.read() as conn:
         candidates = [ex] if ex.is_remote_child else []
-        candidates += [
-            c for c in executions.children_of(conn, ex.id) if c.is_remote_child and not c.is_ended
-        ]
+        candidates += executions.unended_children(conn, ex.id, remote_only=True)
         found = []
         for candidate in candidates:
             name = candidate.sync_config or ""

@@ -74,7 +74,6 @@ class Dialer:
         self._client = _client(config)
         self._in_flight: dict[int, int] = {}  # exchange number -> highest sequence it carries
         self._exchanges = itertools.count()
-        self._senders = 0
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -99,7 +98,9 @@ class Dialer:
         poll_s = 0.0
         while True:
             try:
-                await self._exchange_or_retry(poll_s)
+                if await self._exchange_or_retry(poll_s):
+                    # A full envelope left messages behind: the senders carry them.
+                    self._ctx.events.publish(events.OUTBOX, self._name)
                 backoff = BACKOFF_START_S
                 poll_s = self._long_poll_s
             except LinkDown as exc:
@@ -110,15 +111,18 @@ class Dialer:
         # Up to MAX_SENDERS requests carry new messages at once, each with messages the
         # others do not carry: a message written while another request is on its way goes
         # out at once instead of after that request's round trip.
+        # A wake-up while every sender is busy waits for a free one rather than being
+        # dropped: a sender about to find nothing left would otherwise leave the new
+        # message for the next long-poll, a whole hold period later.
+        slots = asyncio.Semaphore(MAX_SENDERS)
         async with asyncio.TaskGroup() as senders:
             with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
                 while True:
                     await watch.wait(3600)
-                    if self._senders < MAX_SENDERS:
-                        self._senders += 1
-                        senders.create_task(self._send_while_unsent())
+                    await slots.acquire()
+                    senders.create_task(self._send_while_unsent(slots))
 
-    async def _send_while_unsent(self) -> None:
+    async def _send_while_unsent(self, slots: asyncio.Semaphore) -> None:
         backoff = BACKOFF_START_S
         try:
             while await asyncio.to_thread(
@@ -130,7 +134,7 @@ class Dialer:
                 except LinkDown as exc:
                     backoff = await self._failed(str(exc), backoff)
         finally:
-            self._senders -= 1
+            slots.release()
 
     def _sent_floor(self) -> int:
         """Messages up to this sequence are on their way in requests still open."""
@@ -190,6 +194,10 @@ class Dialer:
         config, state, batch = await asyncio.to_thread(
             exchange.next_batch, self._ctx, self._name, self._sent_floor()
         )
+        if poll_s > 0:
+            # A held request carries no messages: if it arrived before an earlier request
+            # and so could not apply them, they would wait out the hold, counted as sent.
+            batch = []
         number = next(self._exchanges)
         if batch:
             self._in_flight[number] = batch[-1].seq

@@ -146,9 +146,18 @@ def list_filtered(
     return [_row(r) for r in conn.execute(query.limit(limit).offset(offset))]
 
 
-def children_of(conn: sa.Connection, parent_id: str) -> list[Execution]:
-    """The children of one execution, oldest first."""
-    query = sa.select(execution).where(execution.c.parent_id == parent_id)
+def unended_children(
+    conn: sa.Connection, parent_id: str, *, remote_only: bool = False
+) -> list[Execution]:
+    """The children of one execution that have not ended (only remote ones, if asked), oldest first.
+
+    A parent that started thousands of children reads only the few still open.
+    """
+    query = sa.select(execution).where(
+        execution.c.parent_id == parent_id, execution.c.status.not_in(ENDED)
+    )
+    if remote_only:
+        query = query.where(execution.c.origin == LOCAL, execution.c.sync_config.is_not(None))
     return [_row(r) for r in conn.execute(query.order_by(execution.c.created_at))]
 
 
