@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
 QUEUED = "queued"  # an execution became QUEUED: runners should claim
-CHANGED = "changed"  # an execution changed: waiters on it should look again
+ENDED = "ended"  # an execution ended: waiters on it should look again
 CANCEL = "cancel"  # an execution was asked to stop: whoever runs it should signal it
 OUTBOX = "outbox"  # a sync config's outbox grew: its link should deliver
 CONFIG = "config"  # a sync config was created, changed or deleted

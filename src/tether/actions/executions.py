@@ -32,8 +32,13 @@ def start(
     run: bool = True,
     remote_workspace_name: str | None = None,
     max_runtime_s: float | None = None,
+    execution_id: str | None = None,
 ) -> Execution:
-    """Create an execution of flow ``flow_name`` (queued unless ``run`` is False)."""
+    """Create an execution of flow ``flow_name`` (queued unless ``run`` is False).
+
+    ``execution_id``: the new execution's id, chosen by the caller (a uuid), so that it can
+    watch for the execution's end before the execution exists.
+    """
     input_value = _checked_inputs(input_value)
     if max_runtime_s is not None and max_runtime_s <= 0:
         raise errors.InvalidInput(detail="max_runtime_s must be a positive number of seconds")
@@ -53,6 +58,7 @@ def start(
             parent_id=parent_id,
             sync_config=remote_workspace_name,
             max_runtime_s=max_runtime_s,
+            **({"id": execution_id} if execution_id else {}),
         )
         executions.insert(tx.conn, ex)
         _announce_start(ctx, tx, ex)
@@ -110,11 +116,9 @@ def claim_some(ctx: Context, worker: str, limit: int) -> list[Execution]:
                 break
             if executions.claim(tx.conn, candidate, worker, ctx.now()):
                 ex = executions.get(tx.conn, candidate)
-                if ex.origin == executions.RECEIVED:
-                    # The controlling side hears of it from announce_running or from its end:
-                    # a short execution then costs one message back instead of two.
-                    tx.publish(events.CHANGED, ex.id)
-                else:
+                if ex.origin != executions.RECEIVED:
+                    # The controlling side hears of a received one from announce_running or
+                    # from its end: a short execution then costs one message back, not two.
                     outgoing.after_change(ctx, tx, ex)
                 claimed.append(ex)
     return claimed

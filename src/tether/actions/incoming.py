@@ -199,7 +199,6 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
     executions.insert(tx.conn, ex)
     tx.publish(events.QUEUED)
     # No update back yet: the controlling side hears of it when it runs or ends.
-    tx.publish(events.CHANGED, ex.id)
 
 
 def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
@@ -288,4 +287,5 @@ def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
         executions.insert(tx.conn, ex)
     elif not existing.is_ended:
         executions.set_columns(tx.conn, existing.id, **values)
-    tx.publish(events.CHANGED, remote_id)
+        if values["status"] in executions.ENDED:
+            tx.publish(events.ENDED, existing.id)

@@ -39,7 +39,8 @@ def send_cancel(ctx: Context, tx: Transaction, ex: Execution) -> None:
 
 def after_change(ctx: Context, tx: Transaction, ex: Execution) -> None:
     """Queue what the change of ``ex`` means for links: updates back, and mirrors."""
-    tx.publish(events.CHANGED, ex.id)
+    if ex.is_ended:
+        tx.publish(events.ENDED, ex.id)
     if ex.origin == executions.RECEIVED and ex.sync_config:
         _send_update(ctx, tx, ex)
     elif ex.origin == executions.LOCAL:

@@ -54,15 +54,34 @@ class Listener:
         Raises:
             errors.EnvelopeRejected: anything that does not verify; no state was touched.
         """
-        received = await asyncio.to_thread(self._receive, name, body, headers)
-        if received.poll_s > 0 and received.is_delivering:
-            await self._hold(name, received.poll_s)
-        return await asyncio.to_thread(
-            self._answer, name, received.sender, envelope.body_digest(body), received.is_delivering
-        )
+        digest = envelope.body_digest(body)
+        # Armed before the store is read, so that nothing committed meanwhile goes unnoticed.
+        with self._ctx.events.watch(events.OUTBOX, [name]) as watch:
+            received, answer = await asyncio.to_thread(
+                self._receive_or_answer, name, body, headers, digest
+            )
+            if answer is not None:
+                return answer
+            # Jitter spreads the renewals of many links, which would otherwise come in step.
+            await watch.wait(received.poll_s * random.uniform(HOLD_JITTER, 1.0))
+        return await asyncio.to_thread(self._answer, name, received.sender, digest, True)
+
+    def _receive_or_answer(
+        self, name: str, body: bytes, headers: dict[str, str], digest: str
+    ) -> tuple[Received, Sealed | None]:
+        """Apply one request, and answer it at once unless it is a long-poll with nothing to
+        deliver yet (then the answer is None); blocking, in one worker thread."""
+        received = self._receive(name, body, headers)
+        if (
+            received.poll_s > 0
+            and received.is_delivering
+            and not exchange.has_pending(self._ctx, name)
+        ):
+            return received, None
+        return received, self._answer(name, received.sender, digest, received.is_delivering)
 
     def _receive(self, name: str, body: bytes, headers: dict[str, str]) -> Received:
-        """Verify, then apply one request; blocking, in one worker thread."""
+        """Verify, then apply one request."""
         if not configs.is_name(name):
             raise errors.EnvelopeRejected(f"{name[:120]!r} is no sync config's name")
         config, _state = exchange.load(self._ctx, name)
@@ -108,13 +127,6 @@ class Listener:
         except errors.InvalidInput as exc:
             return exc.message
         return None
-
-    async def _hold(self, name: str, poll_s: float) -> None:
-        """Keep a long-poll open until this side has something to deliver, or ``poll_s`` passed."""
-        with self._ctx.events.watch(events.OUTBOX, [name]) as watch:
-            if not await asyncio.to_thread(exchange.has_pending, self._ctx, name):
-                # Jitter spreads the renewals of many links, which would otherwise come in step.
-                await watch.wait(poll_s * random.uniform(HOLD_JITTER, 1.0))
 
     def _answer(self, name: str, receiver: str, reply_to: str, is_delivering: bool) -> Sealed:
         config, state, batch = exchange.next_batch(self._ctx, name)

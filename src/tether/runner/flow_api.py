@@ -262,19 +262,24 @@ class ExecutionHandle:
         **inputs: Any,
     ) -> ExecutionHandle:
         """Start a child execution of ``flow_name`` with ``inputs``."""
-        record = self._engine.call(
+        mode = None
+        if run and wait:
+            mode = wait if isinstance(wait, str) else return_when.ALL_SUCCEEDED
+            _check_mode(mode)
+        # Started and, when asked, waited for in one request to the engine.
+        answer = self._engine.call(
             "flow",
             parent_id=self.id,
             flow_name=flow_name,
             run=run,
+            wait=mode,
             name=name,
             remote_workspace_name=remote_workspace_name,
             input_value=inputs,
         )
-        child = ExecutionHandle(self._engine, record["id"])
-        if run and wait:
-            mode = wait if isinstance(wait, str) else return_when.ALL_SUCCEEDED
-            _wait(self._engine, [child], mode, None)
+        child = ExecutionHandle(self._engine, answer["id"])
+        if mode is not None:
+            _check_ended([child], answer["records"], mode)
         return child
 
     def wait_for(
@@ -290,11 +295,22 @@ class ExecutionHandle:
 def _wait(
     engine: Engine, handles: list[ExecutionHandle], mode: str, timeout: float | None
 ) -> list[ExecutionHandle]:
+    _check_mode(mode)
+    records = engine.call("wait", ids=[h.id for h in handles], return_when=mode, timeout=timeout)
+    return _check_ended(handles, records, mode)
+
+
+def _check_mode(mode: str) -> None:
     if mode not in (return_when.ALL_SUCCEEDED, return_when.ALL_ENDED, return_when.FIRST_ENDED):
         raise InvalidInputError(
             f"return_when must be one of ALL_SUCCEEDED, ALL_ENDED, FIRST_ENDED, not {mode!r}"
         )
-    records = engine.call("wait", ids=[h.id for h in handles], return_when=mode, timeout=timeout)
+
+
+def _check_ended(
+    handles: list[ExecutionHandle], records: dict[str, Any], mode: str
+) -> list[ExecutionHandle]:
+    """The handles that ended; raises DependencyFailedError when ALL_SUCCEEDED was not met."""
     ended = [h for h in handles if records[h.id]["status"].startswith("ENDED_")]
     if mode == return_when.ALL_SUCCEEDED:
         for h in handles:

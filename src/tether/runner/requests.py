@@ -9,6 +9,7 @@ import asyncio
 import base64
 import binascii
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -64,16 +65,25 @@ class Requests:
         )
 
     async def op_flow(self, request: dict[str, Any]) -> dict[str, Any]:
-        child = await self._db(
-            execution_actions.start,
-            flow_name=request["flow_name"],
-            input_value=request.get("input_value"),
-            name=request.get("name"),
-            parent_id=self._id,
-            run=bool(request.get("run", True)),
-            remote_workspace_name=request.get("remote_workspace_name"),
-        )
-        return {"id": child.id}
+        run = bool(request.get("run", True))
+        mode = request.get("wait") if run else None
+        child_id = str(uuid.uuid4())
+        # Watched before it exists: a quick child can end before the start's answer is read.
+        with self._ctx.events.watch(events.ENDED, [child_id]) as watch:
+            await self._db(
+                execution_actions.start,
+                flow_name=request["flow_name"],
+                input_value=request.get("input_value"),
+                name=request.get("name"),
+                parent_id=self._id,
+                run=run,
+                remote_workspace_name=request.get("remote_workspace_name"),
+                execution_id=child_id,
+            )
+            if not mode:
+                return {"id": child_id}
+            # Started and waited for in one request; the first look waits for a wake-up.
+            return {"id": child_id, "records": await self._waiting([child_id], mode, None, watch)}
 
     async def op_run_async(self, request: dict[str, Any]) -> None:
         await self._db(execution_actions.run_pending, request["id"])
@@ -84,38 +94,53 @@ class Requests:
     async def op_wait(self, request: dict[str, Any]) -> dict[str, Any]:
         ids = list(dict.fromkeys(request["ids"]))
         mode = request.get("return_when", "ALL_SUCCEEDED")
-        timeout = request.get("timeout")
+        with self._ctx.events.watch(events.ENDED, ids) as watch:
+            return await self._waiting(ids, mode, request.get("timeout"), watch, is_fresh=False)
+
+    async def _waiting(
+        self,
+        ids: list[str],
+        mode: str,
+        timeout: float | None,
+        watch: events.Watch,
+        *,
+        is_fresh: bool = True,
+    ) -> dict[str, Any]:
+        """The records of ``ids`` once ``mode`` is satisfied, woken by ``watch``.
+
+        ``is_fresh``: the executions were just queued, so the first look waits for a wake-up
+        (the periodic look covers one that never comes).
+        """
         self._on_wait(True)
         try:
-            return await self._wait(ids, mode, timeout)
-        finally:
-            self._on_wait(False)
-
-    async def _wait(self, ids: list[str], mode: str, timeout: float | None) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + float(timeout)
-        ended: set[str] = set()  # an ended execution never changes status again
-        with self._ctx.events.watch(events.CHANGED, ids) as watch:
+            deadline = None if timeout is None else time.monotonic() + float(timeout)
+            ended: set[str] = set()  # an ended execution never changes status again
+            if is_fresh:
+                await watch.wait(POLL_S)
             while True:
                 open_ids = [i for i in ids if i not in ended]
-                found = await asyncio.to_thread(self._statuses, open_ids)
-                ended.update(i for i, status in found.items() if status in executions.ENDED)
-                if ended and (mode == "FIRST_ENDED" or len(ended) == len(ids)):
-                    return await asyncio.to_thread(self._records, ids)
+                records = await asyncio.to_thread(self._look, ids, open_ids, mode, ended)
+                if records is not None:
+                    return records
                 remaining = POLL_S if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutExceeded(timeout=timeout)
                 await watch.wait(min(POLL_S, remaining))
+        finally:
+            self._on_wait(False)
 
-    def _statuses(self, ids: list[str]) -> dict[str, str]:
+    def _look(
+        self, ids: list[str], open_ids: list[str], mode: str, ended: set[str]
+    ) -> dict[str, Any] | None:
+        """Note which of ``open_ids`` ended; all records once the wait is over, else None."""
         with self._ctx.db.read() as conn:
-            found = executions.statuses(conn, ids)
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise errors.ExecutionNotFound(id=missing[0])
-        return found
-
-    def _records(self, ids: list[str]) -> dict[str, Any]:
-        with self._ctx.db.read() as conn:
+            found = executions.statuses(conn, open_ids)
+            missing = [i for i in open_ids if i not in found]
+            if missing:
+                raise errors.ExecutionNotFound(id=missing[0])
+            ended.update(i for i, status in found.items() if status in executions.ENDED)
+            if not ended or (mode != "FIRST_ENDED" and len(ended) < len(ids)):
+                return None
             return {i: executions.as_record(ex) for i, ex in executions.get_many(conn, ids).items()}
 
     async def op_setting_get(self, request: dict[str, Any]) -> Any:
