@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from tether import errors
 from tether.store.schema import execution, execution_log
+from tether.store.statements import check_field_order, set_params
 
 PENDING = "PENDING"
 QUEUED = "QUEUED"
@@ -78,18 +79,78 @@ def is_forward(old: str, new: str) -> bool:
     return _RANK[new] > _RANK[old] or {old, new} == {RUNNING, PAUSED}
 
 
+check_field_order(Execution, execution)
+
+
 def _row(row: sa.Row) -> Execution:
-    return Execution(**row._mapping)
+    return Execution(*row)
+
+
+# Statements built once; see tether.store.statements.
+_BY_ID = execution.c.id == sa.bindparam("b_id")
+_SELECT_BY_ID = sa.select(execution).where(_BY_ID)
+_SELECT_BY_ID_FOR_UPDATE = _SELECT_BY_ID.with_for_update()
+_SELECT_LINKED = sa.select(execution).where(
+    execution.c.sync_config == sa.bindparam("b_sync_config"),
+    execution.c.remote_execution_id == sa.bindparam("b_remote_id"),
+    execution.c.origin == sa.bindparam("b_origin"),
+)
+_UNENDED_CHILDREN = sa.select(execution).where(
+    execution.c.parent_id == sa.bindparam("b_parent_id"), execution.c.status.not_in(ENDED)
+)
+_SELECT_UNENDED_CHILDREN = _UNENDED_CHILDREN.order_by(execution.c.created_at)
+_SELECT_UNENDED_REMOTE_CHILDREN = _UNENDED_CHILDREN.where(
+    execution.c.origin == LOCAL, execution.c.sync_config.is_not(None)
+).order_by(execution.c.created_at)
+_SELECT_QUEUED_IDS = (
+    sa.select(execution.c.id)
+    .where(
+        execution.c.status == QUEUED,
+        sa.or_(
+            execution.c.origin == RECEIVED,
+            sa.and_(execution.c.origin == LOCAL, execution.c.sync_config.is_(None)),
+        ),
+    )
+    .order_by(execution.c.created_at)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+_INSERT = execution.insert()
+_CLAIM = execution.update().where(_BY_ID, execution.c.status == QUEUED)
+_SET_COLUMNS = execution.update().where(_BY_ID)
+_UPDATE_UNENDED = _SET_COLUMNS.where(execution.c.status.not_in(ENDED))
+# The check that a status only moves forward sits in the WHERE clause so that it holds
+# against concurrent writers: one statement per new status, with the statuses it may follow.
+_UPDATE_TO_STATUS = {
+    new: _UPDATE_UNENDED.where(execution.c.status.in_([s for s in STATUSES if is_forward(s, new)]))
+    for new in STATUSES
+}
+_SELECT_LOG = (
+    sa.select(
+        execution_log.c.seq,
+        execution_log.c.time,
+        execution_log.c.message,
+        execution_log.c.fields,
+    )
+    .where(
+        execution_log.c.execution_id == sa.bindparam("b_execution_id"),
+        execution_log.c.seq >= sa.bindparam("b_offset"),
+    )
+    .order_by(execution_log.c.seq)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+_IN_IDS = execution.c.id.in_(sa.bindparam("b_ids", expanding=True))
+_SELECT_STATUSES = sa.select(execution.c.id, execution.c.status).where(_IN_IDS)
+_SELECT_MANY = sa.select(execution).where(_IN_IDS)
 
 
 def insert(conn: sa.Connection, item: Execution) -> None:
     """Add an execution."""
-    conn.execute(execution.insert().values(**asdict(item)))
+    conn.execute(_INSERT, dict(item.__dict__))
 
 
 def find(conn: sa.Connection, execution_id: str) -> Execution | None:
     """The execution with ``execution_id``, or None."""
-    row = conn.execute(sa.select(execution).where(execution.c.id == execution_id)).first()
+    row = conn.execute(_SELECT_BY_ID, {"b_id": execution_id}).first()
     return _row(row) if row else None
 
 
@@ -103,8 +164,7 @@ def get(conn: sa.Connection, execution_id: str) -> Execution:
 
 def get_for_update(conn: sa.Connection, execution_id: str) -> Execution:
     """The execution, locked against concurrent writers until the transaction ends."""
-    query = sa.select(execution).where(execution.c.id == execution_id).with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(_SELECT_BY_ID_FOR_UPDATE, {"b_id": execution_id}).first()
     if row is None:
         raise errors.ExecutionNotFound(id=execution_id)
     return _row(row)
@@ -114,12 +174,8 @@ def find_linked(
     conn: sa.Connection, sync_config: str, remote_id: str, origin: str
 ) -> Execution | None:
     """The execution that came over ``sync_config`` with the other side's id ``remote_id``."""
-    query = sa.select(execution).where(
-        execution.c.sync_config == sync_config,
-        execution.c.remote_execution_id == remote_id,
-        execution.c.origin == origin,
-    )
-    row = conn.execute(query).first()
+    params = {"b_sync_config": sync_config, "b_remote_id": remote_id, "b_origin": origin}
+    row = conn.execute(_SELECT_LINKED, params).first()
     return _row(row) if row else None
 
 
@@ -153,53 +209,30 @@ def unended_children(
 
     A parent that started thousands of children reads only the few still open.
     """
-    query = sa.select(execution).where(
-        execution.c.parent_id == parent_id, execution.c.status.not_in(ENDED)
-    )
-    if remote_only:
-        query = query.where(execution.c.origin == LOCAL, execution.c.sync_config.is_not(None))
-    return [_row(r) for r in conn.execute(query.order_by(execution.c.created_at))]
+    query = _SELECT_UNENDED_REMOTE_CHILDREN if remote_only else _SELECT_UNENDED_CHILDREN
+    return [_row(r) for r in conn.execute(query, {"b_parent_id": parent_id})]
 
 
 def queued_ids(conn: sa.Connection, limit: int) -> list[str]:
     """Ids of executions this workspace's runners may claim, oldest first."""
-    query = (
-        sa.select(execution.c.id)
-        .where(
-            execution.c.status == QUEUED,
-            sa.or_(
-                execution.c.origin == RECEIVED,
-                sa.and_(execution.c.origin == LOCAL, execution.c.sync_config.is_(None)),
-            ),
-        )
-        .order_by(execution.c.created_at)
-        .limit(limit)
-    )
-    return list(conn.execute(query).scalars())
+    return list(conn.execute(_SELECT_QUEUED_IDS, {"b_limit": limit}).scalars())
 
 
 def claim(conn: sa.Connection, execution_id: str, worker: str, now: float) -> bool:
     """Atomically move one QUEUED execution to RUNNING for ``worker``; False if taken."""
-    result = conn.execute(
-        execution.update()
-        .where(execution.c.id == execution_id, execution.c.status == QUEUED)
-        .values(status=RUNNING, worker=worker, started_at=now)
-    )
-    return result.rowcount == 1
+    params = {"b_id": execution_id, "status": RUNNING, "worker": worker, "started_at": now}
+    return conn.execute(_CLAIM, params).rowcount == 1
 
 
 def update(conn: sa.Connection, execution_id: str, **values: Any) -> None:
     """Change columns of an execution that has not ended; its status only moves forward."""
-    query = execution.update().where(
-        execution.c.id == execution_id, execution.c.status.not_in(ENDED)
-    )
+    query = _UPDATE_UNENDED
     status = values.get("status")
     if status is not None:
         if status not in STATUSES:
             raise errors.InvalidInput(detail=f"'{status}' is not an execution status")
-        # The check sits in the WHERE clause so that it holds against concurrent writers.
-        query = query.where(execution.c.status.in_([s for s in STATUSES if is_forward(s, status)]))
-    if conn.execute(query.values(**values)).rowcount == 1:
+        query = _UPDATE_TO_STATUS[status]
+    if conn.execute(query, set_params(execution, values, b_id=execution_id)).rowcount == 1:
         return
     current = get(conn, execution_id)
     if current.is_ended:
@@ -212,7 +245,7 @@ def update(conn: sa.Connection, execution_id: str, **values: Any) -> None:
 
 def set_columns(conn: sa.Connection, execution_id: str, **values: Any) -> None:
     """Change bookkeeping columns, also of an ended execution."""
-    conn.execute(execution.update().where(execution.c.id == execution_id).values(**values))
+    conn.execute(_SET_COLUMNS, set_params(execution, values, b_id=execution_id))
 
 
 def running_ids(conn: sa.Connection, worker: str | None = None) -> list[str]:
@@ -251,18 +284,8 @@ def read_log(
     conn: sa.Connection, execution_id: str, offset: int = 0, limit: int = 1000
 ) -> list[LogEntry]:
     """Log entries of one execution from ``offset``, in order."""
-    query = (
-        sa.select(
-            execution_log.c.seq,
-            execution_log.c.time,
-            execution_log.c.message,
-            execution_log.c.fields,
-        )
-        .where(execution_log.c.execution_id == execution_id, execution_log.c.seq >= offset)
-        .order_by(execution_log.c.seq)
-        .limit(limit)
-    )
-    return [LogEntry(**r._mapping) for r in conn.execute(query)]
+    params = {"b_execution_id": execution_id, "b_offset": offset, "b_limit": limit}
+    return [LogEntry(*r) for r in conn.execute(_SELECT_LOG, params)]
 
 
 def count(conn: sa.Connection, **filters: Any) -> int:
@@ -326,8 +349,8 @@ def statuses(conn: sa.Connection, ids: Sequence[str]) -> dict[str, str]:
     """The status of each execution in ``ids`` that exists."""
     found: dict[str, str] = {}
     for chunk in _chunks(ids):
-        query = sa.select(execution.c.id, execution.c.status).where(execution.c.id.in_(chunk))
-        found.update((row.id, row.status) for row in conn.execute(query))
+        rows = conn.execute(_SELECT_STATUSES, {"b_ids": chunk})
+        found.update((row.id, row.status) for row in rows)
     return found
 
 
@@ -335,8 +358,7 @@ def get_many(conn: sa.Connection, ids: Sequence[str]) -> dict[str, Execution]:
     """The executions in ``ids`` by id; every one must exist."""
     found: dict[str, Execution] = {}
     for chunk in _chunks(ids):
-        query = sa.select(execution).where(execution.c.id.in_(chunk))
-        found.update((row.id, _row(row)) for row in conn.execute(query))
+        found.update((row.id, _row(row)) for row in conn.execute(_SELECT_MANY, {"b_ids": chunk}))
     missing = [i for i in ids if i not in found]
     if missing:
         raise errors.ExecutionNotFound(id=missing[0])

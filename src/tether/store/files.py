@@ -10,10 +10,18 @@ from tether import errors
 from tether.store import database
 from tether.store.schema import file
 
+# Statements built once; see tether.store.statements.
+_BY_NAME = file.c.name == sa.bindparam("b_name")
+_SELECT_CONTENT = sa.select(file.c.content).where(_BY_NAME)
+_SELECT_NAME = sa.select(file.c.name).where(_BY_NAME)
+_INSERT = file.insert()
+_UPDATE = file.update().where(_BY_NAME)
+_DELETE = file.delete().where(_BY_NAME)
+
 
 def get(conn: sa.Connection, name: str) -> bytes:
     """The content of file ``name``."""
-    row = conn.execute(sa.select(file.c.content).where(file.c.name == name)).first()
+    row = conn.execute(_SELECT_CONTENT, {"b_name": name}).first()
     if row is None:
         raise errors.FileNotFound(name=name)
     return bytes(row.content)
@@ -21,7 +29,7 @@ def get(conn: sa.Connection, name: str) -> bytes:
 
 def exists(conn: sa.Connection, name: str) -> bool:
     """Whether file ``name`` exists."""
-    return conn.execute(sa.select(file.c.name).where(file.c.name == name)).first() is not None
+    return conn.execute(_SELECT_NAME, {"b_name": name}).first() is not None
 
 
 def list_all(conn: sa.Connection) -> list[dict[str, Any]]:
@@ -35,18 +43,18 @@ def list_all(conn: sa.Connection) -> list[dict[str, Any]]:
 def put(conn: sa.Connection, name: str, content: bytes, now: float) -> None:
     """Create or replace file ``name``."""
     values = {"content": content, "updated_at": now}
-    if conn.execute(file.update().where(file.c.name == name).values(**values)).rowcount:
+    if conn.execute(_UPDATE, {"b_name": name, **values}).rowcount:
         return
     try:
         with conn.begin_nested():
-            conn.execute(file.insert().values(name=name, **values))
+            conn.execute(_INSERT, {"name": name, **values})
     except sa.exc.IntegrityError as exc:
         if not database.is_unique_violation(exc):
             raise
-        conn.execute(file.update().where(file.c.name == name).values(**values))
+        conn.execute(_UPDATE, {"b_name": name, **values})
 
 
 def delete(conn: sa.Connection, name: str) -> None:
     """Remove file ``name``."""
-    if conn.execute(file.delete().where(file.c.name == name)).rowcount == 0:
+    if conn.execute(_DELETE, {"b_name": name}).rowcount == 0:
         raise errors.FileNotFound(name=name)

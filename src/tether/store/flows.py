@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from tether import errors
 from tether.store import database
 from tether.store.schema import flow
+from tether.store.statements import check_field_order, set_params
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,24 @@ class Flow:
     updated_at: float
 
 
+check_field_order(Flow, flow)
+
+
 def _row(row: sa.Row) -> Flow:
-    return Flow(**row._mapping)
+    return Flow(*row)
+
+
+# Statements built once; see tether.store.statements.
+_BY_NAME = flow.c.name == sa.bindparam("b_name")
+_SELECT = sa.select(flow).where(_BY_NAME)
+_INSERT = flow.insert()
+_UPDATE = flow.update().where(_BY_NAME)
+_DELETE = flow.delete().where(_BY_NAME)
 
 
 def get(conn: sa.Connection, name: str) -> Flow:
     """The flow named ``name``."""
-    row = conn.execute(sa.select(flow).where(flow.c.name == name)).first()
+    row = conn.execute(_SELECT, {"b_name": name}).first()
     if row is None:
         raise errors.FlowNotFound(name=name)
     return _row(row)
@@ -44,7 +56,7 @@ def insert(conn: sa.Connection, item: Flow) -> None:
     """Add a new flow."""
     try:
         with conn.begin_nested():
-            conn.execute(flow.insert().values(**item.__dict__))
+            conn.execute(_INSERT, dict(item.__dict__))
     except sa.exc.IntegrityError as exc:
         if database.is_unique_violation(exc):
             raise errors.NameTaken(what="flow", name=item.name) from exc
@@ -53,12 +65,11 @@ def insert(conn: sa.Connection, item: Flow) -> None:
 
 def update(conn: sa.Connection, name: str, **values: object) -> None:
     """Change columns of an existing flow."""
-    result = conn.execute(flow.update().where(flow.c.name == name).values(**values))
-    if result.rowcount == 0:
+    if conn.execute(_UPDATE, set_params(flow, values, b_name=name)).rowcount == 0:
         raise errors.FlowNotFound(name=name)
 
 
 def delete(conn: sa.Connection, name: str) -> None:
     """Remove a flow; its executions keep their script snapshots."""
-    if conn.execute(flow.delete().where(flow.c.name == name)).rowcount == 0:
+    if conn.execute(_DELETE, {"b_name": name}).rowcount == 0:
         raise errors.FlowNotFound(name=name)

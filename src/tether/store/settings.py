@@ -10,10 +10,18 @@ from tether import errors
 from tether.store import database
 from tether.store.schema import setting
 
+# Statements built once; see tether.store.statements.
+_BY_NAME = setting.c.name == sa.bindparam("b_name")
+_SELECT_VALUE = sa.select(setting.c.value).where(_BY_NAME)
+_SELECT_NAME = sa.select(setting.c.name).where(_BY_NAME)
+_INSERT = setting.insert()
+_UPDATE = setting.update().where(_BY_NAME)
+_DELETE = setting.delete().where(_BY_NAME)
+
 
 def get(conn: sa.Connection, name: str) -> Any:
     """The value of setting ``name``."""
-    row = conn.execute(sa.select(setting.c.value).where(setting.c.name == name)).first()
+    row = conn.execute(_SELECT_VALUE, {"b_name": name}).first()
     if row is None:
         raise errors.SettingNotFound(name=name)
     return row.value
@@ -21,8 +29,7 @@ def get(conn: sa.Connection, name: str) -> Any:
 
 def exists(conn: sa.Connection, name: str) -> bool:
     """Whether setting ``name`` exists."""
-    query = sa.select(setting.c.name).where(setting.c.name == name)
-    return conn.execute(query).first() is not None
+    return conn.execute(_SELECT_NAME, {"b_name": name}).first() is not None
 
 
 def list_all(conn: sa.Connection) -> list[dict[str, Any]]:
@@ -33,23 +40,18 @@ def list_all(conn: sa.Connection) -> list[dict[str, Any]]:
 
 def put(conn: sa.Connection, name: str, value: Any, now: float) -> None:
     """Create or replace setting ``name``."""
-    updated = conn.execute(
-        setting.update().where(setting.c.name == name).values(value=value, updated_at=now)
-    )
-    if updated.rowcount:
+    if conn.execute(_UPDATE, {"b_name": name, "value": value, "updated_at": now}).rowcount:
         return
     try:
         with conn.begin_nested():
-            conn.execute(setting.insert().values(name=name, value=value, updated_at=now))
+            conn.execute(_INSERT, {"name": name, "value": value, "updated_at": now})
     except sa.exc.IntegrityError as exc:
         if not database.is_unique_violation(exc):
             raise
-        conn.execute(
-            setting.update().where(setting.c.name == name).values(value=value, updated_at=now)
-        )
+        conn.execute(_UPDATE, {"b_name": name, "value": value, "updated_at": now})
 
 
 def delete(conn: sa.Connection, name: str) -> None:
     """Remove setting ``name``."""
-    if conn.execute(setting.delete().where(setting.c.name == name)).rowcount == 0:
+    if conn.execute(_DELETE, {"b_name": name}).rowcount == 0:
         raise errors.SettingNotFound(name=name)

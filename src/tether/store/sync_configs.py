@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from tether import errors
 from tether.store import database
-from tether.store.schema import link_state, sync_config
+from tether.store.schema import link_state, outbox, sync_config
+from tether.store.statements import check_field_order, set_params
 
 CONTROLLING = "controlling"
 CONTROLLED = "controlled"
@@ -63,10 +64,35 @@ class LinkState:
     backfill_cursor: str | None
 
 
+check_field_order(SyncConfig, sync_config)
+check_field_order(LinkState, link_state)
+
+# Statements built once; see tether.store.statements.
+_CONFIG_BY_NAME = sync_config.c.name == sa.bindparam("b_name")
+_STATE_BY_NAME = link_state.c.sync_config == sa.bindparam("b_name")
+_SELECT_CONFIG = sa.select(sync_config).where(_CONFIG_BY_NAME)
+_INSERT_CONFIG = sync_config.insert()
+_INSERT_STATE = link_state.insert()
+_UPDATE_CONFIG = sync_config.update().where(_CONFIG_BY_NAME)
+_DELETE_OUTBOX = outbox.delete().where(outbox.c.sync_config == sa.bindparam("b_name"))
+_DELETE_STATE = link_state.delete().where(_STATE_BY_NAME)
+_DELETE_CONFIG = sync_config.delete().where(_CONFIG_BY_NAME)
+# key_share: FOR NO KEY UPDATE on PostgreSQL (see lock_inbox); SQLite ignores FOR UPDATE.
+_LOCK_INBOX = sa.select(sync_config.c.name).where(_CONFIG_BY_NAME).with_for_update(key_share=True)
+_SELECT_STATE = sa.select(link_state).where(_STATE_BY_NAME)
+_SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
+_UPDATE_STATE = link_state.update().where(_STATE_BY_NAME)
+_SELECT_MIRRORING = sa.select(sync_config.c.name).where(
+    sync_config.c.is_enabled,
+    sync_config.c.send_all_executions,
+    sync_config.c.role == CONTROLLING,
+)
+
+
 def find(conn: sa.Connection, name: str) -> SyncConfig | None:
     """The sync config named ``name``, or None."""
-    row = conn.execute(sa.select(sync_config).where(sync_config.c.name == name)).first()
-    return SyncConfig(**row._mapping) if row else None
+    row = conn.execute(_SELECT_CONFIG, {"b_name": name}).first()
+    return SyncConfig(*row) if row else None
 
 
 def get(conn: sa.Connection, name: str) -> SyncConfig:
@@ -80,44 +106,43 @@ def get(conn: sa.Connection, name: str) -> SyncConfig:
 def list_all(conn: sa.Connection) -> list[SyncConfig]:
     """All sync configs by name."""
     rows = conn.execute(sa.select(sync_config).order_by(sync_config.c.name))
-    return [SyncConfig(**r._mapping) for r in rows]
+    return [SyncConfig(*r) for r in rows]
 
 
 def insert(conn: sa.Connection, item: SyncConfig) -> None:
     """Add a sync config and its link state."""
     try:
         with conn.begin_nested():
-            conn.execute(sync_config.insert().values(**asdict(item)))
+            conn.execute(_INSERT_CONFIG, dict(item.__dict__))
     except sa.exc.IntegrityError as exc:
         if database.is_unique_violation(exc):
             raise errors.NameTaken(what="sync config", name=item.name) from exc
         raise
     conn.execute(
-        link_state.insert().values(
-            sync_config=item.name,
-            state=CONNECTING if item.is_enabled else DISABLED,
-            next_seq=1,
-            acked_seq=0,
-            applied_seq=0,
-            backfill_done=0,
-        )
+        _INSERT_STATE,
+        {
+            "sync_config": item.name,
+            "state": CONNECTING if item.is_enabled else DISABLED,
+            "next_seq": 1,
+            "acked_seq": 0,
+            "applied_seq": 0,
+            "backfill_done": 0,
+        },
     )
 
 
 def update(conn: sa.Connection, name: str, **values: Any) -> None:
     """Change columns of a sync config."""
-    query = sync_config.update().where(sync_config.c.name == name).values(**values)
-    if conn.execute(query).rowcount == 0:
+    if conn.execute(_UPDATE_CONFIG, set_params(sync_config, values, b_name=name)).rowcount == 0:
         raise errors.SyncConfigNotFound(name=name)
 
 
 def delete(conn: sa.Connection, name: str) -> None:
     """Remove a sync config with its state and outbox."""
-    from tether.store.schema import outbox
-
-    conn.execute(outbox.delete().where(outbox.c.sync_config == name))
-    conn.execute(link_state.delete().where(link_state.c.sync_config == name))
-    if conn.execute(sync_config.delete().where(sync_config.c.name == name)).rowcount == 0:
+    params = {"b_name": name}
+    conn.execute(_DELETE_OUTBOX, params)
+    conn.execute(_DELETE_STATE, params)
+    if conn.execute(_DELETE_CONFIG, params).rowcount == 0:
         raise errors.SyncConfigNotFound(name=name)
 
 
@@ -130,31 +155,23 @@ def lock_inbox(conn: sa.Connection, name: str) -> None:
     PostgreSQL it is FOR NO KEY UPDATE, which the key-share locks taken by inserts that
     reference the sync config (outbox rows) do not wait for.
     """
-    query = sa.select(sync_config.c.name).where(sync_config.c.name == name)
-    conn.execute(query.with_for_update(key_share=True))
+    conn.execute(_LOCK_INBOX, {"b_name": name})
 
 
 def get_state(conn: sa.Connection, name: str, *, for_update: bool = False) -> LinkState:
     """The live state of the link of sync config ``name``."""
-    query = sa.select(link_state).where(link_state.c.sync_config == name)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _SELECT_STATE_FOR_UPDATE if for_update else _SELECT_STATE
+    row = conn.execute(query, {"b_name": name}).first()
     if row is None:
         raise errors.SyncConfigNotFound(name=name)
-    return LinkState(**row._mapping)
+    return LinkState(*row)
 
 
 def update_state(conn: sa.Connection, name: str, **values: Any) -> None:
     """Change columns of a link's state."""
-    conn.execute(link_state.update().where(link_state.c.sync_config == name).values(**values))
+    conn.execute(_UPDATE_STATE, set_params(link_state, values, b_name=name))
 
 
 def mirroring_names(conn: sa.Connection) -> list[str]:
     """Names of enabled controlling sync configs that mirror every execution."""
-    query = sa.select(sync_config.c.name).where(
-        sync_config.c.is_enabled,
-        sync_config.c.send_all_executions,
-        sync_config.c.role == CONTROLLING,
-    )
-    return list(conn.execute(query).scalars())
+    return list(conn.execute(_SELECT_MIRRORING).scalars())

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from tether import errors
 from tether.store import database
 from tether.store.schema import token, user
+from tether.store.statements import check_field_order, set_params
 
 
 @dataclass(frozen=True)
@@ -20,23 +21,45 @@ class User:
     created_at: float
 
 
+check_field_order(User, user)
+
+# Statements built once; see tether.store.statements.
+_BY_NAME = user.c.name == sa.bindparam("b_name")
+_SELECT = sa.select(user).where(_BY_NAME)
+_INSERT = user.insert()
+_UPDATE = user.update().where(_BY_NAME)
+_DELETE = user.delete().where(_BY_NAME)
+_TOKENS_OF = token.c.user_name == sa.bindparam("b_user_name")
+_DELETE_TOKENS = token.delete().where(_TOKENS_OF)
+_INSERT_TOKEN = token.insert()
+_SELECT_USER_FOR_TOKEN = (
+    sa.select(user)
+    .join(token, token.c.user_name == user.c.name)
+    .where(
+        token.c.digest == sa.bindparam("b_digest"), token.c.revoked_at.is_(None), user.c.is_enabled
+    )
+)
+_REVOKE_TOKEN = token.update().where(token.c.digest == sa.bindparam("b_digest"))
+_REVOKE_TOKENS_OF = token.update().where(_TOKENS_OF, token.c.revoked_at.is_(None))
+
+
 def get(conn: sa.Connection, name: str) -> User:
     """The user named ``name``."""
-    row = conn.execute(sa.select(user).where(user.c.name == name)).first()
-    if row is None:
+    found = find(conn, name)
+    if found is None:
         raise errors.UserNotFound(name=name)
-    return User(**row._mapping)
+    return found
 
 
 def find(conn: sa.Connection, name: str) -> User | None:
     """The user named ``name``, or None."""
-    row = conn.execute(sa.select(user).where(user.c.name == name)).first()
-    return User(**row._mapping) if row else None
+    row = conn.execute(_SELECT, {"b_name": name}).first()
+    return User(*row) if row else None
 
 
 def list_all(conn: sa.Connection) -> list[User]:
     """All users by name."""
-    return [User(**r._mapping) for r in conn.execute(sa.select(user).order_by(user.c.name))]
+    return [User(*r) for r in conn.execute(sa.select(user).order_by(user.c.name))]
 
 
 def count(conn: sa.Connection) -> int:
@@ -48,7 +71,7 @@ def insert(conn: sa.Connection, item: User) -> None:
     """Add a user."""
     try:
         with conn.begin_nested():
-            conn.execute(user.insert().values(**item.__dict__))
+            conn.execute(_INSERT, dict(item.__dict__))
     except sa.exc.IntegrityError as exc:
         if database.is_unique_violation(exc):
             raise errors.NameTaken(what="user", name=item.name) from exc
@@ -57,41 +80,33 @@ def insert(conn: sa.Connection, item: User) -> None:
 
 def update(conn: sa.Connection, name: str, **values: object) -> None:
     """Change columns of a user."""
-    if conn.execute(user.update().where(user.c.name == name).values(**values)).rowcount == 0:
+    if conn.execute(_UPDATE, set_params(user, values, b_name=name)).rowcount == 0:
         raise errors.UserNotFound(name=name)
 
 
 def delete(conn: sa.Connection, name: str) -> None:
     """Remove a user and their tokens."""
-    conn.execute(token.delete().where(token.c.user_name == name))
-    if conn.execute(user.delete().where(user.c.name == name)).rowcount == 0:
+    conn.execute(_DELETE_TOKENS, {"b_user_name": name})
+    if conn.execute(_DELETE, {"b_name": name}).rowcount == 0:
         raise errors.UserNotFound(name=name)
 
 
 def insert_token(conn: sa.Connection, digest: str, user_name: str, now: float) -> None:
     """Record an issued token by its digest."""
-    conn.execute(token.insert().values(digest=digest, user_name=user_name, created_at=now))
+    conn.execute(_INSERT_TOKEN, {"digest": digest, "user_name": user_name, "created_at": now})
 
 
 def user_for_token(conn: sa.Connection, digest: str) -> User | None:
     """The enabled user holding the unrevoked token with ``digest``, or None."""
-    row = conn.execute(
-        sa.select(user)
-        .join(token, token.c.user_name == user.c.name)
-        .where(token.c.digest == digest, token.c.revoked_at.is_(None), user.c.is_enabled)
-    ).first()
-    return User(**row._mapping) if row else None
+    row = conn.execute(_SELECT_USER_FOR_TOKEN, {"b_digest": digest}).first()
+    return User(*row) if row else None
 
 
 def revoke_token(conn: sa.Connection, digest: str, now: float) -> None:
     """Revoke one token."""
-    conn.execute(token.update().where(token.c.digest == digest).values(revoked_at=now))
+    conn.execute(_REVOKE_TOKEN, {"b_digest": digest, "revoked_at": now})
 
 
 def revoke_tokens_of(conn: sa.Connection, user_name: str, now: float) -> None:
     """Revoke every token of a user."""
-    conn.execute(
-        token.update()
-        .where(token.c.user_name == user_name, token.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    conn.execute(_REVOKE_TOKENS_OF, {"b_user_name": user_name, "revoked_at": now})
