@@ -67,6 +67,8 @@ class Runner:
         self._spare: asyncio.Task[ChildProcess] | None = None
         # Cancels that arrived while their execution was being claimed, before it was known here.
         self._early_cancels: set[str] = set()
+        # Whether the last look for work stopped for want of a slot (not for want of work).
+        self._is_short_of_room = False
 
     async def start(self) -> None:
         """Fail what a previous process left running, start the fork server, begin claiming."""
@@ -111,11 +113,11 @@ class Runner:
 
     async def _claim_while_room(self) -> None:
         while (room := self._max_running - self.active_count) > 0:
+            self._is_short_of_room = False
+            limit = min(room, CLAIM_BATCH)
             claimed = await asyncio.to_thread(
-                execution_actions.claim_some, self._ctx, self._worker, min(room, CLAIM_BATCH)
+                execution_actions.claim_some, self._ctx, self._worker, limit
             )
-            if not claimed:
-                return
             for ex in claimed:
                 process = await self._spawn(ex)
                 running = Running(ex, process)
@@ -124,6 +126,14 @@ class Runner:
                 task = asyncio.create_task(self._run(running))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            if len(claimed) < limit:
+                return  # none left queued; a new one announces itself (events.QUEUED)
+        # Queued executions may be waiting for a slot: a slot freed must wake the loop.
+        self._is_short_of_room = True
+
+    def _slot_freed(self) -> None:
+        if self._is_short_of_room:
+            self._wake.set()
 
     async def _spawn(self, ex: Execution) -> ChildProcess:
         """A process for ``ex``; a claimed execution that gets none ends ENDED_ERROR."""
@@ -206,7 +216,7 @@ class Runner:
             running.process.kill()
             await running.process.close()
             self._running.pop(ex.id, None)
-            self._wake.set()
+            self._slot_freed()
 
     async def _converse(self, running: Running) -> dict[str, Any] | None:
         """Hand the script to the child and answer its requests until it reports its end."""
@@ -299,7 +309,7 @@ class Runner:
     def _set_waiting(self, running: Running, is_waiting: bool) -> None:
         running.waits += 1 if is_waiting else -1
         if is_waiting:
-            self._wake.set()
+            self._slot_freed()
 
     async def _flush_log(self, running: Running) -> None:
         if running.log_lines:
