@@ -2,6 +2,10 @@
 
 Long-polls when no interval is set (and sends new messages at once in a second request);
 otherwise exchanges every N seconds. Failures back off with jitter and never block others.
+
+The client is aiohttp's: measured on the development machine, an httpx AsyncClient request
+cost about 2.5 ms of CPU, an aiohttp one about 0.3 ms, and a link makes one or two requests
+per message.
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import random
 import ssl
+from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from tether import errors
 from tether.actions import events, incoming
@@ -30,10 +36,10 @@ BACKOFF_CAP_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener counts as down
 MAX_SENDERS = 2
-MAX_KEEPALIVE = 2
+MAX_CONNECTIONS = 4  # the held poll, up to two senders, one spare
 # A dropped connection is tried again at once this often before the link counts as failing:
 # a middlebox that cuts idle connections may have cut every pooled one at the same moment.
-DROP_RETRIES = MAX_KEEPALIVE
+DROP_RETRIES = MAX_CONNECTIONS
 
 
 class LinkDown(Exception):
@@ -71,7 +77,7 @@ class Dialer:
         self._is_cut_reported = False  # whether the log said that something cuts held polls
         self._max_skew_s = max_skew_s
         self._health = health
-        self._client = _client(config)
+        self._client: aiohttp.ClientSession | None = None  # made in run(), on the loop
         self._in_flight: dict[int, int] = {}  # exchange number -> highest sequence it carries
         self._exchanges = itertools.count()
 
@@ -83,13 +89,14 @@ class Dialer:
                 self._name,
                 self._url,
             )
+        self._client = _client(self._config)
         try:
             if self._config.sync_interval_s:
                 await self._every_interval(self._config.sync_interval_s)
             else:
                 await asyncio.gather(self._poll_loop(), self._send_loop())
         finally:
-            await self._client.aclose()
+            await self._client.close()
 
     async def _poll_loop(self) -> None:
         backoff = BACKOFF_START_S
@@ -208,9 +215,9 @@ class Dialer:
             self._in_flight[number] = batch[-1].seq
         try:
             sealed = await asyncio.to_thread(self._seal, config, state.applied_seq, batch, poll_s)
-            response = await self._post(sealed, poll_s)
+            answer = await self._post(sealed, poll_s)
             # Verified, applied and recorded in one worker thread: one hop, not three.
-            return await asyncio.to_thread(self._take_answer, config, batch, sealed, response)
+            return await asyncio.to_thread(self._take_answer, config, batch, sealed, answer)
         finally:
             self._in_flight.pop(number, None)
 
@@ -232,7 +239,7 @@ class Dialer:
         config: SyncConfig,
         batch: list[OutboxMessage],
         sealed: protocol.Sealed,
-        response: httpx.Response,
+        response: Answer,
     ) -> bool:
         """Verify and apply the listener's answer; blocking, in a worker thread."""
         try:
@@ -240,8 +247,8 @@ class Dialer:
                 self._ctx,
                 self._ring,
                 config,
-                response.content,
-                dict(response.headers),
+                response.body,
+                response.headers,
                 receiver=self._name,
                 max_skew_s=self._max_skew_s,
             )
@@ -263,43 +270,59 @@ class Dialer:
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return exchange.is_full(batch) or exchange.is_full(answer.messages)
 
-    async def _post(self, sealed: protocol.Sealed, poll_s: float) -> httpx.Response:
-        timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=poll_s + EXTRA_READ_S)
+    async def _post(self, sealed: protocol.Sealed, poll_s: float) -> Answer:
+        assert self._client is not None, "run() makes the client"
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=CONNECT_TIMEOUT_S, sock_read=poll_s + EXTRA_READ_S
+        )
         try:
-            response = await self._client.post(
-                self._url, content=sealed.body, headers=sealed.headers, timeout=timeout
-            )
-        except httpx.ConnectError as exc:
+            async with self._client.post(
+                self._url, data=sealed.body, headers=sealed.headers, timeout=timeout
+            ) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise LinkDown(_status_error(self._url, response.status, body, self._receiver))
+                return Answer(body, dict(response.headers))
+        except aiohttp.ClientConnectorError as exc:
             raise LinkDown(_connect_error(self._url, exc)) from exc
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise LinkDown(
                 f"no answer from {self._url} in time ({type(exc).__name__}): the other side or the network is not responding"
             ) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientPayloadError,
+        ) as exc:
             raise LinkDown(
                 f"the connection to {self._url} was lost: {exc!r}; it will be retried",
                 is_dropped=True,
             ) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise LinkDown(
                 f"the connection to {self._url} failed: {exc!r}; it will be retried"
             ) from exc
-        if response.status_code != 200:
-            raise LinkDown(_status_error(self._url, response, self._receiver))
-        return response
 
 
-def _client(config: SyncConfig) -> httpx.AsyncClient:
+@dataclass(frozen=True)
+class Answer:
+    """The listener's answer as it came: the envelope's bytes and the HTTP headers."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def _client(config: SyncConfig) -> aiohttp.ClientSession:
     verify: ssl.SSLContext | bool = True
     if not config.verify_ssl:
         verify = False
     elif config.ca_certificate:
         verify = ssl.create_default_context(cadata=config.ca_certificate)
-    limits = httpx.Limits(max_connections=4, max_keepalive_connections=MAX_KEEPALIVE)
-    return httpx.AsyncClient(verify=verify, limits=limits, trust_env=False)
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=verify)
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
-def _connect_error(url: str, exc: httpx.ConnectError) -> str:
+def _connect_error(url: str, exc: aiohttp.ClientConnectorError) -> str:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
         return (
@@ -309,16 +332,17 @@ def _connect_error(url: str, exc: httpx.ConnectError) -> str:
     return f"cannot connect to {url} ({text or type(exc).__name__}): is the other workspace running and reachable from here?"
 
 
-def _status_error(url: str, response: httpx.Response, receiver: str) -> str:
-    if response.status_code == 401:
+def _status_error(url: str, status: int, body: bytes, receiver: str) -> str:
+    if status == 401:
         return (
             f"{url} refused our envelope (401): check that the other workspace has an enabled sync config "
             f"'{receiver}' holding this side's public key, and that both clocks are right"
         )
-    if response.status_code == 404:
+    if status == 404:
         return f"{url} has no sync endpoint (404): check remote_url"
-    if response.status_code == 413:
+    if status == 413:
         return f"{url} refused the envelope as too large (413)"
-    with contextlib.suppress(ValueError):
-        return f"{url} answered {response.status_code}: {response.json().get('message', response.text[:200])}"
-    return f"{url} answered {response.status_code}: {response.text[:200]}"
+    text = body[:2000].decode("utf-8", "replace")
+    with contextlib.suppress(ValueError, AttributeError):
+        return f"{url} answered {status}: {json.loads(text).get('message', text[:200])}"
+    return f"{url} answered {status}: {text[:200]}"
