@@ -201,9 +201,10 @@ class Dialer:
             LinkDown: the exchange failed; nothing was lost (messages stay in the outbox).
         """
         floor = self._sent_floor()
-        config, state, batch = await asyncio.to_thread(
-            exchange.next_batch, self._ctx, self._name, floor
-        )
+        # The config is the one this dialer was started with: the linker starts a new
+        # dialer when it changes.
+        config = self._config
+        state, batch = await asyncio.to_thread(exchange.pending_batch, self._ctx, self._name, floor)
         if is_sending and not batch:
             return None
         if poll_s > 0:

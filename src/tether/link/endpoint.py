@@ -25,6 +25,7 @@ HOLD_JITTER = 0.8  # a long-poll is held for 80-100 % of its asked-for time
 class Received:
     """What the answer to an applied request needs to know."""
 
+    config: SyncConfig
     sender: str
     poll_s: float
     is_delivering: bool
@@ -64,7 +65,8 @@ class Listener:
                 return answer
             # Jitter spreads the renewals of many links, which would otherwise come in step.
             await watch.wait(received.poll_s * random.uniform(HOLD_JITTER, 1.0))
-        return await asyncio.to_thread(self._answer, name, received.sender, digest, True)
+        # Read afresh: the config may have changed during the hold.
+        return await asyncio.to_thread(self._answer, received, digest)
 
     def _receive_or_answer(
         self, name: str, body: bytes, headers: dict[str, str], digest: str
@@ -78,13 +80,13 @@ class Listener:
             and not exchange.has_pending(self._ctx, name)
         ):
             return received, None
-        return received, self._answer(name, received.sender, digest, received.is_delivering)
+        return received, self._answer(received, digest, config=received.config)
 
     def _receive(self, name: str, body: bytes, headers: dict[str, str]) -> Received:
         """Verify, then apply one request."""
         if not configs.is_name(name):
             raise errors.EnvelopeRejected(f"{name[:120]!r} is no sync config's name")
-        config, _state = exchange.load(self._ctx, name)
+        config = exchange.find_config(self._ctx, name)
         if config is None or not config.is_enabled:
             raise errors.EnvelopeRejected(f"sync config {name!r} is unknown or disabled")
         request = protocol.open_(
@@ -115,10 +117,10 @@ class Listener:
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
         if problem is not None:
             self._health.failure(name, problem)
-            return Received(request.sender, 0.0, is_delivering=False)
+            return Received(config, request.sender, 0.0, is_delivering=False)
         self._health.success(config, request.hello)
         poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
-        return Received(request.sender, poll_s, is_delivering=True)
+        return Received(config, request.sender, poll_s, is_delivering=True)
 
     def _key_problem(self, config: SyncConfig) -> str | None:
         """Words for why this side cannot sign its answer, or None."""
@@ -128,15 +130,21 @@ class Listener:
             return exc.message
         return None
 
-    def _answer(self, name: str, receiver: str, reply_to: str, is_delivering: bool) -> Sealed:
-        config, state, batch = exchange.next_batch(self._ctx, name)
+    def _answer(
+        self, received: Received, reply_to: str, *, config: SyncConfig | None = None
+    ) -> Sealed:
+        name = received.config.name
+        if config is None:
+            config, state, batch = exchange.next_batch(self._ctx, name)
+        else:
+            state, batch = exchange.pending_batch(self._ctx, name)
         return protocol.seal(
             self._ctx,
             self._ring,
             config,
-            receiver=receiver,
+            receiver=received.sender,
             ack=state.applied_seq,
-            messages=batch if is_delivering else [],
+            messages=batch if received.is_delivering else [],
             reply_to=reply_to,
             hello_=protocol.hello(self._ctx, config),
         )

@@ -9,6 +9,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
+
 from tether.actions.context import Context
 from tether.store import outbox, sync_configs
 from tether.store.outbox import OutboxMessage
@@ -18,10 +20,9 @@ MAX_MESSAGES = 500
 MAX_BATCH_BYTES = 1024 * 1024
 
 
-def load(ctx: Context, name: str) -> tuple[SyncConfig | None, LinkState | None]:
+def find_config(ctx: Context, name: str) -> SyncConfig | None:
     with ctx.db.read() as conn:
-        config = sync_configs.find(conn, name)
-        return config, sync_configs.get_state(conn, name) if config else None
+        return sync_configs.find(conn, name)
 
 
 def next_batch(
@@ -31,8 +32,19 @@ def next_batch(
     one envelope (messages up to ``after`` are on their way in other requests)."""
     with ctx.db.read() as conn:
         config = sync_configs.get(conn, name)
-        state = sync_configs.get_state(conn, name)
-        pending = outbox.pending(conn, name, MAX_MESSAGES, after)
+        state, batch = _batch(conn, name, after)
+    return config, state, batch
+
+
+def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, list[OutboxMessage]]:
+    """As next_batch, for a caller that holds the config already."""
+    with ctx.db.read() as conn:
+        return _batch(conn, name, after)
+
+
+def _batch(conn: sa.Connection, name: str, after: int) -> tuple[LinkState, list[OutboxMessage]]:
+    state = sync_configs.get_state(conn, name)
+    pending = outbox.pending(conn, name, MAX_MESSAGES, after)
     batch: list[OutboxMessage] = []
     size = 0
     for message in pending:
@@ -40,7 +52,7 @@ def next_batch(
         if batch and size > MAX_BATCH_BYTES:
             break
         batch.append(message)
-    return config, state, batch
+    return state, batch
 
 
 def is_full(messages: Sequence[Any]) -> bool:
