@@ -80,6 +80,10 @@ class Dialer:
         self._client: aiohttp.ClientSession | None = None  # made in run(), on the loop
         self._in_flight: dict[int, int] = {}  # exchange number -> highest sequence it carries
         self._exchanges = itertools.count()
+        # The highest sequence applied from the other side, as the last answers left it: a
+        # held poll acknowledges this without reading the store (a stale value only delays
+        # the other side's clean-up; the listener never moves its acked cursor back).
+        self._applied = 0
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -204,18 +208,25 @@ class Dialer:
         # The config is the one this dialer was started with: the linker starts a new
         # dialer when it changes.
         config = self._config
-        state, batch = await asyncio.to_thread(exchange.pending_batch, self._ctx, self._name, floor)
-        if is_sending and not batch:
-            return None
-        if poll_s > 0:
+        batch: list[OutboxMessage]
+        if poll_s > 0 and self._applied:
             # A held request carries no messages: if it arrived before an earlier request
             # and so could not apply them, they would wait out the hold, counted as sent.
-            batch = []
+            ack, batch = self._applied, []
+        else:
+            state, batch = await asyncio.to_thread(
+                exchange.pending_batch, self._ctx, self._name, floor
+            )
+            ack = state.applied_seq
+            if is_sending and not batch:
+                return None
+            if poll_s > 0:
+                batch = []
         number = next(self._exchanges)
         if batch:
             self._in_flight[number] = batch[-1].seq
         try:
-            sealed = await asyncio.to_thread(self._seal, config, state.applied_seq, batch, poll_s)
+            sealed = await asyncio.to_thread(self._seal, config, ack, batch, poll_s)
             answer = await self._post(sealed, poll_s)
             # Verified, applied and recorded in one worker thread: one hop, not three.
             return await asyncio.to_thread(self._take_answer, config, batch, sealed, answer)
@@ -266,7 +277,8 @@ class Dialer:
         if problem is not None:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
-        incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None)
+        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None)
+        self._applied = max(self._applied, applied)
         self._health.success(config, answer.hello)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return exchange.is_full(batch) or exchange.is_full(answer.messages)
