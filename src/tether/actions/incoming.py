@@ -43,8 +43,12 @@ def apply_envelope(
     messages: Sequence[Inbound],
     ack: int,
     nonce: str | None,
+    state_values: dict[str, Any] | None = None,
 ) -> int:
     """Apply new messages in order, advance the cursor, drop acked outbox rows; return the cursor.
+
+    ``state_values``: more link-state columns to write in the same transaction (the link's
+    health after a good exchange).
 
     Raises:
         Replay: ``nonce`` was already used on this sync config (nothing is changed).
@@ -65,11 +69,14 @@ def apply_envelope(
                     break  # a gap: wait for the missing message rather than apply out of order
                 _apply_one(ctx, tx, config, message)
                 applied = message.seq
-            values: dict[str, Any] = {"applied_seq": applied}
+            values: dict[str, Any] = dict(state_values or {})
+            if applied != state.applied_seq:
+                values["applied_seq"] = applied
             if ack > state.acked_seq:
                 outbox.acknowledge(tx.conn, config.name, min(ack, state.next_seq - 1))
                 values["acked_seq"] = min(ack, state.next_seq - 1)
-            sync_configs.update_state(tx.conn, config.name, **values)
+            if values:  # an empty renewal of a long-poll changes nothing here
+                sync_configs.update_state(tx.conn, config.name, **values)
             return applied
     except sa.exc.IntegrityError as exc:
         if database.is_unique_violation(exc) and nonce is not None:

@@ -277,9 +277,13 @@ class Dialer:
         if problem is not None:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
-        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None)
+        health = self._health.success_values(config, answer.hello)
+        try:
+            applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
+        except Exception:
+            self._health.forget(self._name)  # what it was to record was not written
+            raise
         self._applied = max(self._applied, applied)
-        self._health.success(config, answer.hello)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return exchange.is_full(batch) or exchange.is_full(answer.messages)
 

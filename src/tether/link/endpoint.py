@@ -109,16 +109,20 @@ class Listener:
         inbound = (
             [] if problem else [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
         )
+        health = None if problem else self._health.success_values(config, request.hello)
         try:
             incoming.apply_envelope(
-                self._ctx, config, inbound, 0 if problem else request.ack, request.nonce
+                self._ctx, config, inbound, 0 if problem else request.ack, request.nonce, health
             )
         except incoming.Replay as exc:
+            self._health.forget(name)  # what it was to record was not written
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
+        except Exception:
+            self._health.forget(name)
+            raise
         if problem is not None:
             self._health.failure(name, problem)
             return Received(config, request.sender, 0.0, is_delivering=False)
-        self._health.success(config, request.hello)
         poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
         return Received(config, request.sender, poll_s, is_delivering=True)
 

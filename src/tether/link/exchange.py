@@ -73,20 +73,23 @@ def has_pending(ctx: Context, name: str, after: int = 0) -> bool:
 
 def record_success(ctx: Context, name: str, their_hello: dict | None) -> None:
     """Mark the link connected after a good exchange."""
-    hello = their_hello or {}
     with ctx.transaction() as tx:
         if sync_configs.find(tx.conn, name) is None:
             return
-        sync_configs.update_state(
-            tx.conn,
-            name,
-            state=sync_configs.CONNECTED,
-            last_error=None,
-            failing_since=None,
-            last_exchange_at=ctx.now(),
-            remote_workspace=hello.get("workspace"),
-            remote_role=hello.get("role"),
-        )
+        sync_configs.update_state(tx.conn, name, **success_values(ctx.now(), their_hello))
+
+
+def success_values(now: float, their_hello: dict | None) -> dict[str, Any]:
+    """The link-state columns that say a link is connected, as of ``now``."""
+    hello = their_hello or {}
+    return {
+        "state": sync_configs.CONNECTED,
+        "last_error": None,
+        "failing_since": None,
+        "last_exchange_at": now,
+        "remote_workspace": hello.get("workspace"),
+        "remote_role": hello.get("role"),
+    }
 
 
 def record_failure(ctx: Context, name: str, error: str) -> None:
@@ -123,13 +126,26 @@ class Health:
         self._recorded: dict[str, tuple[float, float]] = {}  # name -> (config version, time)
 
     def success(self, config: SyncConfig, their_hello: dict | None) -> None:
+        if self.success_values(config, their_hello) is not None:
+            record_success(self._ctx, config.name, their_hello)
+
+    def success_values(self, config: SyncConfig, their_hello: dict | None) -> dict | None:
+        """The link-state columns a good exchange writes, when one is due; else None.
+
+        For a caller that writes them in its own transaction (the one applying the
+        exchange): one write transaction per exchange instead of two.
+        """
         last = self._recorded.get(config.name)
         now = self._ctx.now()
         if last and last[0] == config.updated_at and now - last[1] < self.RECORD_EVERY_S:
-            return
-        record_success(self._ctx, config.name, their_hello)
+            return None
         self._recorded[config.name] = (config.updated_at, now)
+        return success_values(now, their_hello)
 
     def failure(self, name: str, error: str) -> None:
         self._recorded.pop(name, None)
         record_failure(self._ctx, name, error)
+
+    def forget(self, name: str) -> None:
+        """The last success was not written after all: write the next one."""
+        self._recorded.pop(name, None)
