@@ -278,11 +278,9 @@ class Dialer:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
         health = self._health.success_values(config, answer.hello)
-        try:
-            applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
-        except Exception:
-            self._health.forget(self._name)  # what it was to record was not written
-            raise
+        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
+        if health is not None:
+            self._health.recorded(config)
         self._applied = max(self._applied, applied)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return exchange.is_full(batch) or exchange.is_full(answer.messages)

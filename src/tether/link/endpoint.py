@@ -115,11 +115,9 @@ class Listener:
                 self._ctx, config, inbound, 0 if problem else request.ack, request.nonce, health
             )
         except incoming.Replay as exc:
-            self._health.forget(name)  # what it was to record was not written
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
-        except Exception:
-            self._health.forget(name)
-            raise
+        if health is not None:
+            self._health.recorded(config)
         if problem is not None:
             self._health.failure(name, problem)
             return Received(config, request.sender, 0.0, is_delivering=False)

@@ -128,24 +128,24 @@ class Health:
     def success(self, config: SyncConfig, their_hello: dict | None) -> None:
         if self.success_values(config, their_hello) is not None:
             record_success(self._ctx, config.name, their_hello)
+            self.recorded(config)
 
     def success_values(self, config: SyncConfig, their_hello: dict | None) -> dict | None:
         """The link-state columns a good exchange writes, when one is due; else None.
 
         For a caller that writes them in its own transaction (the one applying the
-        exchange): one write transaction per exchange instead of two.
+        exchange), and then calls ``recorded``: one write transaction per exchange, not two.
         """
         last = self._recorded.get(config.name)
         now = self._ctx.now()
         if last and last[0] == config.updated_at and now - last[1] < self.RECORD_EVERY_S:
             return None
-        self._recorded[config.name] = (config.updated_at, now)
         return success_values(now, their_hello)
+
+    def recorded(self, config: SyncConfig) -> None:
+        """A success of ``config`` was written just now."""
+        self._recorded[config.name] = (config.updated_at, self._ctx.now())
 
     def failure(self, name: str, error: str) -> None:
         self._recorded.pop(name, None)
         record_failure(self._ctx, name, error)
-
-    def forget(self, name: str) -> None:
-        """The last success was not written after all: write the next one."""
-        self._recorded.pop(name, None)
