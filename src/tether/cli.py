@@ -125,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # One line per link request drowns what matters; the link's own log says when it fails.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
         prog="tether", description="self-hosted automation with signed workspace links"
     )

@@ -71,14 +71,6 @@ def has_pending(ctx: Context, name: str, after: int = 0) -> bool:
         return outbox.has_after(conn, name, after)
 
 
-def record_success(ctx: Context, name: str, their_hello: dict | None) -> None:
-    """Mark the link connected after a good exchange."""
-    with ctx.transaction() as tx:
-        if sync_configs.find(tx.conn, name) is None:
-            return
-        sync_configs.update_state(tx.conn, name, **success_values(ctx.now(), their_hello))
-
-
 def success_values(now: float, their_hello: dict | None) -> dict[str, Any]:
     """The link-state columns that say a link is connected, as of ``now``."""
     hello = their_hello or {}
@@ -124,11 +116,6 @@ class Health:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._recorded: dict[str, tuple[float, float]] = {}  # name -> (config version, time)
-
-    def success(self, config: SyncConfig, their_hello: dict | None) -> None:
-        if self.success_values(config, their_hello) is not None:
-            record_success(self._ctx, config.name, their_hello)
-            self.recorded(config)
 
     def success_values(self, config: SyncConfig, their_hello: dict | None) -> dict | None:
         """The link-state columns a good exchange writes, when one is due; else None.
