@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import uvloop
+
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.link import configs
@@ -142,7 +144,7 @@ async def _obey(ctx: Context, commands: asyncio.StreamReader) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(serve(args))
+    uvloop.run(serve(args))  # the event loop `tether serve` runs on
     return 0
 
 

@@ -320,10 +320,10 @@ def remote_waits(ctx: Context, ex: Execution) -> list[tuple[Execution, SyncConfi
     with ctx.db.read() as conn:
         candidates = [ex] if ex.is_remote_child else []
         candidates += executions.unended_children(conn, ex.id, remote_only=True)
-        found = []
+        links: dict[str, SyncConfigState | None] = {}  # children mostly share one link
         for candidate in candidates:
             name = candidate.sync_config or ""
-            config = sync_configs.find(conn, name)
-            link = (config, sync_configs.get_state(conn, name)) if config else None
-            found.append((candidate, link))
-        return found
+            if name not in links:
+                config = sync_configs.find(conn, name)
+                links[name] = (config, sync_configs.get_state(conn, name)) if config else None
+        return [(candidate, links[candidate.sync_config or ""]) for candidate in candidates]

@@ -76,7 +76,11 @@ def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
     # other side applies them by sequence number, so a repeated entry is ignored there.
     offset = ex.log_synced
     while True:
-        entries = executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
+        entries = (
+            executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
+            if offset < ex.log_count
+            else []
+        )
         body = {
             "execution_id": ex.remote_execution_id,
             "remote_id": ex.id,

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
+FIRST_HOLD_MIN = 0.05  # the first hold after a connect: 5-100 % of the long-poll time
 EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener counts as down
 MAX_SENDERS = 2
 MAX_CONNECTIONS = 4  # the held poll, up to two senders, one spare
@@ -113,7 +114,7 @@ class Dialer:
                     # A full envelope left messages behind: the senders carry them.
                     self._ctx.events.publish(events.OUTBOX, self._name)
                 backoff = BACKOFF_START_S
-                poll_s = self._long_poll_s
+                poll_s = next_hold_s(self._long_poll_s, poll_s)
             except LinkDown as exc:
                 backoff = await self._failed(str(exc), backoff)
                 poll_s = 0.0
@@ -317,6 +318,18 @@ class Dialer:
             raise LinkDown(
                 f"the connection to {self._url} failed: {exc!r}; it will be retried"
             ) from exc
+
+
+def next_hold_s(long_poll_s: float, previous_s: float, rng: random.Random | None = None) -> float:
+    """How long the listener may hold the poll that follows one held for ``previous_s``.
+
+    The first hold after a connect (previous_s 0: answered at once) is of random length:
+    links that connected together (all of a hub's, when it restarts) would otherwise renew
+    together, every hold, in waves that delay every other request on both sides.
+    """
+    if previous_s > 0:
+        return long_poll_s
+    return long_poll_s * (rng or random).uniform(FIRST_HOLD_MIN, 1.0)
 
 
 @dataclass(frozen=True)
