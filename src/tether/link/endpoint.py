@@ -44,6 +44,7 @@ class Listener:
         max_skew_s: float,
     ) -> None:
         self._ctx = ctx
+        self._configs = exchange.ConfigCache(ctx)
         self._ring = ring
         self._health = health
         self._max_poll_s = max_poll_s
@@ -65,7 +66,7 @@ class Listener:
                 return answer
             # Jitter spreads the renewals of many links, which would otherwise come in step.
             await watch.wait(received.poll_s * random.uniform(HOLD_JITTER, 1.0))
-        # Read afresh: the config may have changed during the hold.
+        # Looked up again: the config may have changed during the hold.
         return await asyncio.to_thread(self._answer, received, digest)
 
     def _receive_or_answer(
@@ -86,7 +87,7 @@ class Listener:
         """Verify, then apply one request."""
         if not configs.is_name(name):
             raise errors.EnvelopeRejected(f"{name[:120]!r} is no sync config's name")
-        config = exchange.find_config(self._ctx, name)
+        config = self._configs.find(name)
         if config is None or not config.is_enabled:
             raise errors.EnvelopeRejected(f"sync config {name!r} is unknown or disabled")
         request = protocol.open_(
@@ -136,10 +137,10 @@ class Listener:
         self, received: Received, reply_to: str, *, config: SyncConfig | None = None
     ) -> Sealed:
         name = received.config.name
+        config = config or self._configs.find(name)
         if config is None:
-            config, state, batch = exchange.next_batch(self._ctx, name)
-        else:
-            state, batch = exchange.pending_batch(self._ctx, name)
+            raise errors.SyncConfigNotFound(name=name)  # deleted during the hold
+        state, batch = exchange.pending_batch(self._ctx, name)
         return protocol.seal(
             self._ctx,
             self._ring,

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tether.actions import events
 from tether.actions.context import Context
 from tether.store import outbox, sync_configs
 from tether.store.outbox import OutboxMessage
@@ -20,24 +21,41 @@ MAX_MESSAGES = 500
 MAX_BATCH_BYTES = 1024 * 1024
 
 
-def find_config(ctx: Context, name: str) -> SyncConfig | None:
-    with ctx.db.read() as conn:
-        return sync_configs.find(conn, name)
+class ConfigCache:
+    """Sync configs as read from the store, each kept until a change of it is announced.
 
+    Every request on a link needs its config; configs change only through this workspace's
+    own actions, which announce each change (events.CONFIG) after its commit.
+    """
 
-def next_batch(
-    ctx: Context, name: str, after: int = 0
-) -> tuple[SyncConfig, LinkState, list[OutboxMessage]]:
-    """The config, its state, and the oldest unacknowledged messages above ``after`` that fit
-    one envelope (messages up to ``after`` are on their way in other requests)."""
-    with ctx.db.read() as conn:
-        config = sync_configs.get(conn, name)
-        state, batch = _batch(conn, name, after)
-    return config, state, batch
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._configs: dict[str, SyncConfig | None] = {}
+        self._generation = 0  # bumped at each announced change
+        ctx.events.listen(events.CONFIG, self._forget)
+
+    def _forget(self, _name: str) -> None:
+        self._generation += 1
+        self._configs.clear()
+
+    def find(self, name: str) -> SyncConfig | None:
+        """The sync config named ``name`` (None when there is none); blocking when not cached."""
+        try:
+            return self._configs[name]
+        except KeyError:
+            pass
+        generation = self._generation
+        with self._ctx.db.read() as conn:
+            config = sync_configs.find(conn, name)
+        # A change announced while reading may have come after the read: keep nothing then.
+        if generation == self._generation:
+            self._configs[name] = config
+        return config
 
 
 def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, list[OutboxMessage]]:
-    """As next_batch, for a caller that holds the config already."""
+    """The link's state, and the oldest unacknowledged messages above ``after`` that fit one
+    envelope (messages up to ``after`` are on their way in other requests)."""
     with ctx.db.read() as conn:
         return _batch(conn, name, after)
 

@@ -75,37 +75,39 @@ class Linker:
 
     async def _reconcile(self) -> None:
         """Start, restart and stop dialers to match the sync configs."""
-        wanted = {}
-        configs = await asyncio.to_thread(self._configs)
-        self._names = [config.name for config in configs]
-        for config in configs:
-            if config.is_enabled and config.remote_url:
-                wanted[config.name] = config
+        self._names, wanted = await asyncio.to_thread(self._versions)
         for name, (version, task) in list(self._dialers.items()):
-            current = wanted.get(name)
-            if current is None or current.updated_at != version or task.done():
+            if wanted.get(name) != version or task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
                 del self._dialers[name]
-        for name, config in wanted.items():
-            if name not in self._dialers:
-                dialer = Dialer(
-                    self._ctx,
-                    self._ring,
-                    config,
-                    long_poll_s=self._long_poll_s,
-                    max_skew_s=self._max_skew_s,
-                    health=self._health,
-                )
-                self._dialers[name] = (
-                    config.updated_at,
-                    asyncio.create_task(_guarded(dialer), name=f"dialer {name}"),
-                )
+        missing = [name for name in wanted if name not in self._dialers]
+        starting = await asyncio.to_thread(self._configs, missing) if missing else []
+        for config in starting:
+            if not (config.is_enabled and config.remote_url):
+                continue  # changed since the versions were read; the next round sees it
+            dialer = Dialer(
+                self._ctx,
+                self._ring,
+                config,
+                long_poll_s=self._long_poll_s,
+                max_skew_s=self._max_skew_s,
+                health=self._health,
+            )
+            self._dialers[config.name] = (
+                config.updated_at,
+                asyncio.create_task(_guarded(dialer), name=f"dialer {config.name}"),
+            )
 
-    def _configs(self) -> list[sync_configs.SyncConfig]:
+    def _versions(self) -> tuple[list[str], dict[str, float]]:
         with self._ctx.db.read() as conn:
-            return sync_configs.list_all(conn)
+            return sync_configs.dialing_versions(conn)
+
+    def _configs(self, names: list[str]) -> list[sync_configs.SyncConfig]:
+        with self._ctx.db.read() as conn:
+            found = (sync_configs.find(conn, name) for name in names)
+            return [config for config in found if config is not None]
 
 
 async def _guarded(dialer: Dialer) -> None:

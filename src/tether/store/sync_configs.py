@@ -82,6 +82,9 @@ _LOCK_INBOX = sa.select(sync_config.c.name).where(_CONFIG_BY_NAME).with_for_upda
 _SELECT_STATE = sa.select(link_state).where(_STATE_BY_NAME)
 _SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
 _UPDATE_STATE = link_state.update().where(_STATE_BY_NAME)
+_SELECT_VERSIONS = sa.select(
+    sync_config.c.name, sync_config.c.updated_at, sync_config.c.is_enabled, sync_config.c.remote_url
+).order_by(sync_config.c.name)
 _SELECT_MIRRORING = sa.select(sync_config.c.name).where(
     sync_config.c.is_enabled,
     sync_config.c.send_all_executions,
@@ -107,6 +110,19 @@ def list_all(conn: sa.Connection) -> list[SyncConfig]:
     """All sync configs by name."""
     rows = conn.execute(sa.select(sync_config).order_by(sync_config.c.name))
     return [SyncConfig(*r) for r in rows]
+
+
+def dialing_versions(conn: sa.Connection) -> tuple[list[str], dict[str, float]]:
+    """Every sync config's name, and the version (updated_at) of each that this side dials
+    (enabled, with a Remote URL): what a linker needs to see whether its dialers are current,
+    without reading every config whole."""
+    names: list[str] = []
+    dialing: dict[str, float] = {}
+    for name, updated_at, is_enabled, remote_url in conn.execute(_SELECT_VERSIONS):
+        names.append(name)
+        if is_enabled and remote_url:
+            dialing[name] = updated_at
+    return names, dialing
 
 
 def insert(conn: sa.Connection, item: SyncConfig) -> None:
