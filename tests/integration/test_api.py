@@ -235,6 +235,16 @@ def test_disabling_a_user_stops_their_token_and_their_login(api: ApiClient) -> N
     assert ApiClient.login(api.client, "bob", PASSWORD).get("/flow").status_code == 200
 
 
+def test_a_role_change_applies_at_once_to_tokens_in_use(api: ApiClient) -> None:
+    """Signed-in users are kept in memory; a change of role must not wait for a new token."""
+    bob = make_user(api, "bob", "workspace_admin")
+    assert bob.get("/user").status_code == 200
+    api.ok("PATCH", "/user/bob", json={"role": "user"})
+    assert_error(bob.get("/user"), 403)
+    api.ok("DELETE", "/user/bob")
+    assert_error(bob.get("/flow"), 401)
+
+
 def test_a_password_change_revokes_old_tokens(api: ApiClient) -> None:
     bob = make_user(api, "bob", "user")
     api.ok("PATCH", "/user/bob", json={"password": "another-long-password"})

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 
 from tether import errors
+from tether.actions import events
 from tether.actions.context import Context
 from tether.store import users
 from tether.store.users import User
@@ -80,10 +82,50 @@ def authenticate(ctx: Context, token: str) -> User:
     return found
 
 
+class SignIns:
+    """``authenticate`` with its answers kept until a user or a token changes (events.USERS).
+
+    Every API request carries a token: looking it up in the store cost each request a
+    worker-thread hop. Users and tokens change only through this module, which announces
+    every change after its commit.
+    """
+
+    MAX_KEPT = 10_000
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._users: dict[str, User] = {}  # token digest -> user
+        self._generation = 0  # bumped at each announced change
+        self._lock = threading.Lock()  # a change is never announced between check and keep
+        ctx.events.listen(events.USERS, self._forget)
+
+    def _forget(self, _key: str) -> None:
+        with self._lock:
+            self._generation += 1
+            self._users.clear()
+
+    def kept(self, token: str) -> User | None:
+        """The user holding ``token`` if known without reading the store, else None."""
+        return self._users.get(token_digest(token))
+
+    def authenticate(self, token: str) -> User:
+        """The user holding ``token``, read from the store; blocking."""
+        generation = self._generation
+        user = authenticate(self._ctx, token)
+        with self._lock:
+            # A change announced while reading may have come after the read: keep nothing.
+            if generation == self._generation:
+                if len(self._users) >= self.MAX_KEPT:
+                    self._users.clear()
+                self._users[token_digest(token)] = user
+        return user
+
+
 def logout(ctx: Context, token: str) -> None:
     """Revoke ``token``."""
     with ctx.transaction() as tx:
         users.revoke_token(tx.conn, token_digest(token), ctx.now())
+        tx.publish(events.USERS)
 
 
 def create(ctx: Context, actor: User, name: str, password: str, role: str) -> User:
@@ -126,6 +168,7 @@ def change(
             users.update(tx.conn, name, **values)
         if is_enabled is False or password is not None:
             users.revoke_tokens_of(tx.conn, name, ctx.now())
+        tx.publish(events.USERS)
         return users.get(tx.conn, name)
 
 
@@ -136,6 +179,7 @@ def delete(ctx: Context, actor: User, name: str) -> None:
     with ctx.transaction() as tx:
         _check_role_change(actor, users.get(tx.conn, name).role)
         users.delete(tx.conn, name)
+        tx.publish(events.USERS)
 
 
 def list_all(ctx: Context) -> list[User]:

@@ -6,6 +6,7 @@ Blocking functions, called in worker threads by the dialer and the listener endp
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,11 +33,13 @@ class ConfigCache:
         self._ctx = ctx
         self._configs: dict[str, SyncConfig | None] = {}
         self._generation = 0  # bumped at each announced change
+        self._lock = threading.Lock()  # a change is never announced between check and keep
         ctx.events.listen(events.CONFIG, self._forget)
 
     def _forget(self, _name: str) -> None:
-        self._generation += 1
-        self._configs.clear()
+        with self._lock:
+            self._generation += 1
+            self._configs.clear()
 
     def find(self, name: str) -> SyncConfig | None:
         """The sync config named ``name`` (None when there is none); blocking when not cached."""
@@ -47,9 +50,10 @@ class ConfigCache:
         generation = self._generation
         with self._ctx.db.read() as conn:
             config = sync_configs.find(conn, name)
-        # A change announced while reading may have come after the read: keep nothing then.
-        if generation == self._generation:
-            self._configs[name] = config
+        with self._lock:
+            # A change announced while reading may have come after the read: keep nothing.
+            if generation == self._generation:
+                self._configs[name] = config
         return config
 
 

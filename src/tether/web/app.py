@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.ctx = ctx
+    app.state.sign_ins = users.SignIns(ctx)
     app.state.settings = settings
     app.state.runner = runner
     app.state.linker = linker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Depends, Request
 
 from tether import errors
@@ -10,9 +12,15 @@ from tether.actions.context import Context
 from tether.store.users import User
 
 
-def context(request: Request) -> Context:
+def workspace_context(request: Request) -> Context:
     """The workspace's use-case context, built by create_app."""
     return request.app.state.ctx
+
+
+async def context(request: Request) -> Context:
+    """``workspace_context`` as a dependency: async, so that FastAPI calls it on the event
+    loop rather than handing it to a worker thread (a hop for every request)."""
+    return workspace_context(request)
 
 
 def bearer_token(request: Request) -> str:
@@ -24,9 +32,17 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def current_user(request: Request) -> User:
-    """The user whose token the request carries (any role)."""
-    user = users.authenticate(context(request), bearer_token(request))
+async def current_user(request: Request) -> User:
+    """The user whose token the request carries (any role).
+
+    Async, like the dependencies below: a known token is answered on the event loop, and
+    only an unknown one costs a worker thread.
+    """
+    sign_ins: users.SignIns = request.app.state.sign_ins
+    token = bearer_token(request)
+    user = sign_ins.kept(token)
+    if user is None:
+        user = await asyncio.to_thread(sign_ins.authenticate, token)
     request.state.user = user
     return user
 
@@ -34,7 +50,7 @@ def current_user(request: Request) -> User:
 def require(permission: str):  # type: ignore[no-untyped-def]
     """A dependency that answers 403 unless the user's role holds ``permission``."""
 
-    def check(user: User = Depends(current_user)) -> User:
+    async def check(user: User = Depends(current_user)) -> User:
         users.authorize(user, permission)
         return user
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tether import errors
 from tether.actions import users
 from tether.store.users import User
-from tether.web.auth import context
+from tether.web.auth import workspace_context
 
 SESSION_COOKIE = "tether_session"
 COOKIE_PATH = "/ui"
@@ -63,7 +63,7 @@ def page_user(request: Request) -> User:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise errors.Unauthenticated()
-    user = users.authenticate(context(request), token)
+    user = users.authenticate(workspace_context(request), token)
     request.state.user = user
     return user
 
