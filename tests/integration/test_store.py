@@ -64,7 +64,8 @@ def test_migrations_produce_exactly_the_schema_module(open_context: Callable[[],
         current = context.get_current_revision()
     assert differences == []
     heads = ScriptDirectory.from_config(database.alembic_config()).get_heads()
-    assert heads == [current]
+    assert heads == [current] == [database.HEAD_REVISION]
+    assert db.revision() == database.HEAD_REVISION
 
 
 def test_migrating_twice_changes_nothing(open_context: Callable[[], Context]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -64,7 +65,7 @@ def login(ctx: Context, name: str, password: str) -> tuple[str, User]:
         found = users.find(tx.conn, name)
         if found is None or not found.is_enabled:
             # Hash anyway, so that timing does not tell which user names exist.
-            is_password_correct(password, _DUMMY_HASH)
+            is_password_correct(password, _dummy_hash())
             raise errors.BadCredentials()
         if not is_password_correct(password, found.password_hash):
             raise errors.BadCredentials()
@@ -212,4 +213,7 @@ def _check_role_change(actor: User, role: str) -> None:
         authorize(actor, "manage organization admins")
 
 
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check refused logins against; made on first need (scrypt costs a start 70 ms)."""
+    return hash_password(secrets.token_hex(8))
