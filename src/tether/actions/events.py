@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
 
 QUEUED = "queued"  # an execution became QUEUED: runners should claim
 ENDED = "ended"  # an execution ended: waiters on it should look again
@@ -91,3 +95,42 @@ class Events:
                     watching.discard(watch)
                     if not watching:
                         del self._watches[pair]
+
+
+class KeptUntilChanged(Generic[V]):
+    """Values read from the store, all kept until an event of ``kind`` announces a change.
+
+    For what every request reads and only this process's own actions change (announcing
+    it after the commit). A read that a change overtook is not kept. At most ``max_kept``
+    values are held: keys can come from outside (token digests, names in URLs).
+    """
+
+    def __init__(self, events: Events, kind: str, max_kept: int = 10_000) -> None:
+        self._values: dict[str, V] = {}
+        self._generation = 0  # bumped at each announced change
+        self._lock = threading.Lock()  # a change is never announced between check and keep
+        self._max_kept = max_kept
+        events.listen(kind, self._forget)
+
+    def _forget(self, _key: str) -> None:
+        with self._lock:
+            self._generation += 1
+            self._values.clear()
+
+    def kept(self, key: str) -> tuple[bool, V | None]:
+        """(True, value) when ``key``'s value is kept, else (False, None); never blocks."""
+        try:
+            return True, self._values[key]
+        except KeyError:
+            return False, None
+
+    def read(self, key: str, reader: Callable[[], V]) -> V:
+        """``reader()``'s value for ``key``, kept unless a change was announced meanwhile."""
+        generation = self._generation
+        value = reader()
+        with self._lock:
+            if generation == self._generation:
+                if len(self._values) >= self._max_kept:
+                    self._values.clear()
+                self._values[key] = value
+        return value

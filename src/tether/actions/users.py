@@ -6,7 +6,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-import threading
 
 from tether import errors
 from tether.actions import events
@@ -91,35 +90,19 @@ class SignIns:
     every change after its commit.
     """
 
-    MAX_KEPT = 10_000
-
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._users: dict[str, User] = {}  # token digest -> user
-        self._generation = 0  # bumped at each announced change
-        self._lock = threading.Lock()  # a change is never announced between check and keep
-        ctx.events.listen(events.USERS, self._forget)
-
-    def _forget(self, _key: str) -> None:
-        with self._lock:
-            self._generation += 1
-            self._users.clear()
+        self._users: events.KeptUntilChanged[User] = events.KeptUntilChanged(
+            ctx.events, events.USERS
+        )
 
     def kept(self, token: str) -> User | None:
         """The user holding ``token`` if known without reading the store, else None."""
-        return self._users.get(token_digest(token))
+        return self._users.kept(token_digest(token))[1]
 
     def authenticate(self, token: str) -> User:
         """The user holding ``token``, read from the store; blocking."""
-        generation = self._generation
-        user = authenticate(self._ctx, token)
-        with self._lock:
-            # A change announced while reading may have come after the read: keep nothing.
-            if generation == self._generation:
-                if len(self._users) >= self.MAX_KEPT:
-                    self._users.clear()
-                self._users[token_digest(token)] = user
-        return user
+        return self._users.read(token_digest(token), lambda: authenticate(self._ctx, token))
 
 
 def logout(ctx: Context, token: str) -> None:

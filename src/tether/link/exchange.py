@@ -6,7 +6,6 @@ Blocking functions, called in worker threads by the dialer and the listener endp
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ MAX_BATCH_BYTES = 1024 * 1024
 
 
 class ConfigCache:
-    """Sync configs as read from the store, each kept until a change of it is announced.
+    """Sync configs as read from the store, kept until a change of one is announced.
 
     Every request on a link needs its config; configs change only through this workspace's
     own actions, which announce each change (events.CONFIG) after its commit.
@@ -31,30 +30,20 @@ class ConfigCache:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._configs: dict[str, SyncConfig | None] = {}
-        self._generation = 0  # bumped at each announced change
-        self._lock = threading.Lock()  # a change is never announced between check and keep
-        ctx.events.listen(events.CONFIG, self._forget)
-
-    def _forget(self, _name: str) -> None:
-        with self._lock:
-            self._generation += 1
-            self._configs.clear()
+        self._configs: events.KeptUntilChanged[SyncConfig | None] = events.KeptUntilChanged(
+            ctx.events, events.CONFIG
+        )
 
     def find(self, name: str) -> SyncConfig | None:
-        """The sync config named ``name`` (None when there is none); blocking when not cached."""
-        try:
-            return self._configs[name]
-        except KeyError:
-            pass
-        generation = self._generation
+        """The sync config named ``name`` (None when there is none); blocking when not kept."""
+        is_kept, config = self._configs.kept(name)
+        if is_kept:
+            return config
+        return self._configs.read(name, lambda: self._read(name))
+
+    def _read(self, name: str) -> SyncConfig | None:
         with self._ctx.db.read() as conn:
-            config = sync_configs.find(conn, name)
-        with self._lock:
-            # A change announced while reading may have come after the read: keep nothing.
-            if generation == self._generation:
-                self._configs[name] = config
-        return config
+            return sync_configs.find(conn, name)
 
 
 def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, list[OutboxMessage]]:
