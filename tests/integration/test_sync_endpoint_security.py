@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.types import Message as AsgiMessage
+from starlette.types import Receive, Scope, Send
 
 from tests.support.envelopes import (
     LISTENER,
@@ -25,6 +27,7 @@ from tests.support.envelopes import (
 )
 from tether.link import envelope, keys
 from tether.link.envelope import Message
+from tether.web.link_lane import LinkLane
 
 
 def forgeries(link: Link, stranger: rsa.RSAPrivateKey) -> dict[str, tuple[bytes, dict, str]]:
@@ -263,3 +266,56 @@ def test_listener_without_its_own_key_applies_nothing_and_says_why(link: Link) -
     status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
     assert status["state"] == "failing" and status["applied_seq"] == 0, status
     assert "no private key" in status["last_error"], status
+
+
+def test_the_link_lane_answers_before_the_router_also_below_a_root_path(link: Link) -> None:
+    """web.link_lane serves the endpoint itself (FastAPI's router never sees a link request),
+    also when a proxy mounts the workspace below a path; everything else passes through."""
+    passed_on: list[str] = []
+
+    async def router(scope: Scope, _receive: Receive, _send: Send) -> None:
+        passed_on.append(f"{scope['method']} {scope['path']}")
+
+    lane = LinkLane(router, link.client.app.state.linker.listener)
+    sealed = link.capture(link.start_message())
+
+    async def call(method: str, path: str, root_path: str = "") -> tuple[int | None, bytes]:
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": root_path + path,
+            "root_path": root_path,
+            "query_string": b"",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in sealed.headers.items()],
+        }
+        chunks = [{"type": "http.request", "body": sealed.body, "more_body": False}]
+        sent: list[AsgiMessage] = []
+
+        async def receive() -> AsgiMessage:
+            return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+        async def send(message: AsgiMessage) -> None:
+            sent.append(message)
+
+        await lane(scope, receive, send)
+        status = sent[0]["status"] if sent else None
+        return status, b"".join(m.get("body", b"") for m in sent[1:])
+
+    async def calls() -> list[tuple[int | None, bytes]]:
+        return [
+            await call("POST", f"/api/latest/sync_config/{LISTENER}/sync", root_path="/tether"),
+            await call("POST", f"/api/latest/sync_config/{LISTENER}/sync"),  # a replay
+            await call("GET", f"/api/latest/sync_config/{LISTENER}/sync"),
+            await call("POST", f"/api/latest/sync_config/{LISTENER}/sync/more"),
+        ]
+
+    answers = link.client.portal.call(calls)  # on the app's own event loop
+    assert answers[0][0] == 200, answers[0]
+    assert envelope.decode(answers[0][1]).reply_to == hashlib.sha256(sealed.body).hexdigest()
+    assert answers[1][0] == 401 and b'"rejected"' in answers[1][1], answers[1]
+    assert answers[2:] == [(None, b""), (None, b"")]
+    assert passed_on == [
+        f"GET /api/latest/sync_config/{LISTENER}/sync",
+        f"POST /api/latest/sync_config/{LISTENER}/sync/more",
+    ]
+    link.settle()

@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import ssl
+import threading
 from dataclasses import dataclass
 
 import aiohttp
@@ -79,7 +80,10 @@ class Dialer:
         self._max_skew_s = max_skew_s
         self._health = health
         self._client: aiohttp.ClientSession | None = None  # made in run(), on the loop
-        self._in_flight: dict[int, int] = {}  # exchange number -> highest sequence it carries
+        # Exchange number -> highest sequence it carries. Read and written in worker threads
+        # (choosing a batch) and on the loop (forgetting it), under the lock.
+        self._in_flight: dict[int, int] = {}
+        self._in_flight_lock = threading.Lock()
         self._exchanges = itertools.count()
         # The highest sequence applied from the other side, as the last answers left it: a
         # held poll acknowledges this without reading the store (a stale value only delays
@@ -147,10 +151,6 @@ class Dialer:
         finally:
             slots.release()
 
-    def _sent_floor(self) -> int:
-        """Messages up to this sequence are on their way in requests still open."""
-        return max(self._in_flight.values(), default=0)
-
     async def _every_interval(self, interval_s: float) -> None:
         backoff = BACKOFF_START_S
         while True:
@@ -205,34 +205,49 @@ class Dialer:
         Raises:
             LinkDown: the exchange failed; nothing was lost (messages stay in the outbox).
         """
-        floor = self._sent_floor()
         # The config is the one this dialer was started with: the linker starts a new
         # dialer when it changes.
         config = self._config
-        batch: list[OutboxMessage]
-        if poll_s > 0 and self._applied:
-            # A held request carries no messages: if it arrived before an earlier request
-            # and so could not apply them, they would wait out the hold, counted as sent.
-            ack, batch = self._applied, []
-        else:
-            state, batch = await asyncio.to_thread(
-                exchange.pending_batch, self._ctx, self._name, floor
-            )
-            ack = state.applied_seq
-            if is_sending and not batch:
-                return None
-            if poll_s > 0:
-                batch = []
         number = next(self._exchanges)
-        if batch:
-            self._in_flight[number] = batch[-1].seq
         try:
-            sealed = await asyncio.to_thread(self._seal, config, ack, batch, poll_s)
+            # Choosing the batch and signing it take one worker-thread hop, not two.
+            prepared = await asyncio.to_thread(
+                self._prepare, config, number, poll_s, is_sending=is_sending
+            )
+            if prepared is None:
+                return None
+            batch, sealed = prepared
             answer = await self._post(sealed, poll_s)
             # Verified, applied and recorded in one worker thread: one hop, not three.
             return await asyncio.to_thread(self._take_answer, config, batch, sealed, answer)
         finally:
-            self._in_flight.pop(number, None)
+            with self._in_flight_lock:
+                self._in_flight.pop(number, None)
+
+    def _prepare(
+        self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
+    ) -> tuple[list[OutboxMessage], protocol.Sealed] | None:
+        """The messages exchange ``number`` carries and its sealed envelope; None when it is
+        only sending and there is nothing that no other open request carries. Blocking."""
+        batch: list[OutboxMessage] = []
+        if poll_s > 0 and self._applied:
+            # A held request carries no messages: if it arrived before an earlier request
+            # and so could not apply them, they would wait out the hold, counted as sent.
+            ack = self._applied
+        else:
+            with self._in_flight_lock:
+                # Messages up to the floor are on their way in requests still open; the
+                # lock keeps two senders from choosing the same ones.
+                floor = max(self._in_flight.values(), default=0)
+                state, batch = exchange.pending_batch(self._ctx, self._name, floor)
+                if is_sending and not batch:
+                    return None
+                if poll_s > 0:
+                    batch = []
+                if batch:
+                    self._in_flight[number] = batch[-1].seq
+            ack = state.applied_seq
+        return batch, self._seal(config, ack, batch, poll_s)
 
     def _seal(
         self, config: SyncConfig, ack: int, batch: list[OutboxMessage], poll_s: float

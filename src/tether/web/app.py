@@ -20,6 +20,7 @@ from tether.store.database import Database
 from tether.web import errors as web_errors
 from tether.web import pages
 from tether.web.limits import BodyLimit
+from tether.web.link_lane import LinkLane
 from tether.web.routes import executions, files, flows, sync_configs
 from tether.web.routes import settings as setting_routes
 from tether.web.routes import users as user_routes
@@ -78,7 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runner = runner
     app.state.linker = linker
     web_errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LinkLane, listener=linker.listener)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outside: it sees all
 
     api = APIRouter(prefix=API_PREFIX)
 

@@ -7,12 +7,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tether import errors
 from tether.actions.context import Context
 from tether.link import configs
 from tether.store import sync_configs
 from tether.store.sync_configs import LinkState, SyncConfig
-from tether.web import render
+from tether.web import link_lane, render
 from tether.web.auth import context, require
 from tether.web.routes.fields import Text
 
@@ -153,12 +152,12 @@ def sync_config_status(
 
 @router.post("/sync_config/{name}/sync", include_in_schema=True)
 async def sync(name: str, request: Request) -> Response:
-    """The link endpoint: signature only, no token. See docs/protocol.md."""
+    """The link endpoint: signature only, no token. See docs/protocol.md.
+
+    Served by ``web.link_lane`` ahead of the router; this route describes it in the OpenAPI
+    document and answers the same way where the lane is not installed.
+    """
     body = await request.body()
-    linker = request.app.state.linker
-    try:
-        sealed = await linker.listener.handle(name, body, dict(request.headers))
-    except (errors.EnvelopeRejected, errors.InvalidInput) as exc:
-        reason = exc.reason if isinstance(exc, errors.EnvelopeRejected) else exc.message
-        raise errors.EnvelopeRejected(reason) from exc
-    return Response(content=sealed.body, headers=sealed.headers, media_type="application/json")
+    return await link_lane.sync_response(
+        request.app.state.linker.listener, name, body, request.headers
+    )
