@@ -6,8 +6,10 @@ settled: ended once, with the same final status on both sides (see Pair.assert_s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -116,8 +118,17 @@ def handler(system, this, inputs):
         print(f"tick {i}")
         time.sleep(0.05)
 """
+ROUNDS_PARENT = """def handler(system, this, inputs):
+    for _ in range(inputs["rounds"]):
+        this.flow("quick", remote_workspace_name="edge")
+"""
+QUICK = """def handler(system, this):
+    return None
+"""
 FLOWS = {
     "f": CHILD,
+    "rounds": ROUNDS_PARENT,
+    "quick": QUICK,
     "parent": PARENT,
     "fail": FAILING,
     "catching_parent": CATCHING_PARENT,
@@ -202,6 +213,26 @@ def test_remote_child_returns_its_outputs_and_runs_from_the_script_snapshot(pair
     assert remote["remote_execution_id"] == child["id"]
     assert remote["parent_id"] is None
     assert pair.edge_api.get("/flow/f").status_code == 404, "the flow itself must not travel"
+
+
+def test_a_quick_remote_round_takes_one_request_on_the_link(pair: Pair) -> None:
+    """The dialer renews a poll that delivered messages only when its own answer is written
+    (or LINGER_S later): the renewal carries the child's end, so a round of start and end
+    costs one request, where a renewal at once and a separate sender would cost two."""
+    push_flows(pair.hub_api)
+    before = requests_accepted(pair)
+    parent = pair.hub_api.run("rounds", input_value={"rounds": 20})
+    assert parent["status"] == "ENDED_SUCCESS", parent["message"]
+    requests = requests_accepted(pair) - before
+    # 40 or more without the lingering; some slack for a slow round on a busy machine
+    assert 20 <= requests <= 30, f"{requests} requests for 20 rounds ({pair.direction})"
+
+
+def requests_accepted(pair: Pair) -> int:
+    """Envelopes the listener accepted so far: each one's nonce is kept (against replays)."""
+    path = pair.listener.data_dir / "tether.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT count(*) FROM nonce").fetchone()[0])
 
 
 def test_remote_failure_raises_dependency_failed_in_the_parent(pair: Pair) -> None:

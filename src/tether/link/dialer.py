@@ -36,6 +36,9 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 FIRST_HOLD_MIN = 0.05  # the first hold after a connect: 5-100 % of the long-poll time
+# After an answer that delivered messages, the poll is renewed when this side writes a
+# message (its answer to them, usually within milliseconds), or after this long at most.
+LINGER_S = 0.05
 EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener counts as down
 MAX_SENDERS = 2
 MAX_CONNECTIONS = 4  # the held poll, up to two senders, one spare
@@ -89,6 +92,9 @@ class Dialer:
         # held poll acknowledges this without reading the store (a stale value only delays
         # the other side's clean-up; the listener never moves its acked cursor back).
         self._applied = 0
+        # Set while the poll loop lingers before renewing: a message written meanwhile
+        # renews the poll at once, which carries it (see _linger).
+        self._renew: asyncio.Event | None = None
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -114,14 +120,33 @@ class Dialer:
         poll_s = 0.0
         while True:
             try:
-                if await self._exchange_or_retry(poll_s):
+                done = await self._exchange_or_retry(poll_s)
+                if done is not None and done.is_full:
                     # A full envelope left messages behind: the senders carry them.
                     self._ctx.events.publish(events.OUTBOX, self._name)
                 backoff = BACKOFF_START_S
                 poll_s = next_hold_s(self._long_poll_s, poll_s)
+                if done is not None and done.delivered:
+                    await self._linger()
             except LinkDown as exc:
                 backoff = await self._failed(str(exc), backoff)
                 poll_s = 0.0
+
+    async def _linger(self) -> None:
+        """Wait before renewing the poll, until this side writes a message or LINGER_S passes.
+
+        Messages that just arrived (a start) are usually answered within milliseconds (its
+        end, as an update). The renewed poll then carries that answer: one request and two
+        signatures per round, where a renewal at once and a separate sender would take two
+        requests and four signatures. The other side cannot deliver meanwhile, so LINGER_S
+        bounds what that costs a message of its own.
+        """
+        self._renew = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._renew.wait(), LINGER_S)
+        finally:
+            self._renew = None
 
     async def _send_loop(self) -> None:
         # Up to MAX_SENDERS requests carry new messages at once, each with messages the
@@ -135,6 +160,12 @@ class Dialer:
             with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
                 while True:
                     await watch.wait(3600)
+                    if self._renew is not None:
+                        # The poll loop lingers: its renewal carries the message. If a
+                        # sender is on its way, the renewal carries nothing and that
+                        # sender, which sends until nothing is left, takes it instead.
+                        self._renew.set()
+                        continue
                     await slots.acquire()
                     senders.create_task(self._send_while_unsent(slots))
 
@@ -155,14 +186,16 @@ class Dialer:
         backoff = BACKOFF_START_S
         while True:
             try:
-                while await self._exchange_or_retry(0.0):
+                while (done := await self._exchange_or_retry(0.0)) and done.is_full:
                     pass  # an envelope was full, so more waits: go on at once
                 backoff = BACKOFF_START_S
                 await asyncio.sleep(interval_s)
             except LinkDown as exc:
                 backoff = await self._failed(str(exc), backoff)
 
-    async def _exchange_or_retry(self, poll_s: float, *, is_sending: bool = False) -> bool | None:
+    async def _exchange_or_retry(
+        self, poll_s: float, *, is_sending: bool = False
+    ) -> Exchanged | None:
         """One exchange; when its connection drops, again at once before it counts as failed.
 
         A middlebox that cuts idle connections (a held long-poll is idle), or a reset, is
@@ -196,8 +229,8 @@ class Dialer:
         await asyncio.sleep(random.uniform(backoff / 2, backoff))
         return min(backoff * 2, BACKOFF_CAP_S)
 
-    async def exchange(self, poll_s: float, *, is_sending: bool = False) -> bool | None:
-        """One request and its response; True when either envelope was full (more may wait).
+    async def exchange(self, poll_s: float, *, is_sending: bool = False) -> Exchanged | None:
+        """One request and its response.
 
         ``is_sending``: only when there are messages no other open request carries; None
         when there are none.
@@ -230,23 +263,25 @@ class Dialer:
         """The messages exchange ``number`` carries and its sealed envelope; None when it is
         only sending and there is nothing that no other open request carries. Blocking."""
         batch: list[OutboxMessage] = []
-        if poll_s > 0 and self._applied:
-            # A held request carries no messages: if it arrived before an earlier request
-            # and so could not apply them, they would wait out the hold, counted as sent.
-            ack = self._applied
-        else:
-            with self._in_flight_lock:
+        with self._in_flight_lock:
+            # A held poll carries messages only when no other request does: one that overtook
+            # an earlier request could not apply them (a gap), and they would wait out the
+            # hold counted as sent. A sender on its way sends until nothing is left.
+            is_carrying = poll_s == 0 or not self._in_flight
+            if is_carrying or not self._applied:
                 # Messages up to the floor are on their way in requests still open; the
-                # lock keeps two senders from choosing the same ones.
+                # lock keeps two requests from choosing the same ones.
                 floor = max(self._in_flight.values(), default=0)
-                state, batch = exchange.pending_batch(self._ctx, self._name, floor)
-                if is_sending and not batch:
-                    return None
-                if poll_s > 0:
-                    batch = []
-                if batch:
-                    self._in_flight[number] = batch[-1].seq
-            ack = state.applied_seq
+                state, pending = exchange.pending_batch(self._ctx, self._name, floor)
+                ack = state.applied_seq
+                if is_carrying:
+                    batch = pending
+            else:
+                ack = self._applied
+            if is_sending and not batch:
+                return None
+            if batch:
+                self._in_flight[number] = batch[-1].seq
         return batch, self._seal(config, ack, batch, poll_s)
 
     def _seal(
@@ -268,7 +303,7 @@ class Dialer:
         batch: list[OutboxMessage],
         sealed: protocol.Sealed,
         response: Answer,
-    ) -> bool:
+    ) -> Exchanged:
         """Verify and apply the listener's answer; blocking, in a worker thread."""
         try:
             answer = protocol.open_(
@@ -299,7 +334,10 @@ class Dialer:
             self._health.recorded(config)
         self._applied = max(self._applied, applied)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
-        return exchange.is_full(batch) or exchange.is_full(answer.messages)
+        return Exchanged(
+            is_full=exchange.is_full(batch) or exchange.is_full(answer.messages),
+            delivered=len(answer.messages),
+        )
 
     async def _post(self, sealed: protocol.Sealed, poll_s: float) -> Answer:
         assert self._client is not None, "run() makes the client"
@@ -345,6 +383,14 @@ def next_hold_s(long_poll_s: float, previous_s: float, rng: random.Random | None
     if previous_s > 0:
         return long_poll_s
     return long_poll_s * (rng or random).uniform(FIRST_HOLD_MIN, 1.0)
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """How one exchange went."""
+
+    is_full: bool  # an envelope was full: more may wait
+    delivered: int  # messages the answer carried
 
 
 @dataclass(frozen=True)
