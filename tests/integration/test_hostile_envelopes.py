@@ -556,6 +556,28 @@ def test_a_signed_start_with_a_malformed_body_is_consumed_without_effect(
     link.settle()
 
 
+def test_one_envelope_of_good_and_malformed_starts_applies_the_good_ones_once(
+    link: Link,
+) -> None:
+    """An envelope applies whole at first; a malformed message in it rolls that back, and the
+    envelope is applied again message by message: nothing half-applied, nothing twice."""
+    messages = []
+    for seq in range(1, 6):
+        start = start_message(seq)
+        if seq in (2, 4):
+            start = Message(seq, start.type, {**start.body, "input_value": [seq]})
+        messages.append(start)
+    answer = link.post(*link.seal(*messages))
+    assert answer.status_code == 200, answer.text
+    assert link.applied_seq() == 5
+    received = sorted(e["remote_execution_id"] for e in link.received())
+    assert received == sorted(m.body["execution_id"] for m in messages if m.seq in (1, 3, 5))
+    again = link.post(*link.seal(*messages))  # the same messages in a new envelope
+    assert again.status_code == 200, again.text
+    assert len(link.received()) == 3
+    link.settle()
+
+
 # --- what a valid signature must not buy twice, and names no sync config has -----------------
 
 

@@ -5,6 +5,7 @@ One envelope is one transaction: its messages, the inbox cursor, the ack and the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
@@ -37,6 +38,10 @@ class Replay(Exception):
     """The envelope's nonce was seen before."""
 
 
+class _Refused(Exception):
+    """A message's body could not be applied; the envelope is applied again, carefully."""
+
+
 def apply_envelope(
     ctx: Context,
     config: SyncConfig,
@@ -53,6 +58,26 @@ def apply_envelope(
     Raises:
         Replay: ``nonce`` was already used on this sync config (nothing is changed).
     """
+    # Almost every envelope applies whole: first without a savepoint per message (four SQL
+    # statements each, measured as 40 % of applying an update). A message that cannot be
+    # applied rolls all of it back, and the envelope is applied again message by message,
+    # each in a savepoint, skipping the ones that fail.
+    try:
+        return _apply(ctx, config, messages, ack, nonce, state_values, is_careful=False)
+    except _Refused:
+        return _apply(ctx, config, messages, ack, nonce, state_values, is_careful=True)
+
+
+def _apply(
+    ctx: Context,
+    config: SyncConfig,
+    messages: Sequence[Inbound],
+    ack: int,
+    nonce: str | None,
+    state_values: dict[str, Any] | None,
+    *,
+    is_careful: bool,
+) -> int:
     try:
         with ctx.transaction() as tx:
             if nonce is not None and not outbox.remember_nonce(
@@ -67,7 +92,7 @@ def apply_envelope(
                     continue  # delivered before: at-least-once transport, exactly-once effect
                 if message.seq != applied + 1:
                     break  # a gap: wait for the missing message rather than apply out of order
-                _apply_one(ctx, tx, config, message)
+                _apply_one(ctx, tx, config, message, is_careful=is_careful)
                 applied = message.seq
             values: dict[str, Any] = dict(state_values or {})
             if applied != state.applied_seq:
@@ -84,7 +109,9 @@ def apply_envelope(
         raise
 
 
-def _apply_one(ctx: Context, tx: Transaction, config: SyncConfig, message: Inbound) -> None:
+def _apply_one(
+    ctx: Context, tx: Transaction, config: SyncConfig, message: Inbound, *, is_careful: bool
+) -> None:
     handlers = {
         outgoing.START: (sync_configs.CONTROLLED, _apply_start),
         outgoing.UPDATE: (sync_configs.CONTROLLING, _apply_update),
@@ -103,11 +130,13 @@ def _apply_one(ctx: Context, tx: Transaction, config: SyncConfig, message: Inbou
         )
         return
     try:
-        with tx.conn.begin_nested():
-            handler(ctx, tx, config.name, message.body)
+        with tx.conn.begin_nested() if is_careful else contextlib.nullcontext():
+            handler(ctx, tx, config.name, message.body, is_careful=is_careful)
     except (KeyError, TypeError, ValueError, errors.TetherError, sa.exc.StatementError) as exc:
         if _is_store_failure(exc):
             raise  # the store, not the body, failed: apply nothing, the sender sends it again
+        if not is_careful:
+            raise _Refused() from exc
         # A malformed body must not wedge the link: record it and go on with the next.
         log.warning(
             "sync config %s: could not apply %s #%d: %r",
@@ -183,7 +212,9 @@ def _status(value: Any) -> str:
     return value
 
 
-def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
+def _apply_start(
+    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
+) -> None:
     remote_id = _execution_id(body["execution_id"])
     if executions.find_linked(tx.conn, name, remote_id, executions.RECEIVED) is not None:
         return  # a second start with the same id does nothing
@@ -208,7 +239,9 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
     # No update back yet: the controlling side hears of it when it runs or ends.
 
 
-def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
+def _apply_update(
+    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
+) -> None:
     ex = executions.find(tx.conn, _execution_id(body["execution_id"]))
     if ex is None or ex.sync_config != name or not ex.is_remote_child:
         raise ValueError(f"no execution {body['execution_id']} was sent over this link")
@@ -225,9 +258,11 @@ def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
         )
     executions.set_columns(tx.conn, ex.id, **values)
     try:
-        with tx.conn.begin_nested():
+        with tx.conn.begin_nested() if is_careful else contextlib.nullcontext():
             _append_remote_log(tx, ex.id, ex.log_count, body.get("log_offset", 0), body.get("log"))
     except (TypeError, ValueError, sa.exc.DataError) as exc:
+        if not is_careful:
+            raise _Refused() from exc
         # The status and outputs above still count: a bad log entry must not lose an end.
         log.warning("execution %s: log entries from the other side were refused: %r", ex.id, exc)
     outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
@@ -259,13 +294,17 @@ def _append_remote_log(
         executions.append_log(tx.conn, execution_id, have, fresh)
 
 
-def _apply_cancel(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
+def _apply_cancel(
+    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
+) -> None:
     ex = executions.find_linked(tx.conn, name, str(body["execution_id"]), executions.RECEIVED)
     if ex is not None:
         execution_actions.cancel_tree(ctx, tx, ex)
 
 
-def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
+def _apply_mirror(
+    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
+) -> None:
     remote_id = _execution_id(body["execution_id"])
     values = {
         "name": _text(body.get("name"), "name", is_optional=True) or "mirrored execution",
