@@ -158,6 +158,11 @@ class Workspace:
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
 
+    def async_client(self, **kwargs: object) -> httpx.AsyncClient:
+        """An asyncio API client that sends the admin token."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+
 
 @contextlib.contextmanager
 def served_workspace(
