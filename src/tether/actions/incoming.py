@@ -34,6 +34,15 @@ class Inbound:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What applying an envelope left: the inbox cursor, and whether this side's outbox for
+    the link holds messages (None when not asked)."""
+
+    cursor: int
+    has_pending: bool | None = None
+
+
 class Replay(Exception):
     """The envelope's nonce was seen before."""
 
@@ -49,11 +58,14 @@ def apply_envelope(
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None = None,
-) -> int:
-    """Apply new messages in order, advance the cursor, drop acked outbox rows; return the cursor.
+    *,
+    is_pending_asked: bool = False,
+) -> Applied:
+    """Apply new messages in order, advance the cursor, drop acked outbox rows.
 
     ``state_values``: more link-state columns to write in the same transaction (the link's
-    health after a good exchange).
+    health after a good exchange). ``is_pending_asked``: also look, in the same
+    transaction, whether messages wait in this side's outbox (a listener holding a poll).
 
     Raises:
         Replay: ``nonce`` was already used on this sync config (nothing is changed).
@@ -63,9 +75,13 @@ def apply_envelope(
     # applied rolls all of it back, and the envelope is applied again message by message,
     # each in a savepoint, skipping the ones that fail.
     try:
-        return _apply(ctx, config, messages, ack, nonce, state_values, is_careful=False)
+        return _apply(
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, is_careful=False
+        )
     except _Refused:
-        return _apply(ctx, config, messages, ack, nonce, state_values, is_careful=True)
+        return _apply(
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, is_careful=True
+        )
 
 
 def _apply(
@@ -75,9 +91,10 @@ def _apply(
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None,
+    is_pending_asked: bool,
     *,
     is_careful: bool,
-) -> int:
+) -> Applied:
     try:
         with ctx.transaction() as tx:
             if nonce is not None and not outbox.remember_nonce(
@@ -102,7 +119,8 @@ def _apply(
                 values["acked_seq"] = min(ack, state.next_seq - 1)
             if values:  # an empty renewal of a long-poll changes nothing here
                 sync_configs.update_state(tx.conn, config.name, **values)
-            return applied
+            is_pending = outbox.has_after(tx.conn, config.name, 0) if is_pending_asked else None
+            return Applied(applied, is_pending)
     except sa.exc.IntegrityError as exc:
         if database.is_unique_violation(exc) and nonce is not None:
             raise Replay() from exc  # the same nonce raced in from a concurrent request

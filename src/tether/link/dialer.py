@@ -95,6 +95,9 @@ class Dialer:
         # Set while the poll loop lingers before renewing: a message written meanwhile
         # renews the poll at once, which carries it (see _linger).
         self._renew: asyncio.Event | None = None
+        # False once a look found the outbox empty, until a message is written (an OUTBOX
+        # event): a held poll then need not read the store to know it carries nothing.
+        self._may_have_pending = True
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -160,6 +163,7 @@ class Dialer:
             with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
                 while True:
                     await watch.wait(3600)
+                    self._may_have_pending = True
                     if self._renew is not None:
                         # The poll loop lingers: its renewal carries the message. If a
                         # sender is on its way, the renewal carries nothing and that
@@ -267,8 +271,9 @@ class Dialer:
             # A held poll carries messages only when no other request does: one that overtook
             # an earlier request could not apply them (a gap), and they would wait out the
             # hold counted as sent. A sender on its way sends until nothing is left.
-            is_carrying = poll_s == 0 or not self._in_flight
+            is_carrying = poll_s == 0 or (not self._in_flight and self._may_have_pending)
             if is_carrying or not self._applied:
+                self._may_have_pending = False  # before the look: a later message sets it
                 # Messages up to the floor are on their way in requests still open; the
                 # lock keeps two requests from choosing the same ones.
                 floor = max(self._in_flight.values(), default=0)
@@ -276,6 +281,8 @@ class Dialer:
                 ack = state.applied_seq
                 if is_carrying:
                     batch = pending
+                if pending or self._in_flight:
+                    self._may_have_pending = True
             else:
                 ack = self._applied
             if is_sending and not batch:
@@ -329,7 +336,9 @@ class Dialer:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
         health = self._health.success_values(config, answer.hello)
-        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
+        applied = incoming.apply_envelope(
+            self._ctx, config, inbound, answer.ack, None, health
+        ).cursor
         if health is not None:
             self._health.recorded(config)
         self._applied = max(self._applied, applied)

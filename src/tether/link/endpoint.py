@@ -15,6 +15,7 @@ from tether.actions import events, incoming
 from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing, Sealed
+from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class Received:
     sender: str
     poll_s: float
     is_delivering: bool
+    applied: int = 0  # the inbox cursor once the request was applied
+    has_pending: bool | None = None  # whether this side's outbox held messages then
 
 
 class Listener:
@@ -65,9 +68,11 @@ class Listener:
             if answer is not None:
                 return answer
             # Jitter spreads the renewals of many links, which would otherwise come in step.
-            await watch.wait(received.poll_s * random.uniform(HOLD_JITTER, 1.0))
-        # Looked up again: the config may have changed during the hold.
-        return await asyncio.to_thread(self._answer, received, digest)
+            is_woken = await watch.wait(received.poll_s * random.uniform(HOLD_JITTER, 1.0))
+        # Looked up again: the config may have changed during the hold. A hold that ran out
+        # unwoken has nothing to deliver (every message written announces itself), so its
+        # answer needs no store: the outbox was empty when the hold began.
+        return await asyncio.to_thread(self._answer, received, digest, is_quiet=not is_woken)
 
     def _receive_or_answer(
         self, name: str, body: bytes, headers: dict[str, str], digest: str
@@ -75,11 +80,7 @@ class Listener:
         """Apply one request, and answer it at once unless it is a long-poll with nothing to
         deliver yet (then the answer is None); blocking, in one worker thread."""
         received = self._receive(name, body, headers)
-        if (
-            received.poll_s > 0
-            and received.is_delivering
-            and not exchange.has_pending(self._ctx, name)
-        ):
+        if received.poll_s > 0 and received.is_delivering and not received.has_pending:
             return received, None
         return received, self._answer(received, digest, config=received.config)
 
@@ -111,9 +112,20 @@ class Listener:
             [] if problem else [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
         )
         health = None if problem else self._health.success_values(config, request.hello)
+        poll_s = (
+            0.0
+            if problem
+            else min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
+        )
         try:
-            incoming.apply_envelope(
-                self._ctx, config, inbound, 0 if problem else request.ack, request.nonce, health
+            applied = incoming.apply_envelope(
+                self._ctx,
+                config,
+                inbound,
+                0 if problem else request.ack,
+                request.nonce,
+                health,
+                is_pending_asked=poll_s > 0,  # a long-poll is held only while nothing waits
             )
         except incoming.Replay as exc:
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
@@ -122,8 +134,14 @@ class Listener:
         if problem is not None:
             self._health.failure(name, problem)
             return Received(config, request.sender, 0.0, is_delivering=False)
-        poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
-        return Received(config, request.sender, poll_s, is_delivering=True)
+        return Received(
+            config,
+            request.sender,
+            poll_s,
+            is_delivering=True,
+            applied=applied.cursor,
+            has_pending=applied.has_pending,
+        )
 
     def _key_problem(self, config: SyncConfig) -> str | None:
         """Words for why this side cannot sign its answer, or None."""
@@ -134,19 +152,31 @@ class Listener:
         return None
 
     def _answer(
-        self, received: Received, reply_to: str, *, config: SyncConfig | None = None
+        self,
+        received: Received,
+        reply_to: str,
+        *,
+        config: SyncConfig | None = None,
+        is_quiet: bool = False,
     ) -> Sealed:
         name = received.config.name
         config = config or self._configs.find(name)
         if config is None:
             raise errors.SyncConfigNotFound(name=name)  # deleted during the hold
-        state, batch = exchange.pending_batch(self._ctx, name)
+        batch: list[OutboxMessage] = []
+        if is_quiet:
+            # The cursor may have moved since (a concurrent request applied more): an older
+            # ack only delays the other side's clean-up, which never moves back.
+            ack = received.applied
+        else:
+            state, batch = exchange.pending_batch(self._ctx, name)
+            ack = state.applied_seq
         return protocol.seal(
             self._ctx,
             self._ring,
             config,
             receiver=received.sender,
-            ack=state.applied_seq,
+            ack=ack,
             messages=batch if received.is_delivering else [],
             reply_to=reply_to,
             hello_=protocol.hello(self._ctx, config),

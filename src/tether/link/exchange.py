@@ -76,12 +76,6 @@ def is_full(messages: Sequence[Any]) -> bool:
     return size > MAX_BATCH_BYTES // 2
 
 
-def has_pending(ctx: Context, name: str, after: int = 0) -> bool:
-    """Whether messages above ``after`` wait for the other side."""
-    with ctx.db.read() as conn:
-        return outbox.has_after(conn, name, after)
-
-
 def success_values(now: float, their_hello: dict | None) -> dict[str, Any]:
     """The link-state columns that say a link is connected, as of ``now``."""
     hello = their_hello or {}
