@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import secrets
@@ -98,6 +99,8 @@ async def serve(args: argparse.Namespace) -> None:
     linker = Linker(ctx, long_poll_s=args.long_poll_s, max_skew_s=MAX_SKEW_S)
     await runner.start()
     await linker.start()
+    gc.collect()  # as `tether serve` does once started (web/app.py)
+    gc.freeze()
     report(event="started")
     try:
         await _obey(ctx, commands)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -57,6 +58,11 @@ def create_app(settings: Settings) -> FastAPI:
         ctx.events.bind(asyncio.get_running_loop())
         await runner.start()
         await linker.start()
+        # What exists now (modules, routes, the store's metadata, a dialer per link) lives as
+        # long as the process: frozen, the collector's full passes no longer walk it. They
+        # were measured stalling a hub of 1,000 links for 40-170 ms at a time.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
