@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runner = runner
     app.state.linker = linker
     web_errors.install(app)
-    app.add_middleware(LinkLane, listener=linker.listener)
+    app.add_middleware(LinkLane, listener=linker.listener, api_prefix=API_PREFIX)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outside: it sees all
 
     api = APIRouter(prefix=API_PREFIX)

@@ -21,7 +21,6 @@ from tether import errors
 from tether.link.endpoint import Listener
 
 log = logging.getLogger(__name__)
-SYNC_PATH = re.compile(r"/api/latest/sync_config/([^/]+)/sync")
 
 
 def error_response(error: errors.TetherError) -> JSONResponse:
@@ -52,13 +51,14 @@ class LinkLane:
     Sits inside the body limit, which still answers 413 for an oversized envelope.
     """
 
-    def __init__(self, app: ASGIApp, listener: Listener) -> None:
+    def __init__(self, app: ASGIApp, listener: Listener, api_prefix: str) -> None:
         self.app = app
         self._listener = listener
+        self._path = re.compile(re.escape(api_prefix) + r"/sync_config/([^/]+)/sync")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            match = SYNC_PATH.fullmatch(_route_path(scope))
+            match = self._path.fullmatch(_route_path(scope))
             if match is not None:
                 response = await self._answer(match.group(1), scope, receive)
                 await response(scope, receive, send)
