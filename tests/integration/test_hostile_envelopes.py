@@ -21,6 +21,8 @@ import json
 import os
 import socket
 import string
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from hypothesis import strategies as st
 
 from tests.support.envelopes import (
     LISTENER,
+    QUICK_SCRIPT,
     REJECTED,
     Link,
     Sealed,
@@ -576,6 +579,47 @@ def test_one_envelope_of_good_and_malformed_starts_applies_the_good_ones_once(
     assert again.status_code == 200, again.text
     assert len(link.received()) == 3
     link.settle()
+
+
+def test_an_update_with_a_bad_log_entry_still_ends_its_execution(
+    link: Link, own_key: Any, remote_key: Any
+) -> None:
+    """The end and outputs count even when a log entry beside them cannot be stored: applied
+    again carefully, the update's log entries get a savepoint of their own."""
+    link.api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": "boss",
+            "role": "controlling",
+            "own_private_key": keys.private_pem(own_key),
+            "remote_public_key": keys.public_pem(remote_key),
+        },
+    )
+    link.api.ok("POST", "/flow", json={"name": "quick", "script": QUICK_SCRIPT})
+    child = link.api.ok(
+        "POST", "/execution", json={"flow_name": "quick", "remote_workspace_name": "boss"}
+    )
+    now = time.time()
+    update = {
+        "execution_id": child["id"],
+        "remote_id": str(uuid.uuid4()),
+        "status": "ENDED_SUCCESS",
+        "output_value": {"x": 1},
+        "message": "done",
+        "started_at": now,
+        "ended_at": now,
+        "log_offset": 0,
+        "log": [[now, "fine", {}], "not an entry"],
+    }
+    hello = {"workspace": "hq", "role": "controlled", "protocols": [1], "poll_s": 0}
+    body, headers = link.seal(Message(1, "execution.update", update), receiver="boss", hello=hello)
+    answer = link.post(body, headers, name="boss")
+    assert answer.status_code == 200, answer.text
+    record = link.api.ok("GET", f"/execution/{child['id']}")
+    assert (record["status"], record["output_value"]) == ("ENDED_SUCCESS", {"x": 1}), record
+    assert link.api.ok("GET", f"/execution/{child['id']}/log") == []
+    assert link.api.ok("GET", "/sync_config/boss/status")["applied_seq"] == 1
 
 
 # --- what a valid signature must not buy twice, and names no sync config has -----------------

@@ -149,7 +149,7 @@ def _apply_one(
         return
     try:
         with tx.conn.begin_nested() if is_careful else contextlib.nullcontext():
-            handler(ctx, tx, config.name, message.body, is_careful=is_careful)
+            handler(ctx, tx, config.name, message.body)
     except (KeyError, TypeError, ValueError, errors.TetherError, sa.exc.StatementError) as exc:
         if _is_store_failure(exc):
             raise  # the store, not the body, failed: apply nothing, the sender sends it again
@@ -230,9 +230,7 @@ def _status(value: Any) -> str:
     return value
 
 
-def _apply_start(
-    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
-) -> None:
+def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
     remote_id = _execution_id(body["execution_id"])
     if executions.find_linked(tx.conn, name, remote_id, executions.RECEIVED) is not None:
         return  # a second start with the same id does nothing
@@ -257,9 +255,7 @@ def _apply_start(
     # No update back yet: the controlling side hears of it when it runs or ends.
 
 
-def _apply_update(
-    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
-) -> None:
+def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
     ex = executions.find(tx.conn, _execution_id(body["execution_id"]))
     if ex is None or ex.sync_config != name or not ex.is_remote_child:
         raise ValueError(f"no execution {body['execution_id']} was sent over this link")
@@ -275,6 +271,9 @@ def _apply_update(
             ended_at=_seconds(body.get("ended_at"), "ended_at"),
         )
     executions.set_columns(tx.conn, ex.id, **values)
+    # Applied message by message (after a failure, see apply_envelope), each message is in a
+    # savepoint: its log entries then get one of their own, so that bad ones lose no end.
+    is_careful = tx.conn.in_nested_transaction()
     try:
         with tx.conn.begin_nested() if is_careful else contextlib.nullcontext():
             _append_remote_log(tx, ex.id, ex.log_count, body.get("log_offset", 0), body.get("log"))
@@ -312,17 +311,13 @@ def _append_remote_log(
         executions.append_log(tx.conn, execution_id, have, fresh)
 
 
-def _apply_cancel(
-    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
-) -> None:
+def _apply_cancel(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
     ex = executions.find_linked(tx.conn, name, str(body["execution_id"]), executions.RECEIVED)
     if ex is not None:
         execution_actions.cancel_tree(ctx, tx, ex)
 
 
-def _apply_mirror(
-    ctx: Context, tx: Transaction, name: str, body: dict[str, Any], *, is_careful: bool
-) -> None:
+def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
     remote_id = _execution_id(body["execution_id"])
     values = {
         "name": _text(body.get("name"), "name", is_optional=True) or "mirrored execution",
