@@ -99,8 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
     linker = Linker(ctx, long_poll_s=args.long_poll_s, max_skew_s=MAX_SKEW_S)
     await runner.start()
     await linker.start()
-    gc.collect()  # as `tether serve` does once started (web/app.py)
-    gc.freeze()
+    gc.freeze()  # as `tether serve` does once started (web/app.py)
     report(event="started")
     try:
         await _obey(ctx, commands)

@@ -39,6 +39,7 @@ from tests.support.envelopes import (
     REJECTED,
     Link,
     Sealed,
+    create_controlling,
     create_listener,
     seal_as_dialer,
     signed_headers,
@@ -586,16 +587,7 @@ def test_an_update_with_a_bad_log_entry_still_ends_its_execution(
 ) -> None:
     """The end and outputs count even when a log entry beside them cannot be stored: applied
     again carefully, the update's log entries get a savepoint of their own."""
-    link.api.ok(
-        "POST",
-        "/sync_config",
-        json={
-            "name": "boss",
-            "role": "controlling",
-            "own_private_key": keys.private_pem(own_key),
-            "remote_public_key": keys.public_pem(remote_key),
-        },
-    )
+    create_controlling(link.api, own_key, remote_key, "boss")
     link.api.ok("POST", "/flow", json={"name": "quick", "script": QUICK_SCRIPT})
     child = link.api.ok(
         "POST", "/execution", json={"flow_name": "quick", "remote_workspace_name": "boss"}

@@ -22,6 +22,7 @@ from tests.support.envelopes import (
     WAITING_SCRIPT,
     Link,
     assert_rejected,
+    create_controlling,
     create_listener,
     flip_byte,
 )
@@ -208,16 +209,7 @@ def test_start_on_a_controlling_sync_config_creates_nothing(
     link: Link, own_key: Any, remote_key: Any
 ) -> None:
     """Only a controlled side runs what the other side starts."""
-    link.api.ok(
-        "POST",
-        "/sync_config",
-        json={
-            "name": "boss",
-            "role": "controlling",
-            "own_private_key": keys.private_pem(own_key),
-            "remote_public_key": keys.public_pem(remote_key),
-        },
-    )
+    create_controlling(link.api, own_key, remote_key, "boss")
     hello = {"workspace": "hq", "role": "controlled", "protocols": [1], "poll_s": 0}
     body, headers = link.seal(link.start_message(), receiver="boss", hello=hello)
     answer = link.post(body, headers, name="boss")

@@ -203,6 +203,22 @@ def create_listener(
     )
 
 
+def create_controlling(
+    api: ApiClient, own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateKey, name: str
+) -> None:
+    """Create sync config ``name``: a listener with role controlling, trusting ``remote_key``."""
+    api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": name,
+            "role": "controlling",
+            "own_private_key": keys.private_pem(own_key),
+            "remote_public_key": keys.public_pem(remote_key),
+        },
+    )
+
+
 def assert_rejected(link: Link, answer: httpx.Response, before: dict[str, Any]) -> None:
     """A 401 with the one answer every rejection gets, and nothing in the store changed."""
     assert answer.status_code == 401, answer.text

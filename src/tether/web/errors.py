@@ -20,6 +20,14 @@ def error_response(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": kind, "message": message}, status_code=status)
 
 
+def tether_error_response(error: errors.TetherError) -> JSONResponse:
+    return error_response(errors.http_status(error), error.kind, error.message)
+
+
+def internal_error_response() -> JSONResponse:
+    return error_response(500, "internal", "the workspace failed to answer: see its log")
+
+
 def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     """Status, kind and message for a request FastAPI could not validate."""
     problems = []
@@ -37,10 +45,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.TetherError)
     async def tether_error(_request: Request, exc: errors.TetherError) -> JSONResponse:
-        status = errors.http_status(exc)
-        if isinstance(exc, errors.EnvelopeRejected):
-            log.warning("sync envelope rejected: %s", exc.reason)
-        return error_response(status, exc.kind, exc.message)
+        return tether_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -77,4 +82,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return error_response(500, "internal", "the workspace failed to answer: see its log")
+        return internal_error_response()

@@ -14,19 +14,14 @@ import re
 from collections.abc import Mapping
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether import errors
 from tether.link.endpoint import Listener
+from tether.web.errors import internal_error_response, tether_error_response
 
 log = logging.getLogger(__name__)
-
-
-def error_response(error: errors.TetherError) -> JSONResponse:
-    return JSONResponse(
-        {"error": error.kind, "message": error.message}, status_code=errors.http_status(error)
-    )
 
 
 async def sync_response(
@@ -39,9 +34,9 @@ async def sync_response(
         # Unknown, disabled and badly signed get the same answer; the reason goes to the log.
         reason = exc.reason if isinstance(exc, errors.EnvelopeRejected) else exc.message
         log.warning("sync envelope rejected: %s", reason)
-        return error_response(errors.EnvelopeRejected(reason))
+        return tether_error_response(errors.EnvelopeRejected(reason))
     except errors.TetherError as exc:  # the sync config was deleted during a held poll
-        return error_response(exc)
+        return tether_error_response(exc)
     return Response(content=sealed.body, headers=sealed.headers, media_type="application/json")
 
 
@@ -73,15 +68,12 @@ class LinkLane:
         except ClientDisconnect:
             # The body never arrived whole (or went over the limit, which then answers 413).
             log.info("a client left before its envelope ended")
-            return error_response(
+            return tether_error_response(
                 errors.InvalidInput(detail="the request body ended early: send it whole")
             )
         except Exception:
             log.exception("the link endpoint failed")
-            return JSONResponse(
-                {"error": "internal", "message": "the workspace failed to answer: see its log"},
-                status_code=500,
-            )
+            return internal_error_response()
 
 
 def _route_path(scope: Scope) -> str:
