@@ -20,6 +20,7 @@ ENDED = "ended"  # an execution ended: waiters on it should look again
 CANCEL = "cancel"  # an execution was asked to stop: whoever runs it should signal it
 OUTBOX = "outbox"  # a sync config's outbox grew: its link should deliver
 CONFIG = "config"  # a sync config was created, changed or deleted
+ACKED = "acked"  # a backfilling sync config's outbox shrank: its next page may go in
 USERS = "users"  # a user or a token was changed, disabled, revoked or deleted
 
 

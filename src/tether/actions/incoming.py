@@ -117,6 +117,8 @@ def _apply(
             if ack > state.acked_seq:
                 outbox.acknowledge(tx.conn, config.name, min(ack, state.next_seq - 1))
                 values["acked_seq"] = min(ack, state.next_seq - 1)
+                if state.is_backfilling:
+                    tx.publish(events.ACKED, config.name)  # room for the backfill's next page
             if values:  # an empty renewal of a long-poll changes nothing here
                 sync_configs.update_state(tx.conn, config.name, **values)
             is_pending = outbox.has_after(tx.conn, config.name, 0) if is_pending_asked else None

@@ -25,7 +25,7 @@ def backfill_step(ctx: Context) -> int:
 def _backfill_page(ctx: Context, name: str) -> int:
     with ctx.transaction() as tx:
         state = sync_configs.get_state(tx.conn, name, for_update=True)
-        if state.backfill_total is not None and state.backfill_cursor == "done":
+        if state.backfill_total is not None and not state.is_backfilling:
             return 0
         if outbox.depth(tx.conn, name) > MAX_OUTBOX_DEPTH:
             return 0
@@ -38,7 +38,11 @@ def _backfill_page(ctx: Context, name: str) -> int:
             if ex.sync_config != name:
                 outgoing.append_mirror(ctx, tx, name, ex)
         is_last_page = len(page) < PAGE
-        new_cursor = "done" if is_last_page else json.dumps([page[-1].created_at, page[-1].id])
+        new_cursor = (
+            sync_configs.BACKFILL_DONE
+            if is_last_page
+            else json.dumps([page[-1].created_at, page[-1].id])
+        )
         sync_configs.update_state(
             tx.conn,
             name,

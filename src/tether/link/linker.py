@@ -35,12 +35,21 @@ class Linker:
         )
         self._dialers: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._backfill_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         self._names: list[str] = []
 
     async def start(self) -> None:
-        self._ctx.events.listen(events.CONFIG, lambda _name: self._wake.set())
-        self._task = asyncio.create_task(self._supervise())
+        self._ctx.events.listen(events.CONFIG, lambda _name: self._wake_all())
+        self._ctx.events.listen(events.ACKED, lambda _name: self._backfill_wake.set())
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="link housekeeping"),
+            asyncio.create_task(self._backfill(), name="link backfill"),
+        ]
+
+    def _wake_all(self) -> None:
+        self._wake.set()
+        self._backfill_wake.set()
 
     def release_long_polls(self) -> None:
         """Answer held long-poll requests now, so that a shutdown need not wait out their hold."""
@@ -48,9 +57,7 @@ class Linker:
             self._ctx.events.publish(events.OUTBOX, name)
 
     async def stop(self) -> None:
-        tasks = [task for _, task in self._dialers.values()]
-        if self._task is not None:
-            tasks.append(self._task)
+        tasks = [task for _, task in self._dialers.values()] + self._tasks
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -64,7 +71,6 @@ class Linker:
             self._wake.clear()
             try:
                 await self._reconcile()
-                await asyncio.to_thread(mirroring.backfill_step, self._ctx)
                 rounds += 1
                 if rounds % 60 == 0:
                     await asyncio.to_thread(exchange.prune_nonces, self._ctx, self._max_skew_s)
@@ -72,6 +78,22 @@ class Linker:
                 log.exception("link housekeeping failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_S)
+
+    async def _backfill(self) -> None:
+        """Mirror past executions (send_all_executions) as fast as the links take them.
+
+        A step writes a page wherever the outbox has room; an ack that makes room wakes the
+        next one (events.ACKED), so the backfill runs at the link's pace.
+        """
+        while True:
+            self._backfill_wake.clear()
+            try:
+                if await asyncio.to_thread(mirroring.backfill_step, self._ctx):
+                    continue  # a page went in: there may be room for another at once
+            except Exception:  # the backfill's edge: record and try again later
+                log.exception("mirroring past executions failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._backfill_wake.wait(), HOUSEKEEPING_S)
 
     async def _reconcile(self) -> None:
         """Start, restart and stop dialers to match the sync configs."""

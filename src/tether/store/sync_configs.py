@@ -46,6 +46,9 @@ class SyncConfig:
         return bool(self.remote_url)
 
 
+BACKFILL_DONE = "done"  # backfill_cursor once the last page is in the outbox
+
+
 @dataclass(frozen=True)
 class LinkState:
     sync_config: str
@@ -62,6 +65,11 @@ class LinkState:
     backfill_total: int | None
     backfill_done: int
     backfill_cursor: str | None
+
+    @property
+    def is_backfilling(self) -> bool:
+        """Whether send_all_executions is still writing past executions to the outbox."""
+        return self.backfill_total is not None and self.backfill_cursor != BACKFILL_DONE
 
 
 check_field_order(SyncConfig, sync_config)

@@ -145,7 +145,7 @@ def sync_config_status(
             "enabled": config.send_all_executions,
             "total": state.backfill_total,
             "done": state.backfill_done,
-            "is_complete": state.backfill_cursor == "done",
+            "is_complete": state.backfill_cursor == sync_configs.BACKFILL_DONE,
         },
     }
 
