@@ -141,8 +141,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backfill-executions",
         type=int,
-        default=10_000,
-        help="past executions mirrored by the backfill (default 10000; issue 5: 100000)",
+        default=100_000,
+        help="past executions mirrored by the backfill (default 100000, issue 5's size)",
     )
     parser.add_argument(
         "--soak-executions",

@@ -32,7 +32,7 @@ SEED_SPACING_S = 0.001  # between the created_at times of the seeded executions
 class Sizes:
     """How many past executions the hub holds."""
 
-    executions: int = 10_000
+    executions: int = 100_000
 
 
 @dataclass
