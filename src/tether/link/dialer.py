@@ -44,7 +44,7 @@ EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener count
 # carries all the other side's unacked messages, so each request more in flight delivers
 # them once more: with two, a burst of 2,000 remote executions (the controlled side
 # dialing) took 0.46 requests and 2.3 deliveries of each start per execution; with one,
-# 0.23 and 1.45, and 30 % more executions per second. One sender sends until nothing is left.
+# 0.23 and 1.45, and about 10 % more executions per second. It sends until nothing is left.
 MAX_SENDERS = 1
 MAX_CONNECTIONS = 3  # the held poll, the sender, one spare
 # A dropped connection is tried again at once this often before the link counts as failing:
