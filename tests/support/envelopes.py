@@ -189,14 +189,19 @@ def store_state(db: Database) -> dict[str, Any]:
 
 
 def create_listener(
-    api: ApiClient, own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateKey, name: str = LISTENER
+    api: ApiClient,
+    own_key: rsa.RSAPrivateKey,
+    remote_key: rsa.RSAPrivateKey,
+    name: str = LISTENER,
+    role: str = "controlled",
 ) -> None:
-    """Create sync config ``name``: a listener (no Remote URL), role controlled, trusting ``remote_key``."""
+    """Create sync config ``name``: a listener (no Remote URL) with ``role``, trusting ``remote_key``."""
     api.ok(
         "POST",
         "/sync_config",
         json={
             "name": name,
+            "role": role,
             "own_private_key": keys.private_pem(own_key),
             "remote_public_key": keys.public_pem(remote_key),
         },
@@ -207,16 +212,7 @@ def create_controlling(
     api: ApiClient, own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateKey, name: str
 ) -> None:
     """Create sync config ``name``: a listener with role controlling, trusting ``remote_key``."""
-    api.ok(
-        "POST",
-        "/sync_config",
-        json={
-            "name": name,
-            "role": "controlling",
-            "own_private_key": keys.private_pem(own_key),
-            "remote_public_key": keys.public_pem(remote_key),
-        },
-    )
+    create_listener(api, own_key, remote_key, name, role="controlling")
 
 
 def assert_rejected(link: Link, answer: httpx.Response, before: dict[str, Any]) -> None:

@@ -158,8 +158,7 @@ class Dialer:
 
     async def _send_loop(self) -> None:
         # Up to MAX_SENDERS requests carry new messages at once, each with messages the
-        # others do not carry: a message written while another request is on its way goes
-        # out at once instead of after that request's round trip.
+        # others do not carry (see MAX_SENDERS for why it is one).
         # A wake-up while every sender is busy waits for a free one rather than being
         # dropped: a sender about to find nothing left would otherwise leave the new
         # message for the next long-poll, a whole hold period later.
