@@ -56,10 +56,15 @@ def test_each_ack_that_makes_room_lets_the_next_page_in_without_a_housekeeping_r
     create_controlling(link.api, own_key, remote_key, "boss")
     link.api.ok("PATCH", "/sync_config/boss", json={"send_all_executions": True})
 
+    def is_complete() -> bool:
+        return bool(link.api.ok("GET", "/sync_config/boss/status")["backfill"]["is_complete"])
+
+    # The other side's part: poll, acking what came. The last full page is known to be the
+    # last only once a step finds nothing after it, which the ack of that page wakes.
     mirrored: list[str] = []
     acked = 0
     deadline = time.monotonic() + 15
-    while len(mirrored) < PAST:
+    while len(mirrored) < PAST or not is_complete():
         assert time.monotonic() < deadline, f"{len(mirrored)} of {PAST} mirrored; acked {acked}"
         body, headers = link.seal(receiver="boss", hello=CONTROLLED_HELLO, ack=acked)
         answer = link.post(body, headers, name="boss")
