@@ -27,6 +27,9 @@ PEERS_VENV = BENCH_DIR / ".venv-peers"
 REQUIREMENT = "celery[redis]>=5,<6"
 APP_FILE = "celery_app.py"
 WORKER_CONCURRENCY = 2  # prefork, one process per core of the 2-core machine
+# Celery's own way to give each task a fresh process, as tether gives each execution: the
+# pool replaces a process after one task. Slow enough that it gets small sizes of its own.
+PROCESS_PER_TASK = ("--max-tasks-per-child", "1")
 START_TIMEOUT_S = 30.0
 ROUND_TRIP_TARGET = 2.0  # issue 5: our round trip at most 2x Celery's
 RATE_TARGET = 0.5  # issue 5: our rate at least half of Celery's
@@ -43,39 +46,71 @@ class Sizes:
     calls: int = 200
     tasks: int = 5000
     rounds: int = 3
+    # the same worker with a process per task: about 30 s at these sizes (measured here, a
+    # task often waits seconds for its replacement process)
+    isolated_calls: int = 10
+    isolated_tasks: int = 50
 
 
 def run(sizes: Sizes, baseline_ms: float, ours: Sequence[common.Figure]) -> list[common.Figure]:
     """Measure Celery, then divide ``ours`` (the remote benchmark's figures, if run) by it."""
     try:
         python = peers_python()
-        measured = measure(python, sizes)
+        measured, isolated = measure(python, sizes)
     except Skipped as exc:
         print(f"skipping {NAME}: {exc}", file=sys.stderr, flush=True)
         return [common.Figure(NAME, "skipped", "-", None, note=str(exc))]
-    trips, rates = measured["round_trips_ms"], measured["rates"]
-    figures = [
+    pool = f"prefork worker, concurrency {WORKER_CONCURRENCY}"
+    trip, rate = peer_figures(measured, baseline_ms, sizes.tasks, "", pool)
+    isolated_pool = f"the same worker with {' '.join(PROCESS_PER_TASK)}"
+    isolated_trip, isolated_rate = peer_figures(
+        isolated, baseline_ms, sizes.isolated_tasks, ", a process per task", isolated_pool
+    )
+    return [
+        trip,
+        rate,
+        isolated_trip,
+        isolated_rate,
+        *compare(ours, trip, rate, "", f"target at most {ROUND_TRIP_TARGET:g} (issue 5)"),
+        *compare(
+            ours, isolated_trip, isolated_rate, " with a process per task", "no target: context"
+        ),
+    ]
+
+
+def peer_figures(
+    measured: dict[str, list[float]], baseline_ms: float, tasks: int, suffix: str, pool: str
+) -> tuple[common.Figure, common.Figure]:
+    """Celery's round trip and rate from one driver run."""
+    return (
         common.latency_figure(
-            NAME, "task round trip", trips, baseline_ms, "add.delay(1, 2).get(), Redis broker"
+            NAME,
+            f"task round trip{suffix}",
+            measured["round_trips_ms"],
+            baseline_ms,
+            f"add.delay(1, 2).get(), Redis broker; {pool}",
         ),
         common.rate_figure(
             NAME,
-            "tasks per second",
-            rates,
+            f"tasks per second{suffix}",
+            measured["rates"],
             baseline_ms,
-            f"{sizes.tasks} sent at once, until all results were ready; "
-            f"prefork worker, concurrency {WORKER_CONCURRENCY}",
+            f"{tasks} sent at once, until all results were ready; {pool}",
         ),
-    ]
-    return figures + compare(ours, figures[0], figures[1])
+    )
 
 
 def compare(
-    ours: Sequence[common.Figure], trip: common.Figure, rate: common.Figure
+    ours: Sequence[common.Figure],
+    trip: common.Figure,
+    rate: common.Figure,
+    suffix: str,
+    trip_note: str,
 ) -> list[common.Figure]:
     """Our remote figures / Celery's, per dial direction; a note if remote was not run."""
     by_name = {(f.benchmark, f.name): f for f in ours}
     figures = []
+    rate_note = f"target at least {RATE_TARGET:g} (issue 5)" if not suffix else "no target: context"
     for direction in remote.DIRECTIONS:
         our_trip = by_name.get((direction.label, "remote child round trip"))
         our_rate = by_name.get((direction.label, "remote executions per second"))
@@ -84,22 +119,22 @@ def compare(
         figures += [
             common.comparison_figure(
                 NAME,
-                f"{direction.label} round trip / Celery's",
+                f"{direction.label} round trip / Celery's{suffix}",
                 our_trip.median,
                 trip.median,
-                f"medians; target at most {ROUND_TRIP_TARGET:g} (issue 5)",
+                f"medians; {trip_note}",
             ),
             common.comparison_figure(
                 NAME,
-                f"{direction.label} executions/s / Celery's tasks/s",
+                f"{direction.label} executions/s / Celery's tasks/s{suffix}",
                 our_rate.median,
                 rate.median,
-                f"medians; target at least {RATE_TARGET:g} (issue 5)",
+                f"medians; {rate_note}",
             ),
         ]
     if not figures:
         note = f"run the {remote.NAME} benchmark in the same run to compare"
-        figures.append(common.Figure(NAME, "ours / Celery's", "x", None, note=note))
+        figures.append(common.Figure(NAME, f"ours / Celery's{suffix}", "x", None, note=note))
     return figures
 
 
@@ -124,33 +159,46 @@ def peers_python() -> Path:
     return python
 
 
-def measure(python: Path, sizes: Sizes) -> dict[str, list[float]]:
-    """Serve Redis and a Celery worker, run the driver, and stop both."""
+def measure(python: Path, sizes: Sizes) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Serve Redis; run the driver against the default worker, then against one with a
+    process per task; stop everything after."""
     with tempfile.TemporaryDirectory(prefix="tether-bench-celery-") as tmp:
         directory = Path(tmp)
         # the worker and the driver import the app from their working directory, and nothing
         # else of bench/ (whose modules need the project's environment)
         shutil.copy(BENCH_DIR / APP_FILE, directory / APP_FILE)
-        with served_redis(directory) as redis_url, celery_worker(python, redis_url, directory):
-            done = run_driver(python, redis_url, directory, sizes)
-    if done.returncode != 0:
-        raise RuntimeError(f"the Celery driver failed:\n{done.stdout}{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        with served_redis(directory) as redis_url:
+            with celery_worker(python, redis_url, directory, ()):
+                default = run_driver(
+                    python, redis_url, directory, (sizes.calls, sizes.tasks, sizes.rounds)
+                )
+            with celery_worker(python, redis_url, directory, PROCESS_PER_TASK):
+                isolated = run_driver(
+                    python, redis_url, directory, (sizes.isolated_calls, sizes.isolated_tasks, 1)
+                )
+    return default, isolated
 
 
 def run_driver(
-    python: Path, redis_url: str, directory: Path, sizes: Sizes
-) -> subprocess.CompletedProcess[str]:
-    """The driver times Celery from its own process, in the bench's Celery environment."""
-    command = [str(python), APP_FILE, str(sizes.calls), str(sizes.tasks), str(sizes.rounds)]
-    return subprocess.run(
-        command,
+    python: Path, redis_url: str, directory: Path, counts: tuple[int, int, int]
+) -> dict[str, list[float]]:
+    """The driver times Celery from its own process, in the bench's Celery environment.
+
+    ``counts``: round trips, tasks per burst, bursts.
+    """
+    calls, tasks, rounds = counts
+    done = subprocess.run(
+        [str(python), APP_FILE, str(calls), str(tasks), str(rounds)],
         cwd=directory,
         env=peer_env(redis_url),
         capture_output=True,
         text=True,
-        timeout=120 + sizes.calls + sizes.rounds * sizes.tasks / 50,
+        # a process per task runs about 10 tasks/s and takes about 150 ms a round trip
+        timeout=120 + calls + rounds * tasks / 5,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"the Celery driver failed:\n{done.stdout}{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def peer_env(redis_url: str) -> dict[str, str]:
@@ -181,10 +229,13 @@ def served_redis(directory: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def celery_worker(python: Path, redis_url: str, directory: Path) -> Iterator[None]:
-    """A Celery worker, prefork with ``WORKER_CONCURRENCY`` processes; stopped after."""
+def celery_worker(
+    python: Path, redis_url: str, directory: Path, options: Sequence[str]
+) -> Iterator[None]:
+    """A Celery worker, prefork with ``WORKER_CONCURRENCY`` processes and ``options``;
+    stopped after."""
     command = [str(python), "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork"]
-    command += ["--concurrency", str(WORKER_CONCURRENCY), "--loglevel", "WARNING"]
+    command += ["--concurrency", str(WORKER_CONCURRENCY), "--loglevel", "WARNING", *options]
     command += ["--hostname", f"bench-{time.monotonic_ns()}@localhost"]
     process = spawn(command, directory, peer_env(redis_url))
     output = drain(process)
