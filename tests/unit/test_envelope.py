@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -117,6 +118,14 @@ def test_encode_writes_compact_json_with_every_field() -> None:
         "reply_to",
         "hello",
     }
+
+
+def test_encode_writes_the_fields_as_declared() -> None:
+    # encode builds its document by hand: a field added to Envelope or Message must be added
+    # there too, in the same place.
+    sent = make_envelope(reply_to="ab" * 32, hello={"workspace": "hq", "role": "controlling"})
+    expected = json.dumps(dataclasses.asdict(sent), separators=(",", ":"), ensure_ascii=False)
+    assert envelope.encode(sent) == expected.encode()
 
 
 def test_decode_accepts_an_integer_sent_at() -> None:

@@ -83,8 +83,21 @@ def body_digest(body: bytes) -> str:
 
 
 def encode(envelope: Envelope) -> bytes:
-    """The envelope as compact UTF-8 JSON, every field present."""
-    document = dataclasses.asdict(envelope)
+    """The envelope as compact UTF-8 JSON, every field present, in declaration order."""
+    # Built by hand: dataclasses.asdict deep-copies every message body on the way, about
+    # 15 µs a message, ten times what dumping it costs.
+    document = {
+        "protocol": envelope.protocol,
+        "sender": envelope.sender,
+        "receiver": envelope.receiver,
+        "key": envelope.key,
+        "nonce": envelope.nonce,
+        "sent_at": envelope.sent_at,
+        "ack": envelope.ack,
+        "messages": [{"seq": m.seq, "type": m.type, "body": m.body} for m in envelope.messages],
+        "reply_to": envelope.reply_to,
+        "hello": envelope.hello,
+    }
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8")
 
