@@ -1,0 +1,85 @@
+"""The benchmark suite still runs: every benchmark at tiny sizes, and the peer's comparison.
+
+Figures are not judged here (speed is the bench's to report, never a test's); what is checked
+is that each benchmark ran against real servers, recorded what it measured, and cleaned up.
+The Celery peer is left out of the run: it installs Celery from PyPI on first use, which a
+test must not depend on. Its comparison with our figures is checked on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench import celery_peer, common, remote
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "--only", "local", "--only", "remote", "--only", "idle", "--only", "fleet",
+    "--only", "backfill", "--only", "soak",
+    "--calls", "3", "--executions", "10", "--idle-seconds", "2",
+    "--fleet-sizes", "2", "--fleet-starts", "3", "--fleet-idle-seconds", "2",
+    "--backfill-executions", "300",
+    "--soak-executions", "10", "--soak-rate", "20", "--soak-drop-every-s", "1",
+]  # fmt: skip
+
+
+@pytest.mark.timeout(300)
+def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"results in {out}" in done.stdout
+    figures = {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
+    expected_samples = {
+        ("local", "child round trip"): 3,
+        ("remote A", "remote child round trip"): 3,
+        ("remote B", "remote child round trip"): 3,
+        ("remote A", "remote executions per second"): 3,  # three bursts
+        ("fleet 2", "start latency, random link"): 3,
+        ("fleet 2", "remote child round trip, random link"): 3,
+        ("backfill", "time to mirror all"): 1,
+        ("soak A", "lost executions"): 1,
+        ("soak B", "duplicated executions"): 1,
+        ("idle", "RSS, all processes"): 2,
+    }
+    for key, samples in expected_samples.items():
+        assert key in figures, f"{key} is missing; figures: {sorted(figures)}"
+        assert figures[key]["samples"] == samples, figures[key]
+    for figure in figures.values():
+        median = figure["median"]
+        assert median is not None and math.isfinite(median) and median >= 0, figure
+    # What the suite promises besides speed: nothing lost or run twice under faults.
+    for direction in ("A", "B"):
+        assert figures[(f"soak {direction}", "lost executions")]["median"] == 0
+        assert figures[(f"soak {direction}", "duplicated executions")]["median"] == 0
+
+
+def test_the_peer_comparison_divides_our_remote_figures_by_celerys() -> None:
+    baseline_ms = 10.0
+    ours = [
+        common.latency_figure(remote.DIRECTIONS[0].label, "remote child round trip", [6.0], 10.0),
+        common.rate_figure(remote.DIRECTIONS[0].label, "remote executions per second", [300], 10),
+    ]
+    trip = common.latency_figure(celery_peer.NAME, "task round trip", [1.5], baseline_ms)
+    rate = common.rate_figure(celery_peer.NAME, "tasks per second", [1000.0], baseline_ms)
+    compared = celery_peer.compare(ours, trip, rate, "", "target")
+    assert [(f.name, f.median) for f in compared] == [
+        ("remote A round trip / Celery's", 4.0),
+        ("remote A executions/s / Celery's tasks/s", 0.3),
+    ]
+    # Without our figures in the same run there is nothing to divide: the table says so.
+    alone = celery_peer.compare([], trip, rate, " with a process per task", "context")
+    assert [(f.name, f.median) for f in alone] == [
+        ("ours / Celery's with a process per task", None)
+    ]
