@@ -57,8 +57,13 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
         assert key in figures, f"{key} is missing; figures: {sorted(figures)}"
         assert figures[key]["samples"] == samples, figures[key]
     for figure in figures.values():
-        median = figure["median"]
-        assert median is not None and math.isfinite(median) and median >= 0, figure
+        # Differences (the hub's memory and CPU per link: with N links less with none) may
+        # come out below zero in a 2 s watch; every figure must still be a number.
+        assert figure["median"] is not None and math.isfinite(figure["median"]), figure
+    for key in expected_samples:
+        if key[0].startswith("soak"):
+            continue
+        assert figures[key]["median"] > 0, figures[key]
     # What the suite promises besides speed: nothing lost or run twice under faults.
     for direction in ("A", "B"):
         assert figures[(f"soak {direction}", "lost executions")]["median"] == 0
@@ -73,13 +78,13 @@ def test_the_peer_comparison_divides_our_remote_figures_by_celerys() -> None:
     ]
     trip = common.latency_figure(celery_peer.NAME, "task round trip", [1.5], baseline_ms)
     rate = common.rate_figure(celery_peer.NAME, "tasks per second", [1000.0], baseline_ms)
-    compared = celery_peer.compare(ours, trip, rate, "", "target")
+    compared = celery_peer.compare(ours, trip, rate)
     assert [(f.name, f.median) for f in compared] == [
         ("remote A round trip / Celery's", 4.0),
         ("remote A executions/s / Celery's tasks/s", 0.3),
     ]
     # Without our figures in the same run there is nothing to divide: the table says so.
-    alone = celery_peer.compare([], trip, rate, " with a process per task", "context")
+    alone = celery_peer.compare([], trip, rate, " with a process per task", is_target=False)
     assert [(f.name, f.median) for f in alone] == [
         ("ours / Celery's with a process per task", None)
     ]
