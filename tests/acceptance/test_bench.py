@@ -72,9 +72,10 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
 
 def test_the_peer_comparison_divides_our_remote_figures_by_celerys() -> None:
     baseline_ms = 10.0
+    label = remote.DIRECTIONS[0].label
     ours = [
-        common.latency_figure(remote.DIRECTIONS[0].label, "remote child round trip", [6.0], 10.0),
-        common.rate_figure(remote.DIRECTIONS[0].label, "remote executions per second", [300], 10),
+        common.latency_figure(label, "remote child round trip", [6.0], baseline_ms),
+        common.rate_figure(label, "remote executions per second", [300.0], baseline_ms),
     ]
     trip = common.latency_figure(celery_peer.NAME, "task round trip", [1.5], baseline_ms)
     rate = common.rate_figure(celery_peer.NAME, "tasks per second", [1000.0], baseline_ms)

@@ -25,7 +25,7 @@ def backfill_step(ctx: Context) -> int:
 def _backfill_page(ctx: Context, name: str) -> int:
     with ctx.transaction() as tx:
         state = sync_configs.get_state(tx.conn, name, for_update=True)
-        if state.backfill_total is not None and not state.is_backfilling:
+        if state.backfill_cursor == sync_configs.BACKFILL_DONE:
             return 0
         if outbox.depth(tx.conn, name) > MAX_OUTBOX_DEPTH:
             return 0
