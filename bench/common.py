@@ -5,6 +5,7 @@ Measures and prints only; nothing here judges a figure good or bad.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -29,6 +30,10 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 LINGER_S = 2.0
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+# The one directory (besides their own scratch) that the benchmarks' flows may write.
+FLOW_WRITABLE = Path(tempfile.mkdtemp(prefix="tether-bench-writable-"))
+FLOW_WRITABLE.chmod(0o1777)
+atexit.register(shutil.rmtree, FLOW_WRITABLE, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,11 @@ def _spawn_serve(name: str, data_dir: Path, extra_args: Sequence[str]) -> subpro
     command += ["--name", name, "--port", "0", *extra_args]
     return subprocess.Popen(
         command,
-        env={**os.environ, "TETHER_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={
+            **os.environ,
+            "TETHER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "TETHER_SANDBOX_WRITABLE": str(FLOW_WRITABLE),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

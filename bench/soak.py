@@ -75,7 +75,7 @@ def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
 def soak(direction: remote.Direction, sizes: Sizes) -> Outcome:
     """Start ``sizes.executions`` remote executions while the proxy drops connections; judge them."""
     with (
-        tempfile.TemporaryDirectory(prefix="tether-soak-") as markers_dir,
+        tempfile.TemporaryDirectory(prefix="tether-soak-", dir=common.FLOW_WRITABLE) as markers_dir,
         proxied_pair(direction) as (pair, proxy),
         pair.hub.client() as client,
     ):

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from tests.support.workspace import ADMIN_PASSWORD, ApiClient
+from tests.support.workspace import ADMIN_PASSWORD, FLOW_WRITABLE, ApiClient
 from tether import config
 from tether.web.app import create_app
 
@@ -48,6 +48,7 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tether"))
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)
+    shutil.rmtree(FLOW_WRITABLE, ignore_errors=True)
 
 
 def _postgres_database(base_url: str) -> Iterator[str]:
@@ -89,6 +90,7 @@ def settings(tmp_path: Path, database_url: str) -> config.Settings:
         database_url=database_url,
         admin_password=ADMIN_PASSWORD,
         cancel_grace_s=1.0,
+        sandbox_writable=(FLOW_WRITABLE,),
     )
 
 

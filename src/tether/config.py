@@ -12,7 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tether import errors
+
 ENV_PREFIX = "TETHER_"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SANDBOX_MODES = ("on", "off")
+
+
+def _paths(raw: str | list[str]) -> tuple[Path, ...]:
+    items = raw.split(os.pathsep) if isinstance(raw, str) else raw
+    return tuple(Path(item) for item in items if item)
+
+
+def _names(raw: str | list[str]) -> tuple[str, ...]:
+    items = raw.split(os.pathsep) if isinstance(raw, str) else raw
+    return tuple(item for item in items if item)
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,14 @@ class Settings:
     max_clock_skew_s: float = 300.0
     max_body_bytes: int = 4 * 1024 * 1024
     public_url: str | None = None
+    # the sandbox around every execution (see runner/sandbox.py and docs/security.md)
+    sandbox: str = "on"
+    sandbox_writable: tuple[Path, ...] = ()
+    sandbox_env: tuple[str, ...] = ()
+    run_as: str = "nobody"
+    execution_memory_mb: int = 4096
+    execution_processes: int = 4096
+    execution_open_files: int = 1024
 
     @property
     def sqlite_path(self) -> Path:
@@ -45,6 +67,37 @@ class Settings:
     def resolved_secret_file(self) -> Path:
         return self.secret_file or self.data_dir / "secret.key"
 
+    @property
+    def is_sandbox_on(self) -> bool:
+        return self.sandbox == "on"
+
+    @property
+    def given_paths(self) -> list[Path]:
+        """Every path the server was given: a child of the sandbox may touch none of them."""
+        paths = [self.data_dir, self.resolved_secret_file, self.tls_cert, self.tls_key]
+        return [path for path in [*paths, self.sqlite_file] if path is not None]
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite store's file; None on PostgreSQL."""
+        url = self.resolved_database_url
+        if not url.startswith("sqlite") or ":///" not in url:
+            return None
+        return Path(url.split(":///", 1)[1])
+
+    def sandbox_environment(self) -> dict[str, str]:
+        """What a child's environment holds beside HOME and TMPDIR: PATH, LANG, TZ and the
+        variables an admin listed (NAME passes the server's value on, NAME=VALUE sets one)."""
+        chosen = {"PATH": os.environ.get("PATH") or DEFAULT_PATH, "LANG": "C.UTF-8"}
+        chosen.update({k: os.environ[k] for k in ("LANG", "TZ") if os.environ.get(k)})
+        for item in self.sandbox_env:
+            name, is_set, value = item.partition("=")
+            if is_set:
+                chosen[name] = value
+            elif name in os.environ:
+                chosen[name] = os.environ[name]
+        return chosen
+
 
 _CONVERTERS: dict[str, Any] = {
     "data_dir": Path,
@@ -57,7 +110,13 @@ _CONVERTERS: dict[str, Any] = {
     "long_poll_s": float,
     "max_clock_skew_s": float,
     "max_body_bytes": int,
+    "sandbox_writable": _paths,
+    "sandbox_env": _names,
+    "execution_memory_mb": int,
+    "execution_processes": int,
+    "execution_open_files": int,
 }
+_SEQUENCES = ("sandbox_writable", "sandbox_env")
 
 
 def env_name(field: str) -> str:
@@ -80,8 +139,28 @@ def load(**flags: Any) -> Settings:
         if raw is None or raw == "":
             continue
         convert = _CONVERTERS.get(field.name)
-        values[field.name] = convert(raw) if convert and isinstance(raw, str) else raw
-    return Settings(**values)
+        is_convertible = isinstance(raw, str) or field.name in _SEQUENCES
+        values[field.name] = convert(raw) if convert and is_convertible else raw
+    settings = Settings(**values)
+    _check_sandbox(settings)
+    return settings
+
+
+def _check_sandbox(settings: Settings) -> None:
+    if settings.sandbox not in SANDBOX_MODES:
+        raise errors.SettingsInvalid(detail=f"--sandbox {settings.sandbox!r}: say 'on' or 'off'")
+    for item in settings.sandbox_env:
+        name = item.partition("=")[0]
+        if not name or name.startswith(ENV_PREFIX):
+            raise errors.SettingsInvalid(
+                detail=f"--sandbox-env {item!r}: the server's own {ENV_PREFIX}* variables never reach "
+                "a flow; list other variables (NAME or NAME=VALUE)"
+            )
+    for field in ("execution_memory_mb", "execution_processes", "execution_open_files"):
+        if getattr(settings, field) < 1:
+            raise errors.SettingsInvalid(
+                detail=f"--{field.replace('_', '-')} must be a positive number"
+            )
 
 
 def workspace_secret(settings: Settings) -> bytes:

@@ -25,7 +25,9 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── ExecutionEnded
     │   └── RemoteWorkspaceUnusable
     ├── PayloadTooLarge                   413
-    └── StoreUnavailable                  503
+    ├── StoreUnavailable                  503
+    └── SettingsInvalid                   (at start: the server refuses to start)
+        └── SandboxUnavailable
 """
 
 from __future__ import annotations
@@ -160,6 +162,16 @@ class StoreUnavailable(TetherError):
     """the workspace's database is unavailable: {detail}"""
 
     kind = "unavailable"
+
+
+class SettingsInvalid(TetherError):
+    """tether cannot start: {detail}"""
+
+    kind = "settings_invalid"
+
+
+class SandboxUnavailable(SettingsInvalid):
+    """tether cannot confine executions here: {detail}; fix that, or start with --sandbox off (TETHER_SANDBOX=off) to run flows with the server's own powers"""
 
 
 HTTP_STATUS: dict[type[TetherError], int] = {

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import FaultProxy
-from tests.support.workspace import ApiClient, ServedWorkspace
+from tests.support.workspace import ApiClient, ServedWorkspace, flow_writable_dir
 from tether.link import keys
 
 HUB_DIALS = "hub_dials"  # the seed's setup: the controlling side dials the controlled one
@@ -376,5 +376,6 @@ def pair(request: pytest.FixtureRequest, shared_pair: Pair) -> Iterator[Pair]:
 @pytest.fixture
 def marker_dir() -> Iterator[Path]:
     """A directory for the files scripts write to prove how often they ran; removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="tether-markers-") as path:
-        yield Path(path)
+    path = flow_writable_dir("tether-markers-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,20 @@ from typing import Any
 import httpx
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+# The one directory (besides their own scratch) that the tests' flows may write: the marker
+# files by which tests count how often a script ran live beneath it. Removed at the end of the
+# session (tests/conftest.py).
+FLOW_WRITABLE = Path(tempfile.mkdtemp(prefix="tether-flow-writable-"))
+FLOW_WRITABLE.chmod(0o1777)  # also for children that run as an unprivileged account
+
+
+def flow_writable_dir(prefix: str) -> Path:
+    """A fresh directory that the tests' flows may write into."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=FLOW_WRITABLE))
+    path.chmod(0o1777)
+    return path
+
+
 SERVING = re.compile(r"serving on (https?://\S+)")
 
 
@@ -119,7 +134,12 @@ class ServedWorkspace:
 
     def start(self, timeout_s: float = 30.0, port: int = 0) -> ServedWorkspace:
         """Start the process and wait until it answers /health."""
-        env = {**os.environ, "TETHER_ADMIN_PASSWORD": ADMIN_PASSWORD, **self.env}
+        env = {
+            **os.environ,
+            "TETHER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "TETHER_SANDBOX_WRITABLE": str(FLOW_WRITABLE),
+            **self.env,
+        }
         command = [sys.executable, "-m", "tether.cli", "serve", "--data-dir", str(self.data_dir)]
         command += ["--name", self.name, "--port", str(port), *self.extra_args]
         self.process = subprocess.Popen(

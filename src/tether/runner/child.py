@@ -79,8 +79,18 @@ def run(sock: socket.socket) -> None:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        _release_standard_streams()
         engine.send({"op": "end", "status": status, "message": message})
         os._exit(0)
+
+
+def _release_standard_streams() -> None:
+    """Close fds 1 and 2 before reporting the end, so that the engine sees their end at once
+    (unless a program the script started still holds them)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str | None]:

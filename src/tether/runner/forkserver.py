@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import sys
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+from tether import errors
 
 FORK_TIMEOUT_S = 30.0  # a fork answers in milliseconds; this only guards against a hang
 
@@ -22,10 +26,25 @@ class Exit:
     signal: int | None
 
 
-class ForkServer:
-    """One fork server process and the bookkeeping of the children it forked."""
+@dataclass(frozen=True)
+class Forked:
+    """A new child: its pid, the engine's end of its channel, and its stdout and stderr."""
 
-    def __init__(self) -> None:
+    pid: int
+    channel: socket.socket
+    stdout: int
+    stderr: int
+
+
+class ForkServer:
+    """One fork server process and the bookkeeping of the children it forked.
+
+    ``policy``: the sandbox its children enter (runner/sandbox.py), None for none.
+    """
+
+    def __init__(self, policy: dict[str, Any] | None = None) -> None:
+        self._policy = policy
+        self.readiness: dict[str, Any] = {}  # what the fork server said once prepared
         self._process: asyncio.subprocess.Process | None = None
         self._ctrl: socket.socket | None = None
         self._forks: deque[asyncio.Future[int]] = deque()
@@ -33,19 +52,42 @@ class ForkServer:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        engine_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        """Start the fork server and wait until it has prepared the sandbox."""
+        # Sequenced packets: each request arrives whole, with its own three descriptors.
+        engine_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        is_confined = self._policy is not None
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
+            # Isolated: no working directory on sys.path, no PYTHON* variables.
+            *(["-I"] if is_confined else []),
             "-m",
             "tether.runner.zygote",
             str(zygote_end.fileno()),
             pass_fds=[zygote_end.fileno()],
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
+            # The server's environment (its password, its database URL) never reaches the
+            # fork server, whose memory every child starts from.
+            env=self._policy["env"] if self._policy is not None else None,
         )
         zygote_end.close()
         self._ctrl = engine_end
+        engine_end.sendall(json.dumps(self._policy).encode())
+        self.readiness = await self._await_ready()
         self._reader = asyncio.create_task(self._read_reports())
+
+    async def _await_ready(self) -> dict[str, Any]:
+        assert self._process is not None and self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), FORK_TIMEOUT_S)
+        report: dict[str, Any] = (
+            json.loads(line) if line else {"failed": "it exited before it was ready"}
+        )
+        if "ready" not in report:
+            await self.stop()
+            raise errors.SandboxUnavailable(
+                detail=f"the fork server could not prepare the sandbox: {report['failed']}"
+            )
+        return dict(report["ready"])
 
     @property
     def is_running(self) -> bool:
@@ -65,30 +107,32 @@ class ForkServer:
         self._exits.clear()
         await self.start()
 
-    async def fork(self) -> tuple[int, socket.socket]:
-        """A new child process and the engine's end of its channel."""
+    async def fork(self) -> Forked:
+        """A new child process, its channel and its standard streams."""
         # Checked without an await before the append: once the report reader has ended,
         # nothing would ever answer this fork.
         if self._ctrl is None or not self.is_running:
             raise RuntimeError("the fork server is not running")
         engine_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._forks.append(future)
         try:
-            socket.send_fds(self._ctrl, [b"f"], [child_end.fileno()])
+            socket.send_fds(self._ctrl, [b"f"], [child_end.fileno(), stdout_write, stderr_write])
         except OSError:
             self._forks.remove(future)  # no report will come for it
-            engine_end.close()
+            _close_all(engine_end, stdout_read, stderr_read)
             raise
         finally:
-            child_end.close()
+            _close_all(child_end, stdout_write, stderr_write)
         try:
             pid = await asyncio.wait_for(future, FORK_TIMEOUT_S)
         except BaseException:
-            engine_end.close()
+            _close_all(engine_end, stdout_read, stderr_read)
             raise
         self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
-        return pid, engine_end
+        return Forked(pid, engine_end, stdout_read, stderr_read)
 
     async def exit_of(self, pid: int, timeout_s: float) -> Exit | None:
         """How child ``pid`` exited, waiting up to ``timeout_s``; None if it has not."""
@@ -137,10 +181,21 @@ class ForkServer:
                 await self._process.wait()
         if self._reader is not None:
             await self._reader
+        scratch_root = self.readiness.get("scratch_root")
+        if scratch_root:  # the fork server removes it; not when it was killed outright
+            shutil.rmtree(scratch_root, ignore_errors=True)
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+
+def _close_all(*items: socket.socket | int) -> None:
+    for item in items:
+        if isinstance(item, int):
+            os.close(item)
+        else:
+            item.close()
 
 
 def is_alive(pid: int) -> bool:

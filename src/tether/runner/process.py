@@ -6,36 +6,55 @@ Knows nothing of SQL or HTTP; the runner tells it what to do.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from tether.runner import channel
-from tether.runner.forkserver import Exit, ForkServer
+from tether.runner.forkserver import Exit, Forked, ForkServer
+
+OUTPUT_READ_BYTES = 64 * 1024
+MAX_OUTPUT_LINE_CHARS = 64 * 1024  # a longer line of a program's output is logged in pieces
 
 
 class ChildProcess:
-    """A forked child and the engine's end of its channel."""
+    """A forked child, the engine's end of its channel, and what its programs write."""
 
     def __init__(
         self,
         server: ForkServer,
-        pid: int,
+        forked: Forked,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
         self._server = server
-        self.pid = pid
+        self.pid = forked.pid
         self._reader = reader
         self._writer = writer
+        self._outputs = {"stdout": forked.stdout, "stderr": forked.stderr}
 
     @classmethod
     async def spawn(cls, server: ForkServer) -> ChildProcess:
-        pid, sock = await server.fork()
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=channel.MAX_LINE_BYTES)
-        return cls(server, pid, reader, writer)
+        forked = await server.fork()
+        try:
+            reader, writer = await asyncio.open_unix_connection(
+                sock=forked.channel, limit=channel.MAX_LINE_BYTES
+            )
+        except BaseException:
+            for fd in (forked.stdout, forked.stderr):
+                os.close(fd)
+            raise
+        return cls(server, forked, reader, writer)
+
+    async def read_output(self, on_line: Callable[[str, str], None]) -> None:
+        """Pass each line written to the child's fds 1 and 2 to ``on_line(stream, text)``
+        until both are closed (by the child and every program it started)."""
+        outputs, self._outputs = self._outputs, {}
+        await asyncio.gather(*(_read_lines(fd, name, on_line) for name, fd in outputs.items()))
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one message; a child that already exited is not an error here."""
@@ -72,10 +91,36 @@ class ChildProcess:
         return await self._server.exit_of(self.pid, timeout_s)
 
     async def close(self) -> None:
+        for fd in self._outputs.values():  # never read: the execution did not start
+            os.close(fd)
+        self._outputs = {}
         self._writer.close()
         with contextlib.suppress(ConnectionError):
             await self._writer.wait_closed()
         self._server.forget(self.pid)
+
+
+async def _read_lines(fd: int, stream: str, on_line: Callable[[str, str], None]) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=OUTPUT_READ_BYTES)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    try:
+        while chunk := await reader.read(OUTPUT_READ_BYTES):
+            *lines, pending = (pending + decoder.decode(chunk)).split("\n")
+            if len(pending) > MAX_OUTPUT_LINE_CHARS:
+                lines.append(pending)
+                pending = ""
+            for line in lines:
+                for start in range(0, max(len(line), 1), MAX_OUTPUT_LINE_CHARS):
+                    on_line(stream, line[start : start + MAX_OUTPUT_LINE_CHARS])
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            on_line(stream, pending)
+    finally:
+        transport.close()
 
 
 def describe_exit(exit_: Exit | None) -> str:

@@ -29,6 +29,9 @@ CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
 LOG_BATCH = 200
+# After its end, how long a child's programs may keep its fds 1 and 2 open before their
+# last output is given up (they are killed with its process group right after).
+OUTPUT_DRAIN_S = 1.0
 RESTART_MESSAGE = (
     "the workspace stopped while this execution was running; it was not resumed and will not "
     "run again: start a new execution if it is still needed"
@@ -47,19 +50,30 @@ class Running:
     killer: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     log_lines: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    # Log lines come from the channel and from the child's fds 1 and 2: one writer at a time
+    # keeps them in order in the store.
+    log_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    log_timer: asyncio.TimerHandle | None = None
+    output: asyncio.Task[None] | None = None
 
 
 class Runner:
     """Runs this workspace's executions, at most ``max_running`` of them at once."""
 
     def __init__(
-        self, ctx: Context, *, worker: str, max_running: int, cancel_grace_s: float
+        self,
+        ctx: Context,
+        *,
+        worker: str,
+        max_running: int,
+        cancel_grace_s: float,
+        sandbox: dict[str, Any] | None = None,
     ) -> None:
         self._ctx = ctx
         self._worker = worker
         self._max_running = max_running
         self._grace_s = cancel_grace_s
-        self._server = ForkServer()
+        self._server = ForkServer(sandbox)
         self._running: dict[str, Running] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -78,6 +92,7 @@ class Runner:
         if interrupted:
             log.warning("ended %d executions interrupted by a restart", len(interrupted))
         await self._server.start()
+        log.info("executions run %s", describe_sandbox(self.sandbox))
         self._ctx.events.listen(events.QUEUED, lambda _key: self._wake.set())
         self._ctx.events.listen(events.CANCEL, self._on_cancel)
         self._loop_task = asyncio.create_task(self._claim_loop())
@@ -95,6 +110,11 @@ class Runner:
             await asyncio.wait(self._tasks, timeout=10)
         await self._discard_spare()
         await self._server.stop()
+
+    @property
+    def sandbox(self) -> dict[str, Any]:
+        """Whether the sandbox is on and, if so, which account children run as."""
+        return {k: v for k, v in self._server.readiness.items() if k != "scratch_root"}
 
     @property
     def active_count(self) -> int:
@@ -210,9 +230,12 @@ class Runner:
                     "the engine failed while running this execution: see the server log",
                 )
         finally:
-            for timer in (running.killer, running.deadline):
+            for timer in (running.killer, running.deadline, running.log_timer):
                 if timer is not None:
                     timer.cancel()
+            if running.output is not None:
+                running.output.cancel()
+                await asyncio.gather(running.output, return_exceptions=True)
             running.process.kill()
             await running.process.close()
             self._running.pop(ex.id, None)
@@ -221,6 +244,9 @@ class Runner:
     async def _converse(self, running: Running) -> dict[str, Any] | None:
         """Hand the script to the child and answer its requests until it reports its end."""
         ex, process = running.execution, running.process
+        running.output = asyncio.create_task(
+            process.read_output(lambda stream, line: self._add_output(running, stream, line))
+        )
         await process.send(
             {"op": "run", "execution": executions.as_record(ex), "script": ex.script}
         )
@@ -244,6 +270,7 @@ class Runner:
             while True:
                 message = await self._next_message(running)
                 if message is None or message.get("op") == "end":
+                    await self._drain_output(running)
                     return message
                 task = asyncio.create_task(self._reply(process, requests, message))
                 answering.add(task)
@@ -275,13 +302,12 @@ class Runner:
                 await self._flush_log(running)
                 continue
             if message is not None and message.get("op") == "log":
-                running.log_lines.append(
-                    (
-                        float(message["time"]),
-                        str(message["message"]),
-                        dict(message.get("fields") or {}),
-                    )
+                entry = (
+                    float(message["time"]),
+                    str(message["message"]),
+                    dict(message.get("fields") or {}),
                 )
+                running.log_lines.append(entry)
                 if len(running.log_lines) >= LOG_BATCH:
                     await self._flush_log(running)
                 continue
@@ -311,12 +337,36 @@ class Runner:
         if is_waiting:
             self._slot_freed()
 
-    async def _flush_log(self, running: Running) -> None:
-        if running.log_lines:
-            lines, running.log_lines = running.log_lines, []
-            await asyncio.to_thread(
-                execution_actions.append_log, self._ctx, running.execution.id, lines
+    def _add_output(self, running: Running, stream: str, line: str) -> None:
+        """A line a program of the script wrote to fd 1 or 2 (the script's own print() comes
+        over the channel); stored within LOG_FLUSH_S, as the channel's lines are."""
+        fields = {} if stream == "stdout" else {"stream": stream}
+        running.log_lines.append((time.time(), line, fields))
+        if running.log_timer is None:
+            running.log_timer = asyncio.get_running_loop().call_later(
+                LOG_FLUSH_S, self._flush_in_background, running
             )
+
+    def _flush_in_background(self, running: Running) -> None:
+        running.log_timer = None
+        task = asyncio.create_task(self._flush_log(running))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_output(self, running: Running) -> None:
+        """Wait for the last lines the child's programs wrote (it closed its fds 1 and 2)."""
+        if running.output is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(running.output), OUTPUT_DRAIN_S)
+        await self._flush_log(running)
+
+    async def _flush_log(self, running: Running) -> None:
+        async with running.log_lock:
+            if running.log_lines:
+                lines, running.log_lines = running.log_lines, []
+                await asyncio.to_thread(
+                    execution_actions.append_log, self._ctx, running.execution.id, lines
+                )
 
     async def _finish(self, running: Running, end: dict[str, Any] | None) -> None:
         status, message = await self._outcome(running, end)
@@ -347,6 +397,13 @@ class Runner:
             )
         exit_ = await running.process.exit_status(timeout_s=2.0)
         return executions.ENDED_ERROR, describe_exit(exit_)
+
+
+def describe_sandbox(sandbox: dict[str, Any]) -> str:
+    """Words for how children are confined, for the log at start."""
+    if sandbox.get("sandbox") != "on":
+        return "WITHOUT a sandbox (--sandbox off): every flow has the server's own powers"
+    return f"in the sandbox, as {sandbox['identity']}"
 
 
 def worker_name(workspace: str) -> str:

@@ -1,8 +1,11 @@
 """The fork server: a small process with flow_api preloaded that forks one child per execution.
 
-Run as ``python -m tether.runner.zygote FD``. Requests arrive on the Unix socket FD, each
-carrying the child's end of its channel; answers (forked and exited pids) go to stdout as
-JSON lines. Forking a warm process costs about a millisecond, a fresh interpreter tens.
+Run as ``python -I -m tether.runner.zygote FD``. The first message on the Unix socket FD is
+the sandbox policy (JSON, ``null`` for none); the fork server answers ``{"ready": ...}`` on
+stdout once it has prepared it. Each later message asks for a child and carries three
+descriptors: the child's end of its channel and the write ends of its stdout and stderr.
+Answers (forked and exited pids) go to stdout as JSON lines. Forking a warm process costs
+about a millisecond, a fresh interpreter tens.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import sys
 from collections.abc import Callable
 
 from tether.runner import child, flow_api  # noqa: F401 - preloaded for every child
+from tether.runner.confinement import Confinement
+
+MAX_POLICY_BYTES = 1024 * 1024
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,20 +46,29 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
         prctl(PR_SET_PDEATHSIG, signum)
 
 
-def _kill_children_and_exit(children: set[int]) -> None:
+def _kill_children_and_exit(children: set[int], confinement: Confinement | None = None) -> None:
     # Each child leads its own process group (it calls setsid), so killing the group also
     # ends what its script started; a SIGKILL of the child alone would orphan those.
     for pid in children:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+    if confinement is not None:
+        confinement.close()
     os._exit(0)
 
 
-def _report(message: dict[str, int]) -> None:
+def _report(message: dict[str, object]) -> None:
     os.write(1, json.dumps(message).encode() + b"\n")
 
 
-def _fork_child(ctrl: socket.socket, wakeup: int, fd: int, children: set[int]) -> None:
+def _fork_child(
+    ctrl: socket.socket,
+    wakeup: int,
+    fds: list[int],
+    children: set[int],
+    confinement: Confinement | None,
+) -> None:
+    channel, stdout, stderr = fds
     pid = os.fork()
     if pid == 0:
         try:
@@ -63,19 +78,30 @@ def _fork_child(ctrl: socket.socket, wakeup: int, fd: int, children: set[int]) -
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            die_with_parent()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for target in (0, 1, 2):
-                os.dup2(devnull, target)
-            child.run(socket.socket(fileno=fd))
+            _wire_standard_streams(stdout, stderr)
+            if confinement is not None:
+                channel = confinement.enter(channel)
+            die_with_parent()  # after the account changed: that clears the setting
+            child.run(socket.socket(fileno=channel))
         finally:
             os._exit(70)  # child.run never returns; never fall back into the fork server's loop
-    os.close(fd)
+    for fd in fds:
+        os.close(fd)
     children.add(pid)
     _report({"forked": pid})
 
 
-def _reap(children: set[int]) -> None:
+def _wire_standard_streams(stdout: int, stderr: int) -> None:
+    """Nothing on fd 0; fds 1 and 2 (what the script's programs write) go to the engine."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    for fd in (devnull, stdout, stderr):
+        os.close(fd)
+
+
+def _reap(children: set[int], confinement: Confinement | None) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -84,22 +110,41 @@ def _reap(children: set[int]) -> None:
         if pid == 0:
             return
         children.discard(pid)
+        if confinement is not None:
+            confinement.remove_scratch(pid)
         if os.WIFSIGNALED(status):
             _report({"exited": pid, "signal": os.WTERMSIG(status)})
         else:
             _report({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
+def _prepare(ctrl: socket.socket) -> Confinement | None:
+    """Read the policy and prepare the sandbox; tell the engine what children run as."""
+    policy = json.loads(ctrl.recv(MAX_POLICY_BYTES) or b"null")
+    if policy is None:
+        _report({"ready": {"sandbox": "off"}})
+        return None
+    try:
+        confinement = Confinement(policy)
+    except Exception as exc:  # the fork server's edge: the engine reports it and stops
+        _report({"failed": f"{type(exc).__name__}: {exc}"})
+        raise SystemExit(1) from exc
+    ready = {"sandbox": "on", "identity": confinement.identity}
+    _report({"ready": {**ready, "scratch_root": confinement.scratch_root}})
+    return confinement
+
+
 def main() -> None:
     children: set[int] = set()
-    # When the engine dies (even by kill -9), SIGTERM arrives here and the children's
-    # process groups are killed before this process exits.
-    signal.signal(signal.SIGTERM, lambda *_: _kill_children_and_exit(children))
     # A Ctrl-C in the terminal reaches the whole process group: the engine stops its
     # executions itself, so this process must outlive the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(signal.SIGTERM)
     ctrl = socket.socket(fileno=int(sys.argv[1]))
+    confinement = _prepare(ctrl)
+    # When the engine dies (even by kill -9), SIGTERM arrives here and the children's
+    # process groups are killed before this process exits.
+    signal.signal(signal.SIGTERM, lambda *_: _kill_children_and_exit(children, confinement))
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -112,12 +157,11 @@ def main() -> None:
             if key.data == "wake":
                 os.read(wake_read, 4096)
                 continue
-            data, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 16)
+            data, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 3)
             if not data:  # the engine went away
-                _kill_children_and_exit(children)
-            for fd in fds:
-                _fork_child(ctrl, wake_read, fd, children)
-        _reap(children)
+                _kill_children_and_exit(children, confinement)
+            _fork_child(ctrl, wake_read, fds, children, confinement)
+        _reap(children, confinement)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -16,6 +17,7 @@ from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.config import Settings
 from tether.link.linker import Linker
+from tether.runner import sandbox
 from tether.runner.runner import Runner, worker_name
 from tether.store.database import Database
 from tether.web import errors as web_errors
@@ -32,6 +34,8 @@ API_PREFIX = "/api/latest"
 
 def create_app(settings: Settings) -> FastAPI:
     """A workspace's web app; starting it (lifespan) starts its runner."""
+    if settings.is_sandbox_on:
+        sandbox.check_kernel()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     database.migrate()
@@ -49,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         worker=worker_name(settings.name),
         max_running=settings.max_running,
         cancel_grace_s=settings.cancel_grace_s,
+        sandbox=sandbox.policy(settings),
     )
 
     linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
@@ -91,8 +96,9 @@ def create_app(settings: Settings) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
 
     @api.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "workspace": settings.name}
+    def health() -> dict[str, Any]:
+        """Open: whether the workspace serves, and how its executions are confined."""
+        return {"status": "ok", "workspace": settings.name, **runner.sandbox}
 
     for module in (flows, executions, user_routes, setting_routes, files, sync_configs):
         api.include_router(module.router)

@@ -90,6 +90,7 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     user: User | None = getattr(request.state, "user", None)
     values.setdefault("errors", {})
     values["user"] = user
+    values["is_sandbox_off"] = not request.app.state.settings.is_sandbox_on
     values["can"] = lambda permission: (
         user is not None and user.role in (users.PERMISSIONS[permission])
     )

@@ -1,0 +1,258 @@
+"""The sandbox as the fork server applies it: prepared once, entered by each child before its script.
+
+Standard library only, like everything that runs in the fork server and its children. The
+server decides the policy (runner/sandbox.py); this module turns it into Landlock rules,
+resource limits, an account without privileges, a clean environment and a scratch directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import resource
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+from tether.runner import landlock
+
+# Read and execute: the system and the Python installation (added from sys at start).
+SYSTEM_PATHS = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/proc",  # another process's files there are guarded by Landlock's ptrace rule
+    "/sys",
+    "/run/systemd/resolve",  # where /etc/resolv.conf often points
+)
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEVICE_ACCESS = landlock.FS_READ_FILE | landlock.FS_WRITE_FILE | landlock.FS_IOCTL_DEV
+
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAPBSET_DROP = 24
+_PR_SET_SECUREBITS = 28
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+# NOROOT, NO_SETUID_FIXUP, KEEP_CAPS (off), NO_CAP_AMBIENT_RAISE, each with its lock: uid 0
+# gains no capability back, not even by executing a program.
+_SECUREBITS = 0b1110_1111
+_CAPABILITY_VERSION_3 = 0x20080522
+_channel_fd = 3  # where a child's channel lives once everything else is closed
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """Whether ``path`` is ``ancestor`` or lies beneath it (both real, absolute paths)."""
+    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+def python_paths() -> list[str]:
+    """The directories of this Python installation and of every module it can import."""
+    found = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    found.append(os.path.dirname(os.path.realpath(sys.executable)))
+    found += [entry for entry in sys.path if entry and os.path.isdir(entry)]
+    return found
+
+
+def read_rules(roots: list[str], protected: list[str]) -> list[tuple[str, int]]:
+    """Read-and-execute rules for ``roots``, minus every protected path beneath them.
+
+    Landlock only allows; it cannot cut a hole. A root holding a protected path is replaced by
+    its entries, recursively, so that only the protected path itself is left out.
+    """
+    rules: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for root in sorted({os.path.realpath(root) for root in roots if os.path.exists(root)}):
+        if not any(is_within(root, other) for other in seen):
+            seen.add(root)
+            _add_beneath(root, protected, rules)
+    return rules
+
+
+def _add_beneath(path: str, protected: list[str], rules: list[tuple[str, int]]) -> None:
+    if any(is_within(path, hole) for hole in protected):
+        return
+    if not any(is_within(hole, path) for hole in protected):
+        rules.append((path, landlock.FS_READ))
+        return
+    with os.scandir(path) as entries:
+        for entry in entries:
+            real = os.path.realpath(entry.path)
+            if is_within(real, path):  # a symbolic link out of here is followed where it lands
+                _add_beneath(real, protected, rules)
+
+
+class Confinement:
+    """What every child of this fork server enters: prepared once, entered after each fork."""
+
+    def __init__(self, policy: dict[str, Any]) -> None:
+        protected = [os.path.realpath(p) for p in policy["protected"]]
+        roots = list(SYSTEM_PATHS) + python_paths()
+        self._read = [_opened(path, access) for path, access in read_rules(roots, protected)] + [
+            _opened(device, DEVICE_ACCESS) for device in DEVICES if os.path.exists(device)
+        ]
+        self._writable = [_opened(path, landlock.FS_ALL) for path in policy["writable"]]
+        self._env: dict[str, str] = policy["env"]
+        self._limits: dict[str, int] = policy["limits"]
+        self._uid, self._gid, self.identity = _identity(policy["run_as"])
+        self.scratch_root = tempfile.mkdtemp(prefix="tether-scratch-")
+        os.chmod(self.scratch_root, 0o711)  # children reach their own directory, list none
+        self._last_cap = _last_capability()
+        self._max_fd = os.sysconf("SC_OPEN_MAX")
+
+    def scratch_of(self, pid: int) -> str:
+        return os.path.join(self.scratch_root, str(pid))
+
+    def enter(self, channel_fd: int) -> int:
+        """Confine this freshly forked child; the number its channel now has."""
+        scratch = self.scratch_of(os.getpid())
+        os.mkdir(scratch, 0o700)
+        if self._uid is not None:
+            os.chown(scratch, self._uid, self._gid)
+        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        self._restrict_files(scratch)
+        self._limit_resources()
+        self._drop_privileges()
+        channel_fd = _close_inherited(channel_fd, self._max_fd)
+        _set_environment(self._env, scratch)
+        return channel_fd
+
+    def remove_scratch(self, pid: int) -> None:
+        shutil.rmtree(self.scratch_of(pid), ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+    def _restrict_files(self, scratch: str) -> None:
+        ruleset = landlock.Ruleset(fs=landlock.FS_ALL, scoped=landlock.SCOPE_ALL)
+        for fd, access in self._read + self._writable:
+            ruleset.allow_beneath(fd, access)
+        scratch_fd = os.open(scratch, os.O_PATH)
+        ruleset.allow_beneath(scratch_fd, landlock.FS_ALL)
+        os.close(scratch_fd)
+        ruleset.restrict_self()
+
+    def _limit_resources(self) -> None:
+        limits = {
+            resource.RLIMIT_AS: self._limits["memory_mb"] * 1024 * 1024,
+            resource.RLIMIT_NPROC: self._limits["processes"],
+            resource.RLIMIT_NOFILE: self._limits["open_files"],
+            resource.RLIMIT_CORE: 0,
+        }
+        for kind, value in limits.items():
+            resource.setrlimit(kind, (value, value))
+
+    def _drop_privileges(self) -> None:
+        if self._uid is not None:
+            os.setgroups([])
+            os.setresgid(self._gid, self._gid, self._gid)
+            os.setresuid(self._uid, self._uid, self._uid)
+        elif os.geteuid() == 0:
+            _drop_capabilities(self._last_cap)
+
+
+def _opened(path: str, access: int) -> tuple[int, int]:
+    """An O_PATH descriptor of ``path`` and the access to grant there (files take fewer)."""
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    if not os.path.isdir(path):
+        access &= landlock.FS_FILE_ONLY
+    return fd, access
+
+
+def _identity(run_as: str) -> tuple[int | None, int, str]:
+    """The uid and gid children switch to (None: they keep the server's) and words for it."""
+    if os.geteuid() != 0:
+        return None, os.getegid(), f"the server's own account (uid {os.geteuid()})"
+    account = pwd.getpwnam(run_as)
+    if _can_run_python_as(account.pw_uid, account.pw_gid):
+        return account.pw_uid, account.pw_gid, f"{run_as} (uid {account.pw_uid})"
+    return (
+        None,
+        0,
+        f"uid 0 without capabilities ({run_as} cannot read the Python installation)",
+    )
+
+
+def _can_run_python_as(uid: int, gid: int) -> bool:
+    """Whether the account can read the interpreter, the standard library and tether."""
+    needed = [os.path.realpath(sys.executable), os.__file__, __file__]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            is_readable = all(os.access(path, os.R_OK) for path in needed)
+            os._exit(0 if is_readable and os.access(needed[0], os.X_OK) else 1)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def _last_capability() -> int:
+    with open("/proc/sys/kernel/cap_last_cap") as handle:
+        return int(handle.read())
+
+
+def _prctl(option: int, value: int) -> None:
+    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl({option}): {os.strerror(errno)}")
+
+
+def _drop_capabilities(last_cap: int) -> None:
+    """Keep uid 0 but give up every capability, for good (also across exec)."""
+    _prctl(_PR_SET_SECUREBITS, _SECUREBITS)
+    for cap in range(last_cap + 1):
+        _prctl(_PR_CAPBSET_DROP, cap)
+    _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"capset: {os.strerror(errno)}")
+
+
+def _close_inherited(channel_fd: int, max_fd: int) -> int:
+    """Close every descriptor but 0, 1, 2 and the channel, which moves to fd 3."""
+    if channel_fd != _channel_fd:
+        # Not inheritable: a program the script executes must not speak for the execution.
+        os.dup2(channel_fd, _channel_fd, inheritable=False)
+        os.close(channel_fd)
+    os.closerange(_channel_fd + 1, max_fd)
+    return _channel_fd
+
+
+def _set_environment(env: dict[str, str], scratch: str) -> None:
+    os.environ.clear()
+    os.environ.update(env)
+    os.environ.update(HOME=scratch, TMPDIR=scratch)
+    tempfile.tempdir = None  # the fork server's choice was cached
+    os.chdir(scratch)
+
+
+with contextlib.suppress(AttributeError):  # capset's argument types, where libc has it
+    _libc.capset.argtypes = (ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData))
