@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -34,15 +35,71 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore
         type=float,
     )
     _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
+    _sandbox_flags(serve)
+
+
+def _sandbox_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of the sandbox around every execution (docs/security.md)."""
+    _flag(
+        parser,
+        "--sandbox",
+        "'on' (default): confine every execution; 'off': flows get the server's own powers",
+        choices=config.SANDBOX_MODES,
+    )
+    _flag(
+        parser,
+        "--sandbox-writable",
+        "a directory flows may write (repeatable; the variable takes several, "
+        f"'{os.pathsep}'-separated)",
+        action="append",
+        metavar="DIR",
+    )
+    _flag(
+        parser,
+        "--sandbox-env",
+        "a variable flows see: NAME passes this server's value on, NAME=VALUE sets one "
+        f"(repeatable; '{os.pathsep}'-separated in the variable)",
+        action="append",
+        metavar="NAME[=VALUE]",
+    )
+    _flag(
+        parser, "--run-as", "the account executions run as when the server is root (default nobody)"
+    )
+    _flag(
+        parser,
+        "--execution-memory-mb",
+        "address space of one execution's process, in MiB (default 4096)",
+        type=int,
+    )
+    _flag(
+        parser,
+        "--execution-processes",
+        "processes the execution account may have at once (default 4096)",
+        type=int,
+    )
+    _flag(
+        parser,
+        "--execution-open-files",
+        "open files of one execution's process (default 1024)",
+        type=int,
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tether import errors
     from tether.web.app import create_app
 
-    settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
-    app = create_app(settings)
+    try:
+        settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
+        app = create_app(settings)
+    except errors.SettingsInvalid as exc:
+        return _fail(exc.message)
+    if not settings.is_sandbox_on:
+        logging.getLogger("tether").warning(
+            "the sandbox is off (--sandbox off): every flow runs with this server's own powers"
+        )
     server_config = uvicorn.Config(
         app,
         host=settings.host,

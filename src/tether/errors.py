@@ -165,7 +165,7 @@ class StoreUnavailable(TetherError):
 
 
 class SettingsInvalid(TetherError):
-    """tether cannot start: {detail}"""
+    """cannot start: {detail}"""
 
     kind = "settings_invalid"
 

@@ -165,12 +165,15 @@ class Confinement:
             resource.setrlimit(kind, (value, value))
 
     def _drop_privileges(self) -> None:
+        if os.geteuid() != 0:
+            return  # the server's own account: nothing to give up
+        _drop_bounding_set(self._last_cap)  # while CAP_SETPCAP still allows it
         if self._uid is not None:
             os.setgroups([])
             os.setresgid(self._gid, self._gid, self._gid)
-            os.setresuid(self._uid, self._uid, self._uid)
-        elif os.geteuid() == 0:
-            _drop_capabilities(self._last_cap)
+            os.setresuid(self._uid, self._uid, self._uid)  # clears every capability
+        else:
+            _drop_capabilities()
 
 
 def _opened(path: str, access: int) -> tuple[int, int]:
@@ -223,12 +226,16 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(errno, f"prctl({option}): {os.strerror(errno)}")
 
 
-def _drop_capabilities(last_cap: int) -> None:
-    """Keep uid 0 but give up every capability, for good (also across exec)."""
-    _prctl(_PR_SET_SECUREBITS, _SECUREBITS)
+def _drop_bounding_set(last_cap: int) -> None:
+    """No program this process executes can gain a capability again."""
     for cap in range(last_cap + 1):
         _prctl(_PR_CAPBSET_DROP, cap)
     _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+
+def _drop_capabilities() -> None:
+    """Keep uid 0 but give up every capability, for good (also across exec)."""
+    _prctl(_PR_SET_SECUREBITS, _SECUREBITS)
     header = _CapHeader(_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     if _libc.capset(ctypes.byref(header), data) != 0:

@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     """A workspace's web app; starting it (lifespan) starts its runner."""
     if settings.is_sandbox_on:
         sandbox.check_kernel()
+    confinement = sandbox.policy(settings)  # checked before anything is written
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     database.migrate()
@@ -53,7 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         worker=worker_name(settings.name),
         max_running=settings.max_running,
         cancel_grace_s=settings.cancel_grace_s,
-        sandbox=sandbox.policy(settings),
+        sandbox=confinement,
     )
 
     linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
