@@ -48,7 +48,7 @@ def ctx(open_context: Callable[[], Context]) -> Context:
 
 
 def queue(ctx: Context, count: int) -> list[str]:
-    return [execution_actions.start(ctx, flow_name="f").id for _ in range(count)]
+    return [execution_actions.start(ctx, flow_name="f", owner="admin").id for _ in range(count)]
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_two_claims_of_one_execution_succeed_once(
 
 
 def test_only_queued_executions_are_claimed(ctx: Context) -> None:
-    pending = execution_actions.start(ctx, flow_name="f", run=False)
+    pending = execution_actions.start(ctx, flow_name="f", run=False, owner="admin")
     assert execution_actions.claim_next(ctx, "w") is None
     execution_actions.run_pending(ctx, pending.id)
     claimed = execution_actions.claim_next(ctx, "w")
@@ -199,7 +199,7 @@ def test_an_ended_execution_never_changes_status_again(ctx: Context, final: str)
     ],
 )
 def test_status_never_moves_backwards(ctx: Context, path: tuple[str, ...], backwards: str) -> None:
-    pending = execution_actions.start(ctx, flow_name="f", run=False)
+    pending = execution_actions.start(ctx, flow_name="f", run=False, owner="admin")
     with ctx.db.begin() as conn:
         for status in path:
             executions.update(conn, pending.id, status=status)

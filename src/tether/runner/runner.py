@@ -235,7 +235,7 @@ class Runner:
             announcing = asyncio.create_task(self._announce_running(running))
             self._tasks.add(announcing)
             announcing.add_done_callback(self._tasks.discard)
-        requests = Requests(self._ctx, ex.id, lambda waiting: self._set_waiting(running, waiting))
+        requests = Requests(self._ctx, ex, lambda waiting: self._set_waiting(running, waiting))
         # Requests are answered in tasks so that the channel keeps being read meanwhile: a
         # cancel can interrupt a long wait, and the script's finally block then sends new
         # requests (the child skips the answer to the interrupted one by its rid).
