@@ -38,10 +38,17 @@ USE = "use the workspace"
 class Requests:
     """Answers the requests of one running execution."""
 
-    def __init__(self, ctx: Context, execution: Execution, on_wait: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        execution: Execution,
+        rights: users.OwnerRights,
+        on_wait: Callable[[bool], None],
+    ) -> None:
         self._ctx = ctx
         self._id = execution.id
         self._owner = execution.owner
+        self._rights = rights  # shared by the runner's executions
         self._on_wait = on_wait  # told when the execution starts and stops waiting
 
     async def answer(self, request: dict[str, Any]) -> Any:
@@ -60,8 +67,7 @@ class Requests:
     def _as_owner(
         self, permission: str, function: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
-        # Read each time rather than kept: a user disabled elsewhere must stop at once.
-        users.authorize_owner(self._ctx, self._owner, permission)
+        self._rights.authorize(self._owner, permission)
         return function(self._ctx, *args, **kwargs)
 
     def _check_own(self, execution_id: Any, action: str) -> None:
@@ -164,7 +170,7 @@ class Requests:
         self, ids: list[str], open_ids: list[str], mode: str, ended: set[str]
     ) -> dict[str, Any] | None:
         """Note which of ``open_ids`` ended; all records once the wait is over, else None."""
-        users.authorize_owner(self._ctx, self._owner, USE)
+        self._rights.authorize(self._owner, USE)
         with self._ctx.db.read() as conn:
             found = executions.statuses(conn, open_ids)
             missing = [i for i in open_ids if i not in found]
