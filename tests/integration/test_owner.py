@@ -130,3 +130,15 @@ def test_with_the_own_execution_check_off_the_same_flow_forges_outputs(
     meddler, other = run_meddling(api)
     assert "refused" not in meddler["output_value"]
     assert other["output_value"] == {"forged": True}
+
+
+def test_the_built_in_link_account_cannot_log_in_or_be_deleted(api: ApiClient) -> None:
+    (account,) = [u for u in api.ok("GET", "/user") if u["name"] == "tether-link"]
+    assert (account["role"], account["is_enabled"]) == ("user", True)
+    for password in ("!", "x", "tether-link"):  # "!" is the stored hash itself
+        answer = api.client.post(
+            "/auth/login", json={"user_name": "tether-link", "password": password}
+        )
+        assert answer.status_code == 401, answer.text
+    answer = api.delete("/user/tether-link")
+    assert answer.status_code == 409 and "disable it instead" in answer.json()["message"]
