@@ -143,8 +143,8 @@ def _policy(changes: dict[str, Any]) -> dict[str, Any]:
         policy["run_as"] = changes["run_as"] or None
     if "max_running" in changes:
         check_max_running(changes["max_running"])
-    if changes.get("allow_onward_remote") is None and "allow_onward_remote" in changes:
-        policy["allow_onward_remote"] = False
+    if "allow_onward_remote" in changes:
+        policy["allow_onward_remote"] = bool(changes["allow_onward_remote"])
     return policy
 
 
