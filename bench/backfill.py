@@ -130,6 +130,7 @@ def past_execution(index: int, created_at: float, script_sha256: str) -> executi
         is_cancel_requested=False,
         max_runtime_s=None,
         worker="bench",
+        owner="admin",
         log_count=0,
         log_synced=0,
         created_at=created_at,

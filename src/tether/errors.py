@@ -9,10 +9,13 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── FlowScriptInvalid
     │   ├── InvalidKey
     │   └── LinkConfigInvalid
+    │       └── LinkPolicyInvalid         422
     ├── Unauthenticated                   401
     │   ├── BadCredentials
     │   └── EnvelopeRejected
     ├── Forbidden                         403
+    │   ├── OwnerForbidden
+    │   └── OnwardRemoteRefused
     ├── NotFound                          404
     │   ├── FlowNotFound
     │   ├── ExecutionNotFound
@@ -77,6 +80,10 @@ class LinkConfigInvalid(InvalidInput):
     kind = "invalid_sync_config"
 
 
+class LinkPolicyInvalid(LinkConfigInvalid):
+    """{field}: {detail}"""
+
+
 class Unauthenticated(TetherError):
     """no valid token was sent: log in at POST /api/latest/auth/login and send 'Authorization: Bearer <token>'"""
 
@@ -102,6 +109,14 @@ class Forbidden(TetherError):
     """your role '{role}' may not {action}: ask an organization admin"""
 
     kind = "forbidden"
+
+
+class OwnerForbidden(Forbidden):
+    """this execution runs with the rights of user '{owner}', who may not {action}: {detail}"""
+
+
+class OnwardRemoteRefused(Forbidden):
+    """this execution descends from one received over sync config '{name}', whose rule allow_onward_remote is off, so it may not start executions over other links: an organization admin of this workspace can turn allow_onward_remote on for '{name}'"""
 
 
 class NotFound(TetherError):
@@ -175,6 +190,7 @@ class SandboxUnavailable(SettingsInvalid):
 
 
 HTTP_STATUS: dict[type[TetherError], int] = {
+    LinkPolicyInvalid: 422,
     InvalidInput: 400,
     Unauthenticated: 401,
     Forbidden: 403,

@@ -47,6 +47,10 @@ CONFIG = SyncConfig(
     remote_public_keys=[keys.public_pem(KEY)],
     send_all_executions=False,
     sync_interval_s=None,
+    accepted_scripts=None,
+    run_as=None,
+    allow_onward_remote=False,
+    max_running=None,
     created_at=NOW,
     updated_at=NOW,
 )

@@ -294,7 +294,8 @@ def test_workspace_admin_manages_users_but_not_organization_admins(api: ApiClien
     boss.ok("POST", "/user", json={"name": "carl", "password": PASSWORD, "role": "user"})
     boss.ok("POST", "/user", json={"name": "dora", "password": PASSWORD, "role": "workspace_admin"})
     boss.ok("PATCH", "/user/carl", json={"is_enabled": False})
-    assert {u["name"] for u in boss.ok("GET", "/user")} == {"admin", "boss", "carl", "dora"}
+    names = {u["name"] for u in boss.ok("GET", "/user")}
+    assert names == {"admin", "boss", "carl", "dora", "tether-link"}
     before = snapshot(api)
     for answer in (
         boss.post(
@@ -310,7 +311,7 @@ def test_workspace_admin_manages_users_but_not_organization_admins(api: ApiClien
     assert snapshot(api) == before
     ApiClient.login(api.client, "admin", ADMIN_PASSWORD)  # the admin's password is intact
     boss.delete("/user/carl")
-    assert {u["name"] for u in boss.ok("GET", "/user")} == {"admin", "boss", "dora"}
+    assert {u["name"] for u in boss.ok("GET", "/user")} == {"admin", "boss", "dora", "tether-link"}
 
 
 def test_organization_admin_may_create_organization_admins(api: ApiClient) -> None:
@@ -322,7 +323,7 @@ def test_organization_admin_may_create_organization_admins(api: ApiClient) -> No
 
 def test_nobody_can_delete_themselves(api: ApiClient) -> None:
     assert "yourself" in assert_error(api.delete("/user/admin"), 409, "conflict")
-    assert [u["name"] for u in api.ok("GET", "/user")] == ["admin"]
+    assert [u["name"] for u in api.ok("GET", "/user")] == ["admin", "tether-link"]
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def ctx(open_context: Callable[[], Context]) -> Context:
 
 
 def queue(ctx: Context, count: int) -> list[str]:
-    return [execution_actions.start(ctx, flow_name="f").id for _ in range(count)]
+    return [execution_actions.start(ctx, flow_name="f", owner="admin").id for _ in range(count)]
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_two_claims_of_one_execution_succeed_once(
 
 
 def test_only_queued_executions_are_claimed(ctx: Context) -> None:
-    pending = execution_actions.start(ctx, flow_name="f", run=False)
+    pending = execution_actions.start(ctx, flow_name="f", run=False, owner="admin")
     assert execution_actions.claim_next(ctx, "w") is None
     execution_actions.run_pending(ctx, pending.id)
     claimed = execution_actions.claim_next(ctx, "w")
@@ -199,7 +199,7 @@ def test_an_ended_execution_never_changes_status_again(ctx: Context, final: str)
     ],
 )
 def test_status_never_moves_backwards(ctx: Context, path: tuple[str, ...], backwards: str) -> None:
-    pending = execution_actions.start(ctx, flow_name="f", run=False)
+    pending = execution_actions.start(ctx, flow_name="f", run=False, owner="admin")
     with ctx.db.begin() as conn:
         for status in path:
             executions.update(conn, pending.id, status=status)
@@ -218,3 +218,72 @@ def test_paused_and_running_may_alternate(ctx: Context) -> None:
     assert execution_actions.get(ctx, execution_id).status == executions.PAUSED
     ended = execution_actions.end(ctx, execution_id, executions.ENDED_SUCCESS, None)
     assert ended.status == executions.ENDED_SUCCESS
+
+
+def test_migration_0002_gives_existing_executions_an_owner(database_url: str) -> None:
+    """A store from before owners: received executions go to the link account, local ones to
+    the oldest organization admin, and sync configs keep the seed's behaviour."""
+    from alembic import command
+
+    db = Database(database_url)
+    try:
+        with db.engine.begin() as conn:
+            config = database.alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        with db.engine.begin() as conn:
+            for name, role, created in (("zed", "organization_admin", 2.0), ("amy", "user", 1.0)):
+                conn.execute(
+                    sa.text(
+                        'INSERT INTO "user" (name, role, is_enabled, password_hash, created_at) '
+                        "VALUES (:n, :r, true, 'x', :c)"
+                    ),
+                    {"n": name, "r": role, "c": created},
+                )
+            for execution_id, origin in (("a", "local"), ("b", "received"), ("c", "mirror")):
+                conn.execute(schema.execution.insert(), _old_execution(execution_id, origin))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sync_config (name, is_enabled, role, verify_ssl, "
+                    "remote_public_keys, send_all_executions, created_at, updated_at) "
+                    "VALUES ('hq', true, 'controlled', true, '[]', false, 1, 1)"
+                )
+            )
+        db.migrate()
+        with db.read() as conn:
+            rows = conn.execute(sa.select(schema.execution.c.id, schema.execution.c.owner))
+            owners = {row.id: row.owner for row in rows}
+            policy = conn.execute(
+                sa.select(
+                    schema.sync_config.c.accepted_scripts,
+                    schema.sync_config.c.run_as,
+                    schema.sync_config.c.allow_onward_remote,
+                    schema.sync_config.c.max_running,
+                )
+            ).one()
+        assert owners == {"a": "zed", "b": "tether-link", "c": None}
+        assert tuple(policy) == (None, None, False, None)
+    finally:
+        db.dispose()
+
+
+def _old_execution(execution_id: str, origin: str) -> dict[str, Any]:
+    """An execution row as revision 0001 stored it (no owner column)."""
+    return {
+        "id": execution_id,
+        "name": "old",
+        "flow_name": "f",
+        "status": "QUEUED",
+        "script": QUICK,
+        "script_sha256": "0" * 64,
+        "input_value": {},
+        "output_value": {},
+        "parent_id": None,
+        "origin": origin,
+        "sync_config": None if origin == "local" else "hq",
+        "remote_execution_id": None if origin == "local" else execution_id,
+        "is_cancel_requested": False,
+        "log_count": 0,
+        "log_synced": 0,
+        "created_at": 1.0,
+    }

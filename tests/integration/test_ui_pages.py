@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,34 @@ def test_executions_list_filters_and_pages_newest_first(browser: TestClient) -> 
     second = browser.get("/ui/executions?status=PENDING&flow=f&origin=&page=2").text
     assert second.count("<td>n") == 1 and "n00" in second and "older →" not in second
     assert "No execution matches" in browser.get("/ui/executions?origin=received").text
+
+
+def test_the_link_page_saves_what_the_link_may_run(browser: TestClient) -> None:
+    log_in(browser)
+    browser.post("/ui/links/new", data={"name": "hub", "role": "controlled"})
+    page = browser.get("/ui/links/hub").text
+    assert 'id="link-policy"' in page and ">any</textarea>" in page
+    digest = "ab" * 32
+    form = {"role": "controlled", "accepted_scripts": f"{digest}\n", "run_as": "nobody"}
+    answer = browser.post("/ui/links/hub", data=form)
+    assert answer.status_code == 400 and "no user &#39;nobody&#39;" in answer.text
+    form |= {"run_as": "admin", "max_running": "3", "allow_onward_remote": "on"}
+    assert browser.post("/ui/links/hub", data=form).status_code == 303
+    page = browser.get("/ui/links/hub").text
+    assert f">{digest}</textarea>" in page and 'value="admin"' in page and 'value="3"' in page
+    answer = browser.post("/ui/links/hub", data=form | {"accepted_scripts": "abc"})
+    assert answer.status_code == 400 and "not a SHA-256 digest" in answer.text
+
+
+def test_the_execution_page_shows_the_owner_and_the_script_digest(browser: TestClient) -> None:
+    log_in(browser)
+    script = "def handler(system, this):\n    pass\n"
+    browser.post("/ui/flows/new", data={"name": "f", "description": "", "script": script})
+    location = browser.post("/ui/flows/f/run", data={"input_value": "{}"}).headers["location"]
+    page = browser.get(location).text
+    assert 'id="ex-owner">admin<' in page
+    assert hashlib.sha256(script.encode()).hexdigest() in page
+    deadline = time.monotonic() + 30
+    while not browser.get(location + "/log.json").json()["is_ended"]:
+        assert time.monotonic() < deadline, "the execution never ended"
+        time.sleep(0.05)

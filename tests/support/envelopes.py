@@ -149,6 +149,10 @@ def dialer_config(secret: bytes, key: rsa.RSAPrivateKey) -> SyncConfig:
         remote_public_keys=[],
         send_all_executions=False,
         sync_interval_s=None,
+        accepted_scripts=None,
+        run_as=None,
+        allow_onward_remote=False,
+        max_running=None,
         created_at=now,
         updated_at=now,
     )

@@ -118,6 +118,10 @@ def listener_config() -> SyncConfig:
         remote_public_keys=[],
         send_all_executions=False,
         sync_interval_s=None,
+        accepted_scripts=None,
+        run_as=None,
+        allow_onward_remote=False,
+        max_running=None,
         created_at=NOW,
         updated_at=NOW,
     )

@@ -33,9 +33,11 @@ def start(
     remote_workspace_name: str | None = None,
     max_runtime_s: float | None = None,
     execution_id: str | None = None,
+    owner: str | None,
 ) -> Execution:
     """Create an execution of flow ``flow_name`` (queued unless ``run`` is False).
 
+    ``owner``: the user who starts it; a child inherits its parent's owner instead.
     ``execution_id``: the new execution's id, chosen by the caller (a uuid), so that it can
     watch for the execution's end before the execution exists.
     """
@@ -47,7 +49,10 @@ def start(
         if remote_workspace_name is not None:
             check_remote_target(tx, remote_workspace_name)
         if parent_id is not None:
-            executions.get(tx.conn, parent_id)
+            parent = executions.get(tx.conn, parent_id)
+            owner = parent.owner
+            if remote_workspace_name is not None:
+                check_onward_remote(tx, parent)
         ex = new_execution(
             ctx,
             name=name or flow.name,
@@ -58,6 +63,7 @@ def start(
             parent_id=parent_id,
             sync_config=remote_workspace_name,
             max_runtime_s=max_runtime_s,
+            owner=owner,
             **({"id": execution_id} if execution_id else {}),
         )
         executions.insert(tx.conn, ex)
@@ -84,11 +90,39 @@ def check_remote_target(tx: Transaction, name: str) -> None:
         )
 
 
-def run_pending(ctx: Context, execution_id: str) -> Execution:
-    """Queue a PENDING execution (``run_async``); queued or running ones are left alone."""
+def check_onward_remote(tx: Transaction, starter: Execution) -> None:
+    """Refuse a remote start by ``starter`` when it descends from a received execution
+    whose sync config does not allow onward remote starts."""
+    via = received_via(tx, starter)
+    if via is None:
+        return
+    config = sync_configs.find(tx.conn, via)
+    if config is None or not config.allow_onward_remote:
+        raise errors.OnwardRemoteRefused(name=via)
+
+
+def received_via(tx: Transaction, ex: Execution) -> str | None:
+    """The sync config that ``ex``, or its nearest received ancestor, came over; None if local."""
+    current: Execution | None = ex
+    while current is not None:
+        if current.origin == executions.RECEIVED:
+            return current.sync_config
+        if current.parent_id is None:
+            return None
+        current = executions.find(tx.conn, current.parent_id)
+    return None
+
+
+def run_pending(ctx: Context, execution_id: str, *, starter_id: str | None = None) -> Execution:
+    """Queue a PENDING execution (``run_async``); queued or running ones are left alone.
+
+    ``starter_id``: the execution asking (over flow_api), held to allow_onward_remote.
+    """
     with ctx.transaction() as tx:
         ex = executions.get_for_update(tx.conn, execution_id)
         _refuse_mirror(ex)
+        if starter_id is not None and ex.is_remote_child:
+            check_onward_remote(tx, executions.get(tx.conn, starter_id))
         if ex.status != executions.PENDING:
             return ex
         executions.update(tx.conn, ex.id, status=executions.QUEUED)
@@ -111,17 +145,48 @@ def claim_some(ctx: Context, worker: str, limit: int) -> list[Execution]:
             return []
     claimed: list[Execution] = []
     with ctx.transaction() as tx:
-        for candidate in executions.queued_ids(tx.conn, limit=limit + 4):
-            if len(claimed) == limit:
+        rooms = _link_rooms(tx)
+        full = {name for name, room in rooms.items() if room <= 0}
+        while len(claimed) < limit:
+            wanted = limit - len(claimed) + 4
+            candidates = executions.queued_candidates(tx.conn, wanted, full)
+            is_progress = False
+            for candidate, link in candidates:
+                if len(claimed) == limit:
+                    break
+                if link in full or not executions.claim(tx.conn, candidate, worker, ctx.now()):
+                    continue
+                is_progress = True
+                claimed.append(_claimed(ctx, tx, candidate))
+                if link in rooms:
+                    rooms[link] -= 1
+                    if rooms[link] <= 0:
+                        full.add(link)
+            if not is_progress or len(candidates) < wanted:
                 break
-            if executions.claim(tx.conn, candidate, worker, ctx.now()):
-                ex = executions.get(tx.conn, candidate)
-                if ex.origin != executions.RECEIVED:
-                    # The controlling side hears of a received one from announce_running or
-                    # from its end: a short execution then costs one message back, not two.
-                    outgoing.after_change(ctx, tx, ex)
-                claimed.append(ex)
     return claimed
+
+
+def _link_rooms(tx: Transaction) -> dict[str, int]:
+    """How many more received executions each sync config with a max_running may run now.
+
+    The capped sync configs are locked first (the documented lock order: sync config, then
+    executions), so that concurrent claimers on PostgreSQL cannot both take the last room.
+    """
+    caps = sync_configs.lock_caps(tx.conn)
+    if not caps:
+        return {}
+    running = executions.running_received(tx.conn, list(caps))
+    return {name: cap - running.get(name, 0) for name, cap in caps.items()}
+
+
+def _claimed(ctx: Context, tx: Transaction, execution_id: str) -> Execution:
+    ex = executions.get(tx.conn, execution_id)
+    if ex.origin != executions.RECEIVED:
+        # The controlling side hears of a received one from announce_running or from its
+        # end: a short execution then costs one message back, not two.
+        outgoing.after_change(ctx, tx, ex)
+    return ex
 
 
 def announce_running(ctx: Context, execution_id: str) -> None:
@@ -195,6 +260,8 @@ def end(
         executions.update(tx.conn, ex.id, **values)
         ex = executions.get(tx.conn, ex.id)
         outgoing.after_change(ctx, tx, ex)
+        if ex.origin == executions.RECEIVED:
+            tx.publish(events.QUEUED)  # its link's max_running may have held others back
         return ex
 
 
@@ -275,6 +342,7 @@ def new_execution(ctx: Context, **values: Any) -> Execution:
         "is_cancel_requested": False,
         "max_runtime_s": None,
         "worker": None,
+        "owner": None,
         "log_count": 0,
         "log_synced": 0,
         "created_at": ctx.now(),

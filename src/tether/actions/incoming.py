@@ -10,13 +10,13 @@ import logging
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from tether import errors
-from tether.actions import events, outgoing
+from tether.actions import events, outgoing, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context, Transaction
 from tether.store import database, executions, outbox, sync_configs
@@ -240,6 +240,8 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
         body.get("flow_name"), "flow_name", max_chars=MAX_NAME_CHARS, is_optional=True
     )
     given_name = _text(body.get("name"), "name", is_optional=True)
+    # Read again inside the inbox lock: the policy an admin saved last is the one that holds.
+    config = sync_configs.get(tx.conn, name)
     ex = execution_actions.new_execution(
         ctx,
         name=given_name or flow_name or "remote execution",
@@ -251,10 +253,30 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
         sync_config=name,
         remote_execution_id=remote_id,
         max_runtime_s=_seconds(body.get("max_runtime_s"), "max_runtime_s", is_positive=True),
+        owner=config.run_as or users.LINK_ACCOUNT,
     )
+    refusal = refusal_of(config, ex.script_sha256)
+    if refusal is not None:
+        # Never queued, so never run; the update back ends the child on the other side too.
+        ex = replace(ex, status=executions.ENDED_ERROR, message=refusal, ended_at=ctx.now())
+        executions.insert(tx.conn, ex)
+        log.warning("sync config %s: refused execution %s: %s", name, remote_id, refusal)
+        outgoing.after_change(ctx, tx, ex)
+        return
     executions.insert(tx.conn, ex)
     tx.publish(events.QUEUED)
     # No update back yet: the controlling side hears of it when it runs or ends.
+
+
+def refusal_of(config: SyncConfig, script_sha256: str) -> str | None:
+    """Why ``config`` refuses to run a script with digest ``script_sha256``, or None."""
+    if config.accepted_scripts is None or script_sha256 in config.accepted_scripts:
+        return None
+    return (
+        f"sync config '{config.name}' of the controlled workspace refused to run this "
+        f"execution: rule accepted_scripts: the script's SHA-256 {script_sha256} is not in its "
+        "list; an organization admin of that workspace can add the digest to accepted_scripts"
+    )
 
 
 def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:

@@ -28,6 +28,11 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
+# The built-in account whose rights bound executions received over a link whose run_as is
+# empty. Its password hash matches no password, so nobody logs in as it.
+LINK_ACCOUNT = "tether-link"
+_NO_PASSWORD = "!"
+
 
 def hash_password(password: str) -> str:
     """A salted scrypt hash of ``password``, self-describing."""
@@ -56,6 +61,49 @@ def authorize(user: User, permission: str) -> None:
     """Refuse with 403 unless ``user``'s role holds ``permission``."""
     if user.role not in PERMISSIONS[permission]:
         raise errors.Forbidden(role=user.role, action=permission)
+
+
+def check_owner(owner: str | None, found: User | None, permission: str) -> None:
+    """Refuse unless the owner of an execution (``found``, the user named ``owner``) exists,
+    is enabled and holds ``permission``."""
+    if owner is None:
+        detail = "the execution has no owner (it is a mirror)"
+    elif found is None:
+        detail = "that user no longer exists; start the execution again as an existing user"
+    elif not found.is_enabled:
+        detail = "that user is disabled; an admin can enable it again"
+    elif found.role not in PERMISSIONS[permission]:
+        detail = f"role '{found.role}' does not allow it"
+    else:
+        return
+    raise errors.OwnerForbidden(owner=owner or "", action=permission, detail=detail)
+
+
+class OwnerRights:
+    """``check_owner`` with each owner's record kept until a user changes (events.USERS).
+
+    Every flow_api request is checked: reading the user from SQLite cost each one 110 us.
+    Users change only through this module, which announces every change after its commit.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._users: events.KeptUntilChanged[User | None] = events.KeptUntilChanged(
+            ctx.events, events.USERS
+        )
+
+    def authorize(self, owner: str | None, permission: str) -> None:
+        """Refuse unless ``owner`` may act with ``permission`` now; blocking."""
+        found = None
+        if owner is not None:
+            is_kept, found = self._users.kept(owner)
+            if not is_kept:
+                found = self._users.read(owner, lambda: self._find(owner))
+        check_owner(owner, found, permission)
+
+    def _find(self, name: str) -> User | None:
+        with self._ctx.db.read() as conn:
+            return users.find(conn, name)
 
 
 def login(ctx: Context, name: str, password: str) -> tuple[str, User]:
@@ -124,6 +172,7 @@ def create(ctx: Context, actor: User, name: str, password: str, role: str) -> Us
     )
     with ctx.transaction() as tx:
         users.insert(tx.conn, item)
+        tx.publish(events.USERS)  # an execution's owner may have been missing until now
     return item
 
 
@@ -160,6 +209,11 @@ def delete(ctx: Context, actor: User, name: str) -> None:
     """Remove a user."""
     if name == actor.name:
         raise errors.Conflict(detail="you cannot delete yourself: ask another admin")
+    if name == LINK_ACCOUNT:
+        raise errors.Conflict(
+            detail=f"'{LINK_ACCOUNT}' is the built-in account of links without a run_as: "
+            "disable it instead, which refuses every request of the executions it owns"
+        )
     with ctx.transaction() as tx:
         _check_role_change(actor, users.get(tx.conn, name).role)
         users.delete(tx.conn, name)
@@ -189,6 +243,22 @@ def ensure_admin(ctx: Context, password: str | None) -> str | None:
             ),
         )
         return generated
+
+
+def ensure_link_account(ctx: Context) -> None:
+    """Create the built-in account LINK_ACCOUNT (role user, no login) when it is missing."""
+    with ctx.transaction() as tx:
+        if users.find(tx.conn, LINK_ACCOUNT) is not None:
+            return
+        account = User(
+            name=LINK_ACCOUNT,
+            role=USER,
+            is_enabled=True,
+            password_hash=_NO_PASSWORD,
+            created_at=ctx.now(),
+        )
+        users.insert(tx.conn, account)
+        tx.publish(events.USERS)
 
 
 def _check_role_change(actor: User, role: str) -> None:

@@ -11,14 +11,16 @@ import urllib.parse
 from dataclasses import replace
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tether import errors
-from tether.actions import events
+from tether.actions import events, users
 from tether.actions.context import Context
 from tether.link import keys
 from tether.store import outbox, sync_configs
+from tether.store import users as store_users
 from tether.store.sync_configs import LinkState, SyncConfig
 
 NAME = re.compile(
@@ -26,6 +28,11 @@ NAME = re.compile(
 )  # whole names only: fullmatch, as `$` allows a final newline
 SYNC_PATH = re.compile(r"/sync_config/([A-Za-z0-9_.-]{1,100})/sync\Z")
 _URL_SPACE = re.compile(r"[\x00-\x20\x7f]")  # urllib drops tabs and newlines before parsing
+# What a controlled side lets its link run (meaningful only where role is controlled).
+POLICY = ("accepted_scripts", "run_as", "allow_onward_remote", "max_running")
+ANY_SCRIPT = "any"
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+MAX_ACCEPTED_SCRIPTS = 10_000
 EDITABLE = (
     "is_enabled",
     "remote_url",
@@ -37,6 +44,7 @@ EDITABLE = (
     "remote_public_keys",
     "send_all_executions",
     "sync_interval_s",
+    *POLICY,
 )
 
 
@@ -88,6 +96,58 @@ def check_interval(value: float | None) -> None:
         )
 
 
+def accepted_scripts(value: Any) -> list[str] | None:
+    """The stored form of accepted_scripts: None for "any", else lower-case digests in order."""
+    if value == ANY_SCRIPT:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_ACCEPTED_SCRIPTS:
+        raise errors.LinkPolicyInvalid(
+            field="accepted_scripts",
+            detail=f'send "any" or a list of at most {MAX_ACCEPTED_SCRIPTS} SHA-256 hex digests',
+        )
+    for item in value:
+        if not isinstance(item, str) or not SHA256_HEX.fullmatch(item):
+            raise errors.LinkPolicyInvalid(
+                field="accepted_scripts",
+                detail=f"{str(item)[:80]!r} is not a SHA-256 digest: use the 64 hex digits "
+                "that the controlling workspace shows as the execution's script_sha256",
+            )
+    return list(dict.fromkeys(item.lower() for item in value))
+
+
+def check_max_running(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise errors.LinkPolicyInvalid(
+            field="max_running",
+            detail="it must be a whole number of 1 or more, or empty for no cap of the link's own",
+        )
+
+
+def check_run_as(conn: sa.Connection, name: str | None) -> None:
+    """Refuse a run_as that names no user of this workspace."""
+    if name is not None and store_users.find(conn, name) is None:
+        raise errors.LinkPolicyInvalid(
+            field="run_as",
+            detail=f"no user '{name}' exists in this workspace: create that user first (its "
+            "role bounds what received executions may do) or leave run_as empty for the "
+            f"built-in account '{users.LINK_ACCOUNT}'",
+        )
+
+
+def _policy(changes: dict[str, Any]) -> dict[str, Any]:
+    """The policy fields of ``changes``, checked and in their stored form."""
+    policy: dict[str, Any] = {}
+    if "accepted_scripts" in changes:
+        policy["accepted_scripts"] = accepted_scripts(changes["accepted_scripts"])
+    if "run_as" in changes:
+        policy["run_as"] = changes["run_as"] or None
+    if "max_running" in changes:
+        check_max_running(changes["max_running"])
+    if "allow_onward_remote" in changes:
+        policy["allow_onward_remote"] = bool(changes["allow_onward_remote"])
+    return policy
+
+
 def create(ctx: Context, values: dict[str, Any]) -> SyncConfig:
     """Validate and store a new sync config."""
     name = str(values.get("name", ""))
@@ -105,11 +165,16 @@ def create(ctx: Context, values: dict[str, Any]) -> SyncConfig:
         remote_public_keys=[],
         send_all_executions=False,
         sync_interval_s=None,
+        accepted_scripts=None,
+        run_as=None,
+        allow_onward_remote=False,
+        max_running=None,
         created_at=now,
         updated_at=now,
     )
     config = _apply_changes(ctx, base, values, is_new=True)
     with ctx.transaction() as tx:
+        check_run_as(tx.conn, config.run_as)
         sync_configs.insert(tx.conn, config)
         tx.publish(events.CONFIG, name)
     return config
@@ -120,6 +185,8 @@ def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
     with ctx.transaction() as tx:
         current = sync_configs.get(tx.conn, name)
         config = _apply_changes(ctx, current, values, is_new=False)
+        if "run_as" in values:
+            check_run_as(tx.conn, config.run_as)
         changed = {k: getattr(config, k) for k in (*EDITABLE, "updated_at")}
         sync_configs.update(tx.conn, name, **changed)
         if config.send_all_executions and not current.send_all_executions:
@@ -224,6 +291,7 @@ def _apply_changes(
     elif "ca_certificate" in changes:
         changes["ca_certificate"] = None
     check_interval(changes.get("sync_interval_s"))
+    changes.update(_policy(changes))
     for field in ("own_private_key", "next_own_private_key"):
         if changes.get(field):
             key = keys.load_private_key(changes[field], field)
@@ -267,6 +335,13 @@ def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> 
         "verify_ssl": config.verify_ssl,
         "send_all_executions": config.send_all_executions,
         "sync_interval": config.sync_interval_s,
+        "accepted_scripts": ANY_SCRIPT
+        if config.accepted_scripts is None
+        else list(config.accepted_scripts),
+        "run_as": config.run_as,
+        "effective_run_as": config.run_as or users.LINK_ACCOUNT,
+        "allow_onward_remote": config.allow_onward_remote,
+        "max_running": config.max_running,
         "own_public_key": keys.public_pem(own) if own else None,
         "own_key_fingerprint": keys.fingerprint(own.public_key()) if own else None,
         "next_own_public_key": keys.public_pem(upcoming) if upcoming else None,

@@ -1,6 +1,8 @@
 """The engine's answers to a child's requests: each flow_api call becomes a use case.
 
-Database work runs in worker threads so that the event loop keeps serving other children.
+Every request is authorised as the execution's owner, with the permission the matching REST
+call needs: a flow can do through flow_api what its owner can do through the REST API, no
+more. Database work runs in worker threads so that the event loop keeps serving other children.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tether import errors
-from tether.actions import events, files, flows, settings
+from tether.actions import events, files, flows, settings, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.store import executions
+from tether.store.executions import Execution
 
 POLL_S = 1.0  # re-read the store this often while waiting, for changes made by other processes
 
@@ -28,12 +31,24 @@ class TimeoutExceeded(errors.TetherError):
     kind = "timeout"
 
 
+# The permission of the REST calls that flow_api's requests match (actions.users.PERMISSIONS).
+USE = "use the workspace"
+
+
 class Requests:
     """Answers the requests of one running execution."""
 
-    def __init__(self, ctx: Context, execution_id: str, on_wait: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        execution: Execution,
+        rights: users.OwnerRights,
+        on_wait: Callable[[bool], None],
+    ) -> None:
         self._ctx = ctx
-        self._id = execution_id
+        self._id = execution.id
+        self._owner = execution.owner
+        self._rights = rights  # shared by the runner's executions
         self._on_wait = on_wait  # told when the execution starts and stops waiting
 
     async def answer(self, request: dict[str, Any]) -> Any:
@@ -43,11 +58,29 @@ class Requests:
             raise errors.InvalidInput(detail=f"unknown request {request.get('op')!r}")
         return await handler(request)
 
-    async def _db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(function, self._ctx, *args, **kwargs)
+    async def _db(
+        self, permission: str, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """``function(ctx, ...)`` in a worker thread, once the owner holds ``permission``."""
+        return await asyncio.to_thread(self._as_owner, permission, function, *args, **kwargs)
+
+    def _as_owner(
+        self, permission: str, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        self._rights.authorize(self._owner, permission)
+        return function(self._ctx, *args, **kwargs)
+
+    def _check_own(self, execution_id: Any, action: str) -> None:
+        """Refuse changing another execution than this one: no REST call can do that."""
+        if execution_id != self._id:
+            raise errors.OwnerForbidden(
+                owner=self._owner or "",
+                action=action,
+                detail=f"a flow may change only its own execution, not '{execution_id}'",
+            )
 
     async def op_get(self, request: dict[str, Any]) -> dict[str, Any]:
-        record = executions.as_record(await self._db(execution_actions.get, request["id"]))
+        record = executions.as_record(await self._db(USE, execution_actions.get, request["id"]))
         unknown = [f for f in request["fields"] if f not in record]
         if unknown:
             raise errors.InvalidInput(
@@ -56,7 +89,9 @@ class Requests:
         return {f: record[f] for f in request["fields"]}
 
     async def op_save(self, request: dict[str, Any]) -> None:
+        self._check_own(request["id"], "save outputs or a message")
         await self._db(
+            USE,
             execution_actions.save,
             request["id"],
             output_value=request.get("output_value"),
@@ -71,6 +106,7 @@ class Requests:
         # Watched before it exists: a quick child can end before the start's answer is read.
         with self._ctx.events.watch(events.ENDED, [child_id]) as watch:
             await self._db(
+                USE,
                 execution_actions.start,
                 flow_name=request["flow_name"],
                 input_value=request.get("input_value"),
@@ -79,6 +115,7 @@ class Requests:
                 run=run,
                 remote_workspace_name=request.get("remote_workspace_name"),
                 execution_id=child_id,
+                owner=self._owner,
             )
             if not mode:
                 return {"id": child_id}
@@ -86,10 +123,10 @@ class Requests:
             return {"id": child_id, "records": await self._waiting([child_id], mode, None, watch)}
 
     async def op_run_async(self, request: dict[str, Any]) -> None:
-        await self._db(execution_actions.run_pending, request["id"])
+        await self._db(USE, execution_actions.run_pending, request["id"], starter_id=self._id)
 
     async def op_cancel(self, request: dict[str, Any]) -> None:
-        await self._db(execution_actions.cancel, request["id"])
+        await self._db(USE, execution_actions.cancel, request["id"])
 
     async def op_wait(self, request: dict[str, Any]) -> dict[str, Any]:
         ids = list(dict.fromkeys(request["ids"]))
@@ -133,6 +170,7 @@ class Requests:
         self, ids: list[str], open_ids: list[str], mode: str, ended: set[str]
     ) -> dict[str, Any] | None:
         """Note which of ``open_ids`` ended; all records once the wait is over, else None."""
+        self._rights.authorize(self._owner, USE)
         with self._ctx.db.read() as conn:
             found = executions.statuses(conn, open_ids)
             missing = [i for i in open_ids if i not in found]
@@ -144,33 +182,33 @@ class Requests:
             return {i: executions.as_record(ex) for i, ex in executions.get_many(conn, ids).items()}
 
     async def op_setting_get(self, request: dict[str, Any]) -> Any:
-        return await self._db(settings.get, request["name"])
+        return await self._db(USE, settings.get, request["name"])
 
     async def op_setting_save(self, request: dict[str, Any]) -> None:
-        await self._db(settings.put, request["name"], request.get("value"))
+        await self._db(USE, settings.put, request["name"], request.get("value"))
 
     async def op_setting_exists(self, request: dict[str, Any]) -> bool:
-        return bool(await self._db(settings.exists, request["name"]))
+        return bool(await self._db(USE, settings.exists, request["name"]))
 
     async def op_setting_delete(self, request: dict[str, Any]) -> None:
-        await self._db(settings.delete, request["name"])
+        await self._db(USE, settings.delete, request["name"])
 
     async def op_file_get(self, request: dict[str, Any]) -> str:
-        return base64.b64encode(await self._db(files.get, request["name"])).decode()
+        return base64.b64encode(await self._db(USE, files.get, request["name"])).decode()
 
     async def op_file_save(self, request: dict[str, Any]) -> None:
         try:
             content = base64.b64decode(request["content_base64"], validate=True)
         except (binascii.Error, TypeError) as exc:
             raise errors.InvalidInput(detail="content_base64 is not valid base64") from exc
-        await self._db(files.put, request["name"], content)
+        await self._db(USE, files.put, request["name"], content)
 
     async def op_file_exists(self, request: dict[str, Any]) -> bool:
-        return bool(await self._db(files.exists, request["name"]))
+        return bool(await self._db(USE, files.exists, request["name"]))
 
     async def op_file_delete(self, request: dict[str, Any]) -> None:
-        await self._db(files.delete, request["name"])
+        await self._db(USE, files.delete, request["name"])
 
     async def op_flow_get(self, request: dict[str, Any]) -> dict[str, Any]:
-        flow = await self._db(flows.get, request["name"])
+        flow = await self._db(USE, flows.get, request["name"])
         return {"name": flow.name, "script": flow.script, "description": flow.description}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether import errors
-from tether.actions import events
+from tether.actions import events, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.runner.forkserver import ForkServer
@@ -74,6 +74,7 @@ class Runner:
         self._max_running = max_running
         self._grace_s = cancel_grace_s
         self._server = ForkServer(sandbox)
+        self._owner_rights = users.OwnerRights(ctx)  # who may do what, for every Requests
         self._running: dict[str, Running] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -261,7 +262,9 @@ class Runner:
             announcing = asyncio.create_task(self._announce_running(running))
             self._tasks.add(announcing)
             announcing.add_done_callback(self._tasks.discard)
-        requests = Requests(self._ctx, ex.id, lambda waiting: self._set_waiting(running, waiting))
+        requests = Requests(
+            self._ctx, ex, self._owner_rights, lambda waiting: self._set_waiting(running, waiting)
+        )
         # Requests are answered in tasks so that the channel keeps being read meanwhile: a
         # cancel can interrupt a long wait, and the script's finally block then sends new
         # requests (the child skips the answer to the interrupted one by its rid).

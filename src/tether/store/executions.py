@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ class Execution:
     is_cancel_requested: bool
     max_runtime_s: float | None
     worker: str | None
+    owner: str | None
     log_count: int
     log_synced: int
     created_at: float
@@ -113,6 +114,31 @@ _SELECT_QUEUED_IDS = (
     )
     .order_by(execution.c.created_at)
     .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+# Runnable QUEUED executions but those received over a sync config at its max_running.
+_SELECT_CANDIDATES = (
+    sa.select(execution.c.id, execution.c.origin, execution.c.sync_config)
+    .where(
+        execution.c.status == QUEUED,
+        sa.or_(
+            sa.and_(
+                execution.c.origin == RECEIVED,
+                execution.c.sync_config.not_in(sa.bindparam("b_full", expanding=True)),
+            ),
+            sa.and_(execution.c.origin == LOCAL, execution.c.sync_config.is_(None)),
+        ),
+    )
+    .order_by(execution.c.created_at)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+_COUNT_RUNNING_RECEIVED = (
+    sa.select(execution.c.sync_config, sa.func.count())
+    .where(
+        execution.c.origin == RECEIVED,
+        execution.c.status.in_((RUNNING, PAUSED)),
+        execution.c.sync_config.in_(sa.bindparam("b_links", expanding=True)),
+    )
+    .group_by(execution.c.sync_config)
 )
 _INSERT = execution.insert()
 _CLAIM = execution.update().where(_BY_ID, execution.c.status == QUEUED)
@@ -216,6 +242,24 @@ def unended_children(
 def queued_ids(conn: sa.Connection, limit: int) -> list[str]:
     """Ids of executions this workspace's runners may claim, oldest first."""
     return list(conn.execute(_SELECT_QUEUED_IDS, {"b_limit": limit}).scalars())
+
+
+def queued_candidates(
+    conn: sa.Connection, limit: int, full_links: Collection[str]
+) -> list[tuple[str, str | None]]:
+    """Oldest first, runnable QUEUED executions as (id, sync config of a received one, else
+    None), leaving out those received over the sync configs in ``full_links``."""
+    params = {"b_limit": limit, "b_full": list(full_links)}
+    return [
+        (row.id, row.sync_config if row.origin == RECEIVED else None)
+        for row in conn.execute(_SELECT_CANDIDATES, params)
+    ]
+
+
+def running_received(conn: sa.Connection, links: Sequence[str]) -> dict[str, int]:
+    """How many received executions of each sync config in ``links`` run (or pause) now."""
+    rows = conn.execute(_COUNT_RUNNING_RECEIVED, {"b_links": list(links)})
+    return {name: int(number) for name, number in rows}
 
 
 def claim(conn: sa.Connection, execution_id: str, worker: str, now: float) -> bool:
@@ -327,6 +371,8 @@ PUBLIC_FIELDS = (
     "sync_config",
     "remote_execution_id",
     "max_runtime_s",
+    "owner",
+    "script_sha256",
     "created_at",
     "started_at",
     "ended_at",

@@ -65,6 +65,8 @@ execution = sa.Table(
     sa.Column("is_cancel_requested", sa.Boolean, nullable=False),
     sa.Column("max_runtime_s", sa.Float, nullable=True),
     sa.Column("worker", sa.String(100), nullable=True),
+    # the user whose rights bound the execution's flow_api requests; None on mirrors
+    sa.Column("owner", sa.String(100), nullable=True),
     sa.Column("log_count", sa.Integer, nullable=False),
     # how many log entries the last execution.update carried over the link
     sa.Column("log_synced", sa.Integer, nullable=False),
@@ -122,6 +124,12 @@ sync_config = sa.Table(
     sa.Column("remote_public_keys", sa.JSON, nullable=False),
     sa.Column("send_all_executions", sa.Boolean, nullable=False),
     sa.Column("sync_interval_s", sa.Float, nullable=True),
+    # What a controlled side lets the link run: None accepts any script, else the list of
+    # SHA-256 hex digests it accepts; run_as None means the built-in link account.
+    sa.Column("accepted_scripts", sa.JSON, nullable=True),
+    sa.Column("run_as", sa.String(100), nullable=True),
+    sa.Column("allow_onward_remote", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("max_running", sa.Integer, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )

@@ -35,6 +35,10 @@ class SyncConfig:
     remote_public_keys: list[str]
     send_all_executions: bool
     sync_interval_s: float | None
+    accepted_scripts: list[str] | None  # None: any script
+    run_as: str | None  # None: the built-in link account
+    allow_onward_remote: bool
+    max_running: int | None
     created_at: float
     updated_at: float
 
@@ -87,6 +91,13 @@ _DELETE_STATE = link_state.delete().where(_STATE_BY_NAME)
 _DELETE_CONFIG = sync_config.delete().where(_CONFIG_BY_NAME)
 # key_share: FOR NO KEY UPDATE on PostgreSQL (see lock_inbox); SQLite ignores FOR UPDATE.
 _LOCK_INBOX = sa.select(sync_config.c.name).where(_CONFIG_BY_NAME).with_for_update(key_share=True)
+# Same lock mode as _LOCK_INBOX; see lock_caps.
+_LOCK_CAPS = (
+    sa.select(sync_config.c.name, sync_config.c.max_running)
+    .where(sync_config.c.max_running.is_not(None))
+    .order_by(sync_config.c.name)
+    .with_for_update(key_share=True)
+)
 _SELECT_STATE = sa.select(link_state).where(_STATE_BY_NAME)
 _SELECT_STATE_FOR_UPDATE = _SELECT_STATE.with_for_update()
 _UPDATE_STATE = link_state.update().where(_STATE_BY_NAME)
@@ -180,6 +191,12 @@ def lock_inbox(conn: sa.Connection, name: str) -> None:
     reference the sync config (outbox rows) do not wait for.
     """
     conn.execute(_LOCK_INBOX, {"b_name": name})
+
+
+def lock_caps(conn: sa.Connection) -> dict[str, int]:
+    """The max_running of each sync config that has one, locked (in name order) until the
+    transaction ends, so that claimers count a link's running executions one at a time."""
+    return {name: int(cap) for name, cap in conn.execute(_LOCK_CAPS)}
 
 
 def get_state(conn: sa.Connection, name: str, *, for_update: bool = False) -> LinkState:

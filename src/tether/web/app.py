@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     generated = users.ensure_admin(ctx, settings.admin_password)
     if generated:
         print(f"created the organization admin 'admin' with password: {generated}", flush=True)
+    users.ensure_link_account(ctx)
     runner = Runner(
         ctx,
         worker=worker_name(settings.name),

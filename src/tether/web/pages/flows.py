@@ -13,6 +13,7 @@ from tether.actions import executions as execution_actions
 from tether.actions import flows
 from tether.actions.context import Context
 from tether.store import executions
+from tether.store.users import User
 from tether.web.auth import context
 from tether.web.pages import common
 from tether.web.pages.common import FieldErrors, Form
@@ -146,6 +147,7 @@ def run_flow(
     request: Request,
     name: str,
     form: Form = Depends(common.read_form),
+    user: User = Depends(common.page_user),
     ctx: Context = Depends(context),
 ) -> Response:
     run = {k: form.get(k, "") for k in ("input_value", "name", "remote_workspace_name")}
@@ -169,6 +171,7 @@ def run_flow(
                 input_value=body.input_value,
                 name=body.name,
                 remote_workspace_name=body.remote_workspace_name,
+                owner=user.name,
             )
         except errors.RemoteWorkspaceUnusable as exc:
             problems = {"remote_workspace_name": exc.message}

@@ -24,9 +24,9 @@ router = APIRouter(
     route_class=common.PageRoute,
     dependencies=[Depends(common.require_page("manage sync configs"))],
 )
-TEXT_FIELDS = ("name", "remote_url", "role", "ca_certificate", "sync_interval")
+TEXT_FIELDS = ("name", "remote_url", "role", "ca_certificate", "sync_interval", "run_as")
 KEY_FIELDS = ("own_private_key", "remote_public_key")
-FLAGS = ("enabled", "verify_ssl", "send_all_executions")
+FLAGS = ("enabled", "verify_ssl", "send_all_executions", "allow_onward_remote")
 GENERATE = "generate_key"
 # use-case field names -> form field names
 FORM_FIELD = {"sync_interval_s": "sync_interval", "remote_public_keys": "remote_public_key"}
@@ -63,7 +63,17 @@ def _form_from(view: dict[str, Any]) -> Form:
     form.update({k: "on" if view[k] else "" for k in FLAGS})
     if view["sync_interval"] is not None:
         form["sync_interval"] = f"{view['sync_interval']:g}"
+    scripts = view["accepted_scripts"]
+    form["accepted_scripts"] = scripts if isinstance(scripts, str) else "\n".join(scripts)
+    form["max_running"] = "" if view["max_running"] is None else str(view["max_running"])
     return form
+
+
+def _accepted_scripts(text: str) -> str | list[str]:
+    """The form's accepted scripts as the API takes them: "any", or the digests listed."""
+    digests = text.replace(",", " ").split()
+    # An emptied list runs nothing: clearing the field must not open the link to any script.
+    return configs.ANY_SCRIPT if digests == [configs.ANY_SCRIPT] else digests
 
 
 def _api_values(form: Form, *, is_new: bool) -> dict[str, Any]:
@@ -72,6 +82,12 @@ def _api_values(form: Form, *, is_new: bool) -> dict[str, Any]:
     values.update({k: form.get(k) == "on" for k in FLAGS})
     values["role"] = form.get("role") or None
     values["sync_interval"] = form.get("sync_interval", "").strip() or None
+    # A form without the policy fields (posted by hand) leaves the policy as it is.
+    if "accepted_scripts" in form:
+        values["accepted_scripts"] = _accepted_scripts(form["accepted_scripts"])
+    for field in ("run_as", "max_running"):
+        if field in form:
+            values[field] = form[field].strip() or None
     for key in KEY_FIELDS:
         if form.get(key, "").strip():
             values[key] = form[key]
@@ -114,7 +130,7 @@ def _form_page(
 
 @router.get("/new")
 def new_link_page(request: Request) -> Response:
-    form = {"enabled": "on", "verify_ssl": "on", "role": ""}
+    form = {"enabled": "on", "verify_ssl": "on", "role": "", "accepted_scripts": "any"}
     return common.render(request, "links/form.html", form=form, view=None)
 
 

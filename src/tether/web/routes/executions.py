@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.store import executions
+from tether.store.users import User
 from tether.web import render
-from tether.web.auth import context, require
+from tether.web.auth import context, current_user, require
 from tether.web.routes import sync_configs as sync_config_routes
 from tether.web.routes.fields import MAX_OFFSET, JsonValue, Text
 
@@ -34,7 +35,9 @@ class ExecutionIn(BaseModel):
 
 
 @router.post("/execution", status_code=201)
-def start_execution(body: ExecutionIn, ctx: Context = Depends(context)) -> dict[str, Any]:
+def start_execution(
+    body: ExecutionIn, user: User = Depends(current_user), ctx: Context = Depends(context)
+) -> dict[str, Any]:
     ex = execution_actions.start(
         ctx,
         flow_name=body.flow_name,
@@ -43,6 +46,7 @@ def start_execution(body: ExecutionIn, ctx: Context = Depends(context)) -> dict[
         run=body.run,
         remote_workspace_name=body.remote_workspace_name,
         max_runtime_s=body.max_runtime_s,
+        owner=user.name,
     )
     return render.execution(ex)
 

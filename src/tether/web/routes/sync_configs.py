@@ -32,13 +32,32 @@ class SyncConfigChange(BaseModel):
     remote_public_key: Text | list[Text] | None = Field(default=None, max_length=100_000)
     send_all_executions: bool | None = None
     sync_interval: float | None = Field(default=None, allow_inf_nan=False)
+    accepted_scripts: Literal["any"] | list[Text] | None = Field(
+        default=None, max_length=configs.MAX_ACCEPTED_SCRIPTS
+    )
+    run_as: Text | None = Field(default=None, max_length=100)
+    allow_onward_remote: bool | None = None
+    max_running: int | None = Field(default=None, ge=1, le=1_000_000)
 
-    @field_validator("enabled", "verify_ssl", "send_all_executions")
+    @field_validator("enabled", "verify_ssl", "send_all_executions", "allow_onward_remote")
     @classmethod
     def _not_null(cls, value: bool | None) -> bool:
         # Left out, a switch keeps its value; sent as null it would be stored as nothing.
         if value is None:
             raise ValueError("send true or false, or leave the field out")
+        return value
+
+    @field_validator("accepted_scripts")
+    @classmethod
+    def _digests(cls, value: str | list[str] | None) -> str | list[str]:
+        if value is None:
+            raise ValueError('send "any" or a list of SHA-256 hex digests, or leave the field out')
+        for item in value if isinstance(value, list) else ():
+            if not configs.SHA256_HEX.fullmatch(item):
+                raise ValueError(
+                    f"{item[:80]!r} is not a SHA-256 digest: use the 64 hex digits that the "
+                    "controlling workspace shows as the execution's script_sha256"
+                )
         return value
 
 
