@@ -93,6 +93,16 @@ def comparison_figure(benchmark: str, name: str, ours: float, theirs: float, not
     return Figure(benchmark, name, "x", ours / theirs, None, 1, None, note)
 
 
+def difference_figure(benchmark: str, name: str, ours: float, theirs: float, note: str) -> Figure:
+    """One figure less another measured in the same run, in ms (no baseline ratio)."""
+    return Figure(benchmark, name, "ms", ours - theirs, None, 1, None, note)
+
+
+def verdict(is_met: bool) -> str:
+    """How a note reports a target: met or missed (never a failure: see README)."""
+    return "met" if is_met else "missed"
+
+
 def python_start_ms(executable: str, runs: int) -> list[float]:
     """Wall times in ms of ``executable -c pass``, run ``runs`` times one after another."""
     durations = []

@@ -356,7 +356,7 @@ def hub_cost_figures(fleet: Fleet) -> list[common.Figure]:
             "MB",
             per_link_mb,
             note=f"(RSS with {n} - with 0) / {n}; target under {MEMORY_TARGET_MB:g} MB at 1,000 "
-            f"links (issue 5): {_verdict(per_link_mb < MEMORY_TARGET_MB)}",
+            f"links (issue 5): {common.verdict(per_link_mb < MEMORY_TARGET_MB)}",
         ),
         _cpu(label, "hub CPU per 10 s idle, 0 links", fleet.empty, watched),
         _cpu(label, f"hub CPU per 10 s idle, {n} links", fleet.linked, f"{watched}; {renewals}"),
@@ -398,7 +398,7 @@ def latency_figures(fleet: Fleet, baseline_ms: float) -> list[common.Figure]:
             baseline_ms,
             f"POST /execution (noop) until GET shows it ENDED (polled every {POLL_S * 1000:g} ms), "
             f"one at a time; {load}; target p99 under {LATENCY_TARGET_MS:g} ms (issue 5): "
-            f"{_verdict(p99_ms < LATENCY_TARGET_MS)}",
+            f"{common.verdict(p99_ms < LATENCY_TARGET_MS)}",
         ),
         common.latency_figure(
             label,
@@ -407,7 +407,7 @@ def latency_figures(fleet: Fleet, baseline_ms: float) -> list[common.Figure]:
             baseline_ms,
             "this.flow('noop', remote_workspace_name=<random link>) timed in a hub flow: no "
             f"polling; {load}; p99 under {LATENCY_TARGET_MS:g} ms: "
-            f"{_verdict(in_flow_p99_ms < LATENCY_TARGET_MS)}",
+            f"{common.verdict(in_flow_p99_ms < LATENCY_TARGET_MS)}",
         ),
         common.Figure(
             label,
@@ -445,7 +445,3 @@ def _cpu(label: str, name: str, idle: Idle, note: str) -> common.Figure:
         None,
         f"{note}; p99 column: the worst 10 s window",
     )
-
-
-def _verdict(is_met: bool) -> str:
-    return "met" if is_met else "missed"

@@ -1,13 +1,16 @@
 """The local engine: child execution round trip and executions per second of one workspace.
 
-Drives a real `tether serve` through its REST API; never imports the engine.
+Measured with the sandbox on and, in the same run, off, to show what it costs. Drives real
+`tether serve` processes through their REST API; never imports the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiohttp
@@ -21,6 +24,9 @@ POLL_S = 0.05  # coarse enough that polling does not load the server it measures
 ENDED = ("ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED")
 NOT_ENDED = ("QUEUED", "RUNNING", "PENDING", "PAUSED")  # likeliest first: any() stops early
 PAGE = 1000  # the list endpoint's largest page
+SANDBOX_MODES = ("on", "off")
+SANDBOX_TARGET_MS = 0.3  # issue 14: what the sandbox may add to the median child round trip
+TURNS = "a workspace served with --sandbox off, taking turns with the one above"
 
 NOOP_SCRIPT = "def handler(system, this):\n    return None\n"
 PARENT_SCRIPT = """\
@@ -63,21 +69,129 @@ class Sizes:
     clients: int = 4
 
 
+@dataclass
+class Bursts:
+    """What ``rounds`` bursts measured: rates per burst and every execution's latency."""
+
+    rates: list[float] = field(default_factory=list)
+    submit_rates: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Side:
+    """One of the two workspaces (sandbox on or off) and what was measured in it."""
+
+    mode: str
+    workspace: common.Workspace
+    client: httpx.Client
+    trips_ms: list[float] = field(default_factory=list)
+    bursts: Bursts = field(default_factory=Bursts)
+
+
 def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
-    """Serve a workspace, measure it, and stop it."""
-    with common.served_workspace("bench-local") as workspace, workspace.client() as client:
-        create_flow(client, "noop", NOOP_SCRIPT)
-        create_flow(client, "parent", PARENT_SCRIPT)
-        figures = [measure_round_trip(client, sizes.calls, baseline_ms)]
-        figures += measure_throughput(workspace, client, sizes, baseline_ms)
-        rates = fan_out_rates(client, sizes)
-        note = f"{sizes.executions} started at once by one flow (wait=False), until all ended"
-        figures.append(
-            common.rate_figure(
-                NAME, "executions per second, started by a flow", rates, baseline_ms, note
-            )
-        )
-    return figures
+    """Serve a workspace with the sandbox on and one with it off, measure both, stop them."""
+    with contextlib.ExitStack() as stack:
+        on, off = (serve_side(stack, mode) for mode in SANDBOX_MODES)
+        measure_sides((on, off), sizes)
+        rates = fan_out_rates(on.client, sizes)
+    note = f"{sizes.executions} started at once by one flow (wait=False), until all ended"
+    return [
+        *round_trip_figures(on, off, baseline_ms),
+        *burst_figures(on, off, sizes, baseline_ms),
+        common.rate_figure(
+            NAME, "executions per second, started by a flow", rates, baseline_ms, note
+        ),
+    ]
+
+
+def serve_side(stack: contextlib.ExitStack, mode: str) -> Side:
+    """A workspace served with ``--sandbox mode`` (checked in /health), with its flows."""
+    workspace = stack.enter_context(
+        common.served_workspace(f"bench-local-{mode}", "--sandbox", mode)
+    )
+    client = stack.enter_context(workspace.client())
+    reported = client.get("/health").raise_for_status().json().get("sandbox")
+    if reported != mode:
+        raise RuntimeError(f"a workspace served with --sandbox {mode} reports {reported!r}")
+    create_flow(client, "noop", NOOP_SCRIPT)
+    create_flow(client, "parent", PARENT_SCRIPT)
+    return Side(mode, workspace, client)
+
+
+def measure_sides(sides: tuple[Side, ...], sizes: Sizes) -> None:
+    """Round trips, then bursts, taking turns between the sides so that both see one load.
+
+    The machine is shared (two cores, other work): measuring one side after the other would
+    put a change of load into the difference.
+    """
+    for calls in shares(sizes.calls, sizes.rounds):
+        for side in sides:
+            side.trips_ms += round_trips_ms(side.client, calls)
+    for index in range(sizes.rounds):
+        for side in sides:
+            add_burst(side.workspace, side.client, sizes, f"burst{index}", side.bursts)
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` shared out as evenly as can be over at most ``parts`` (none empty)."""
+    return [n for n in (len(range(i, total, parts)) for i in range(parts)) if n]
+
+
+def round_trip_figures(on: Side, off: Side, baseline_ms: float) -> list[common.Figure]:
+    """Both sides' child round trips, and what the sandbox adds: difference and ratio."""
+    trip_on, trip_off = statistics.median(on.trips_ms), statistics.median(off.trips_ms)
+    is_met = trip_on - trip_off <= SANDBOX_TARGET_MS
+    target = f"target at most {SANDBOX_TARGET_MS:g} ms (issue 14): {common.verdict(is_met)}"
+    call = f"this.flow('noop') timed inside the parent, after {WARMUP_CALLS} warm-up calls"
+    return [
+        common.latency_figure(NAME, "child round trip", on.trips_ms, baseline_ms, call),
+        common.latency_figure(
+            NAME, "child round trip, sandbox off", off.trips_ms, baseline_ms, TURNS
+        ),
+        common.difference_figure(
+            NAME, "sandbox cost, child round trip", trip_on, trip_off, f"medians; {target}"
+        ),
+        common.comparison_figure(
+            NAME, "sandbox on / off, child round trip", trip_on, trip_off, "medians"
+        ),
+    ]
+
+
+def burst_figures(on: Side, off: Side, sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
+    """Both sides' executions per second and what the sandbox costs there; the on side's rest."""
+    rate_on, rate_off = statistics.median(on.bursts.rates), statistics.median(off.bursts.rates)
+    started = f"{sizes.executions} started over the API by {sizes.clients} clients"
+    return [
+        common.rate_figure(
+            NAME,
+            "executions per second",
+            on.bursts.rates,
+            baseline_ms,
+            f"{started}, until all ended",
+        ),
+        common.rate_figure(
+            NAME, "executions per second, sandbox off", off.bursts.rates, baseline_ms, TURNS
+        ),
+        common.difference_figure(
+            NAME,
+            "sandbox cost per execution, burst",
+            1000 / rate_on,
+            1000 / rate_off,
+            "1000 / median executions per second, on - off",
+        ),
+        common.comparison_figure(
+            NAME, "sandbox on / off, executions per second", rate_on, rate_off, "medians"
+        ),
+        common.rate_figure(NAME, "starts accepted per second", on.bursts.submit_rates, baseline_ms),
+        common.latency_figure(
+            NAME,
+            "created to ended, in a burst",
+            on.bursts.latencies_ms,
+            baseline_ms,
+            "server timestamps",
+        ),
+    ]
 
 
 def fan_out_rates(client: httpx.Client, sizes: Sizes, remote: str | None = None) -> list[float]:
@@ -97,13 +211,6 @@ def fan_out_rates(client: httpx.Client, sizes: Sizes, remote: str | None = None)
 
 def create_flow(client: httpx.Client, name: str, script: str) -> None:
     client.post("/flow", json={"name": name, "script": script}).raise_for_status()
-
-
-def measure_round_trip(client: httpx.Client, calls: int, baseline_ms: float) -> common.Figure:
-    """Time `this.flow('noop')` inside a parent script, ``calls`` times after a warm-up."""
-    durations = round_trips_ms(client, calls)
-    note = f"this.flow('noop') timed inside the parent, after {WARMUP_CALLS} warm-up calls"
-    return common.latency_figure(NAME, "child round trip", durations, baseline_ms, note)
 
 
 def round_trips_ms(client: httpx.Client, calls: int, remote: str | None = None) -> list[float]:
@@ -128,34 +235,6 @@ def wait_ended(client: httpx.Client, execution_id: str, timeout_s: float) -> dic
     raise RuntimeError(f"execution {execution_id} did not end within {timeout_s:g} s")
 
 
-def measure_throughput(
-    workspace: common.Workspace, client: httpx.Client, sizes: Sizes, baseline_ms: float
-) -> list[common.Figure]:
-    """Executions per second over ``sizes.rounds`` bursts, and the latencies inside them."""
-    bursts = run_bursts(workspace, client, sizes, "burst")
-    note = f"{sizes.executions} started over the API by {sizes.clients} clients, until all ended"
-    return [
-        common.rate_figure(NAME, "executions per second", bursts.rates, baseline_ms, note),
-        common.rate_figure(NAME, "starts accepted per second", bursts.submit_rates, baseline_ms),
-        common.latency_figure(
-            NAME,
-            "created to ended, in a burst",
-            bursts.latencies_ms,
-            baseline_ms,
-            "server timestamps",
-        ),
-    ]
-
-
-@dataclass
-class Bursts:
-    """What ``rounds`` bursts measured: rates per burst and every execution's latency."""
-
-    rates: list[float]
-    submit_rates: list[float]
-    latencies_ms: list[float]
-
-
 def run_bursts(
     workspace: common.Workspace,
     client: httpx.Client,
@@ -164,16 +243,27 @@ def run_bursts(
     remote: str | None = None,
 ) -> Bursts:
     """Run ``sizes.rounds`` bursts, each of a new flow named ``prefix<i>`` (in ``remote``)."""
-    bursts = Bursts([], [], [])
+    bursts = Bursts()
     for index in range(sizes.rounds):
-        flow_name = f"{prefix}{index}"
-        create_flow(client, flow_name, NOOP_SCRIPT)
-        body = {"flow_name": flow_name, "remote_workspace_name": remote}
-        wall_s, submit_s = burst(workspace, client, body, sizes)
-        bursts.rates.append(sizes.executions / wall_s)
-        bursts.submit_rates.append(sizes.executions / submit_s)
-        bursts.latencies_ms += end_latencies_ms(client, flow_name, sizes.executions)
+        add_burst(workspace, client, sizes, f"{prefix}{index}", bursts, remote)
     return bursts
+
+
+def add_burst(
+    workspace: common.Workspace,
+    client: httpx.Client,
+    sizes: Sizes,
+    flow_name: str,
+    bursts: Bursts,
+    remote: str | None = None,
+) -> None:
+    """Run one burst of a new flow ``flow_name`` (in ``remote``) and add it to ``bursts``."""
+    create_flow(client, flow_name, NOOP_SCRIPT)
+    body = {"flow_name": flow_name, "remote_workspace_name": remote}
+    wall_s, submit_s = burst(workspace, client, body, sizes)
+    bursts.rates.append(sizes.executions / wall_s)
+    bursts.submit_rates.append(sizes.executions / submit_s)
+    bursts.latencies_ms += end_latencies_ms(client, flow_name, sizes.executions)
 
 
 def burst(
@@ -194,11 +284,13 @@ async def start_all(workspace: common.Workspace, body: dict, sizes: Sizes) -> No
     servers it measures, an httpx request cost about 2.5 ms of CPU and an aiohttp one about
     0.3 ms, and a heavy client takes the CPU from the servers (Celery's driver is light too).
     """
-    shares = [len(range(i, sizes.executions, sizes.clients)) for i in range(sizes.clients)]
     headers = {"Authorization": f"Bearer {workspace.token}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         await asyncio.gather(
-            *(start_executions(session, workspace.api_url, body, n) for n in shares)
+            *(
+                start_executions(session, workspace.api_url, body, n)
+                for n in shares(sizes.executions, sizes.clients)
+            )
         )
 
 
