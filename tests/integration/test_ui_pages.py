@@ -163,3 +163,17 @@ def test_the_execution_page_shows_the_owner_and_the_script_digest(browser: TestC
     while not browser.get(location + "/log.json").json()["is_ended"]:
         assert time.monotonic() < deadline, "the execution never ended"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sandbox", ["on", "off"])
+def test_every_page_warns_while_the_sandbox_is_off(tmp_path: Path, sandbox: str) -> None:
+    settings = config.Settings(
+        data_dir=tmp_path / "data", name="test", admin_password=ADMIN_PASSWORD, sandbox=sandbox
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        pages = [client.get("/ui/login")]
+        log_in(client)
+        pages += [client.get(path) for path in ("/ui/flows", "/ui/executions", "/ui/users")]
+    for page in pages:
+        assert page.status_code == 200, page.text
+        assert ("The sandbox is off" in page.text) == (sandbox == "off")

@@ -65,7 +65,8 @@ class _CapData(ctypes.Structure):
 
 def is_within(path: str, ancestor: str) -> bool:
     """Whether ``path`` is ``ancestor`` or lies beneath it (both real, absolute paths)."""
-    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+    ancestor = ancestor.rstrip("/")  # "/" becomes "", beneath which every path lies
+    return path.rstrip("/") == ancestor or path.startswith(ancestor + "/")
 
 
 def python_paths() -> list[str]:
