@@ -49,6 +49,9 @@ _CAPABILITY_VERSION_3 = 0x20080522
 _channel_fd = 3  # where a child's channel lives once everything else is closed
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# Looked up here, in the fork server: looked up in each child (on first use), libc's symbol
+# cost about 0.2 ms and 70 page faults there, on the way to every execution.
+_libc_prctl = _libc.prctl
 
 
 class _CapHeader(ctypes.Structure):
@@ -106,7 +109,11 @@ def _add_beneath(path: str, protected: list[str], rules: list[tuple[str, int]]) 
 
 
 class Confinement:
-    """What every child of this fork server enters: prepared once, entered after each fork."""
+    """What every child of this fork server enters: prepared once, entered after each fork.
+
+    Made only in the fork server: making it sets this process's environment to the policy's
+    and, as root, empties its capability bounding set, which every child then inherits.
+    """
 
     def __init__(self, policy: dict[str, Any]) -> None:
         protected = [os.path.realpath(p) for p in policy["protected"]]
@@ -120,8 +127,13 @@ class Confinement:
         self._uid, self._gid, self.identity = _identity(policy["run_as"])
         self.scratch_root = tempfile.mkdtemp(prefix="tether-scratch-")
         os.chmod(self.scratch_root, 0o711)  # children reach their own directory, list none
-        self._last_cap = _last_capability()
         self._max_fd = os.sysconf("SC_OPEN_MAX")
+        # Once, here, rather than in each child (with the prctl lookup above, that took
+        # 0.3 ms of the 1.4 a child spent entering). The fork server executes no program,
+        # so an empty bounding set takes nothing from it.
+        _set_environment(self._env)
+        if os.geteuid() == 0:
+            _drop_bounding_set(_last_capability())
 
     def scratch_of(self, pid: int) -> str:
         return os.path.join(self.scratch_root, str(pid))
@@ -137,11 +149,15 @@ class Confinement:
         self._limit_resources()
         self._drop_privileges()
         channel_fd = _close_inherited(channel_fd, self._max_fd)
-        _set_environment(self._env, scratch)
+        _enter_scratch(scratch)
         return channel_fd
 
     def remove_scratch(self, pid: int) -> None:
-        shutil.rmtree(self.scratch_of(pid), ignore_errors=True)
+        scratch = self.scratch_of(pid)
+        try:
+            os.rmdir(scratch)  # mostly left empty: half the 0.1 ms rmtree takes
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def close(self) -> None:
         shutil.rmtree(self.scratch_root, ignore_errors=True)
@@ -168,7 +184,7 @@ class Confinement:
     def _drop_privileges(self) -> None:
         if os.geteuid() != 0:
             return  # the server's own account: nothing to give up
-        _drop_bounding_set(self._last_cap)  # while CAP_SETPCAP still allows it
+        # The bounding set is already empty: the fork server dropped it (see __init__).
         if self._uid is not None:
             os.setgroups([])
             os.setresgid(self._gid, self._gid, self._gid)
@@ -222,7 +238,7 @@ def _last_capability() -> int:
 
 
 def _prctl(option: int, value: int) -> None:
-    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+    if _libc_prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl({option}): {os.strerror(errno)}")
 
@@ -231,7 +247,7 @@ def _drop_bounding_set(last_cap: int) -> None:
     """No program this process executes can gain a capability again."""
     for cap in range(last_cap + 1):
         _prctl(_PR_CAPBSET_DROP, cap)
-    _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _libc_prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 
 
 def _drop_capabilities() -> None:
@@ -254,9 +270,13 @@ def _close_inherited(channel_fd: int, max_fd: int) -> int:
     return _channel_fd
 
 
-def _set_environment(env: dict[str, str], scratch: str) -> None:
+def _set_environment(env: dict[str, str]) -> None:
+    """The fork server's environment becomes exactly ``env`` (it was started with it)."""
     os.environ.clear()
     os.environ.update(env)
+
+
+def _enter_scratch(scratch: str) -> None:
     os.environ.update(HOME=scratch, TMPDIR=scratch)
     tempfile.tempdir = None  # the fork server's choice was cached
     os.chdir(scratch)
