@@ -326,6 +326,20 @@ def usage_of(pids: Iterable[int]) -> Usage:
     return Usage(rss_kb / 1024, ticks / TICKS_PER_S, fds)
 
 
+def cpu_s_of_tree(pid: int) -> float:
+    """User + system seconds of ``pid``'s live tree, with those of the children it reaped.
+
+    Sampled before and after some work, the difference is the work's CPU, also that of the
+    processes which began and ended meanwhile (their time moves to the parent that reaps them).
+    """
+    ticks = 0
+    for member in tree_pids(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (Path("/proc") / str(member) / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks += sum(int(value) for value in stat[11:15])  # utime, stime, cutime, cstime
+    return ticks / TICKS_PER_S
+
+
 def _kill_lingering(pids: set[int], what: str) -> None:
     """Wait briefly for ``pids`` to go, then SIGKILL the rest; orphans would skew later runs."""
     deadline = time.monotonic() + LINGER_S

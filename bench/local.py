@@ -86,6 +86,8 @@ class Side:
     workspace: common.Workspace
     client: httpx.Client
     trips_ms: list[float] = field(default_factory=list)
+    trips_cpu_s: float = 0.0  # the workspace's processes, over its round trips
+    calls_made: int = 0  # the timed calls and the warm-ups
     bursts: Bursts = field(default_factory=Bursts)
 
 
@@ -127,7 +129,10 @@ def measure_sides(sides: tuple[Side, ...], sizes: Sizes) -> None:
     """
     for calls in shares(sizes.calls, sizes.rounds):
         for side in sides:
+            before_s = common.cpu_s_of_tree(side.workspace.process.pid)
             side.trips_ms += round_trips_ms(side.client, calls)
+            side.trips_cpu_s += common.cpu_s_of_tree(side.workspace.process.pid) - before_s
+            side.calls_made += calls + WARMUP_CALLS
     for index in range(sizes.rounds):
         for side in sides:
             add_burst(side.workspace, side.client, sizes, f"burst{index}", side.bursts)
@@ -154,6 +159,25 @@ def round_trip_figures(on: Side, off: Side, baseline_ms: float) -> list[common.F
         ),
         common.comparison_figure(
             NAME, "sandbox on / off, child round trip", trip_on, trip_off, "medians"
+        ),
+        *cpu_figures(on, off),
+    ]
+
+
+def cpu_figures(on: Side, off: Side) -> list[common.Figure]:
+    """CPU per round trip on each side: on a loaded machine, steadier than the wall time."""
+    per_call_ms = [side.trips_cpu_s * 1000 / side.calls_made for side in (on, off)]
+    how = (
+        "CPU of the server, fork server and children during the round trips (the parents' "
+        "warm-ups and starts included) / calls; 10 ms ticks"
+    )
+    return [
+        common.Figure(NAME, "CPU per child round trip", "ms", per_call_ms[0], note=how),
+        common.Figure(
+            NAME, "CPU per child round trip, sandbox off", "ms", per_call_ms[1], note=TURNS
+        ),
+        common.difference_figure(
+            NAME, "sandbox CPU cost, child round trip", *per_call_ms, "on - off"
         ),
     ]
 

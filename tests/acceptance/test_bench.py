@@ -69,9 +69,16 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
         if key[0].startswith("soak"):
             continue
         assert figures[key]["median"] > 0, figures[key]
+    for name in ("CPU per child round trip", "CPU per child round trip, sandbox off"):
+        assert figures[("local", name)]["median"] > 0, figures[("local", name)]
     # The sandbox's cost is a difference of medians (noise may make it negative), always
     # read against issue 14's target.
-    for name in ("sandbox cost, child round trip", "sandbox cost per execution, burst"):
+    costs = (
+        "sandbox cost, child round trip",
+        "sandbox CPU cost, child round trip",
+        "sandbox cost per execution, burst",
+    )
+    for name in costs:
         assert figures[("local", name)]["unit"] == "ms", figures[("local", name)]
     cost_note = figures[("local", "sandbox cost, child round trip")]["note"]
     assert cost_note.endswith(("(issue 14): met", "(issue 14): missed")), cost_note
