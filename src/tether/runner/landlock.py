@@ -84,6 +84,14 @@ def abi_version() -> int:
     return max(int(result), 0)
 
 
+class PathRules:
+    """Path rules built once (in the fork server) and added to many rulesets (in each child)."""
+
+    def __init__(self, rules: list[tuple[int, int]]) -> None:
+        # (fd, access) pairs; the fds (O_PATH will do) must stay open while this is used
+        self.attrs = [_PathBeneathAttr(access, fd) for fd, access in rules]
+
+
 class Ruleset:
     """A ruleset under construction; ``restrict_self`` applies it to this process for good."""
 
@@ -98,6 +106,14 @@ class Ruleset:
         """Allow ``access`` beneath the file or directory open as ``fd`` (O_PATH will do)."""
         attr = _PathBeneathAttr(access, fd)
         _check(_syscall(_ADD_RULE, self._fd, _RULE_PATH_BENEATH, ctypes.byref(attr), 0), "add_rule")
+
+    def allow_all(self, rules: PathRules) -> None:
+        """Allow every rule of ``rules``, as ``allow_beneath`` would one by one."""
+        for attr in rules.attrs:
+            _check(
+                _syscall(_ADD_RULE, self._fd, _RULE_PATH_BENEATH, ctypes.byref(attr), 0),
+                "add_rule",
+            )
 
     def allow_port(self, port: int, access: int) -> None:
         """Allow ``access`` (NET_* bits) on TCP ``port``."""
