@@ -11,8 +11,10 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   └── LinkConfigInvalid
     ├── Unauthenticated                   401
     │   ├── BadCredentials
+    │   ├── SessionExpired
     │   └── EnvelopeRejected
     ├── Forbidden                         403
+    │   └── CrossSiteRequest
     ├── NotFound                          404
     │   ├── FlowNotFound
     │   ├── ExecutionNotFound
@@ -23,8 +25,10 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     ├── Conflict                          409
     │   ├── NameTaken
     │   ├── ExecutionEnded
-    │   └── RemoteWorkspaceUnusable
+    │   ├── RemoteWorkspaceUnusable
+    │   └── LastAdmin
     ├── PayloadTooLarge                   413
+    ├── TooManyLogins                     429
     └── StoreUnavailable                  503
 """
 
@@ -85,6 +89,12 @@ class BadCredentials(Unauthenticated):
     """user name or password is wrong, or the user is disabled"""
 
 
+class SessionExpired(Unauthenticated):
+    """the session has expired (too long idle or past its lifetime): log in again at POST /api/latest/auth/login"""
+
+    kind = "session_expired"
+
+
 class EnvelopeRejected(Unauthenticated):
     """the envelope was rejected"""
 
@@ -100,6 +110,10 @@ class Forbidden(TetherError):
     """your role '{role}' may not {action}: ask an organization admin"""
 
     kind = "forbidden"
+
+
+class CrossSiteRequest(Forbidden):
+    """the form was refused: it came from another site, or the page was too old; reload the page and send it again"""
 
 
 class NotFound(TetherError):
@@ -150,10 +164,20 @@ class RemoteWorkspaceUnusable(Conflict):
     """sync config '{name}' cannot run executions remotely: {detail}"""
 
 
+class LastAdmin(Conflict):
+    """'{name}' is the last enabled organization admin: make another user an organization admin first"""
+
+
 class PayloadTooLarge(TetherError):
     """the request body is larger than {limit} bytes: send less"""
 
     kind = "payload_too_large"
+
+
+class TooManyLogins(TetherError):
+    """too many failed logins {scope}: try again in {retry_after_s} seconds"""
+
+    kind = "too_many_logins"
 
 
 class StoreUnavailable(TetherError):
@@ -169,6 +193,7 @@ HTTP_STATUS: dict[type[TetherError], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    TooManyLogins: 429,
     StoreUnavailable: 503,
     TetherError: 500,
 }

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, FastAPI
 
 from tether import config
-from tether.actions import users
+from tether.actions import sessions, users
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.config import Settings
@@ -20,6 +20,7 @@ from tether.runner.runner import Runner, worker_name
 from tether.store.database import Database
 from tether.web import errors as web_errors
 from tether.web import pages
+from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
 from tether.web.routes import executions, files, flows, sync_configs
@@ -32,7 +33,7 @@ API_PREFIX = "/api/latest"
 
 def create_app(settings: Settings) -> FastAPI:
     """A workspace's web app; starting it (lifespan) starts its runner."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config.make_data_dir_private(settings)
     database = Database(settings.resolved_database_url)
     database.migrate()
     ctx = Context(
@@ -80,13 +81,15 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.ctx = ctx
-    app.state.sign_ins = users.SignIns(ctx)
+    lifetimes = sessions.Lifetimes(ttl_s=settings.session_ttl_s, idle_s=settings.session_idle_s)
+    app.state.sign_ins = sessions.SignIns(ctx, lifetimes)
     app.state.settings = settings
     app.state.runner = runner
     app.state.linker = linker
     web_errors.install(app)
     app.add_middleware(LinkLane, listener=linker.listener, api_prefix=API_PREFIX)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outside: it sees all
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets them, a 413 too
 
     api = APIRouter(prefix=API_PREFIX)
 

@@ -78,8 +78,9 @@ def _change(
         if problems:
             raise errors.InvalidInput(detail="; ".join(problems.values()))
         users.change(ctx, actor, name, role=body.role, is_enabled=body.is_enabled)
-    except (errors.InvalidInput, errors.Forbidden) as exc:
-        return _users_page(request, ctx, row_errors={name: exc.message}, status_code=400)
+    except (errors.InvalidInput, errors.Forbidden, errors.LastAdmin) as exc:
+        status = 409 if isinstance(exc, errors.LastAdmin) else 400
+        return _users_page(request, ctx, row_errors={name: exc.message}, status_code=status)
     notice = f"changed {name}"
     return common.redirect("/ui/users?" + urllib.parse.urlencode({"notice": notice}))
 
