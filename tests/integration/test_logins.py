@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import threading
@@ -100,28 +101,47 @@ def test_bad_logins_in_flight_leave_a_setting_write_fast(api: ApiClient) -> None
     """Ten bad logins in flight (each from its own address, so none is throttled and every
     one costs a password check); a setting write's median stays near its idle median."""
     idle = median_write_s(api, 20)
-    stop = threading.Event()
-    statuses: list[int] = []
-
-    def flood(number: int) -> None:
-        client = TestClient(api.client.app, base_url=API_URL, client=(f"192.0.2.{number}", 1))
-        while not stop.is_set():
-            statuses.append(login(client, f"nobody-{number}", "wrong").status_code)
-
-    threads = [threading.Thread(target=flood, args=(n,)) for n in range(10)]
-    for thread in threads:
-        thread.start()
-    try:
-        time.sleep(0.3)
+    with login_flood(api, 10) as statuses:
         flooded = median_write_s(api, 20)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
     print(f"setting write median: idle {idle * 1000:.1f} ms, flooded {flooded * 1000:.1f} ms")
     assert statuses and set(statuses) == {401}  # all checked, none throttled
     # Under the old write lock each write waited for scrypt checks of 50 ms and more.
     assert flooded < idle + passwords_check_s()
+
+
+def test_a_login_flood_leaves_the_worker_threads_to_other_requests(api: ApiClient) -> None:
+    """Sixty logins in flight wait on login threads of their own, not on the 40 worker
+    threads that every other (blocking) route needs."""
+    idle = median_write_s(api, 10)
+    with login_flood(api, 60) as statuses:
+        flooded = median_write_s(api, 10)
+    print(f"setting write median: idle {idle * 1000:.1f} ms, 60 logins {flooded * 1000:.1f} ms")
+    assert statuses and set(statuses) == {401}
+    assert flooded < idle + passwords_check_s()
+
+
+@contextlib.contextmanager
+def login_flood(api: ApiClient, count: int) -> Iterator[list[int]]:
+    """``count`` threads logging in with wrong passwords, each from its own address."""
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def flood(number: int) -> None:
+        address = (f"192.0.2.{number}", 1)
+        client = TestClient(api.client.app, base_url=API_URL, client=address)
+        while not stop.is_set():
+            statuses.append(login(client, f"nobody-{number}", "wrong").status_code)
+
+    threads = [threading.Thread(target=flood, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        yield statuses
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def median_write_s(api: ApiClient, count: int) -> float:

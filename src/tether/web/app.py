@@ -7,11 +7,12 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, FastAPI
 
 from tether import config
-from tether.actions import sessions, users
+from tether.actions import passwords, sessions, users
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.config import Settings
@@ -53,6 +54,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
+    # Logins wait for a password check of a quarter second: on threads of their own, so that
+    # a flood of them never takes the worker threads every other request needs.
+    login_threads = ThreadPoolExecutor(passwords.MAX_HASHING, thread_name_prefix="tether-login")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await linker.stop()
             await runner.stop()
+            await asyncio.to_thread(login_threads.shutdown, wait=True, cancel_futures=True)
             # A cancelled task leaves its asyncio.to_thread call running; wait for those
             # threads, or a connection they hold outlives the pool that dispose() closes.
             await asyncio.get_running_loop().shutdown_default_executor()
@@ -83,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     lifetimes = sessions.Lifetimes(ttl_s=settings.session_ttl_s, idle_s=settings.session_idle_s)
     app.state.sign_ins = sessions.SignIns(ctx, lifetimes)
+    app.state.login_threads = login_threads
     app.state.settings = settings
     app.state.runner = runner
     app.state.linker = linker

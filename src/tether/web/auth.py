@@ -28,6 +28,15 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+async def log_in(request: Request, name: str, password: str) -> tuple[str, User]:
+    """Check a password and issue a token on the workspace's login threads (see create_app)."""
+    sign_ins: sessions.SignIns = request.app.state.sign_ins
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        request.app.state.login_threads, sign_ins.login, name, password, client_address(request)
+    )
+
+
 def bearer_token(request: Request) -> str:
     """The token of the request's Authorization header."""
     header = request.headers.get("authorization", "")

@@ -7,7 +7,7 @@ import secrets
 from fastapi import APIRouter, Depends, Request, Response
 
 from tether import errors
-from tether.web.auth import client_address, workspace_context
+from tether.web.auth import log_in, workspace_context
 from tether.web.pages import common, forgery
 from tether.web.pages.common import Form
 
@@ -64,13 +64,13 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, **m
 
 
 @router.post("/ui/login")
-def login(request: Request, form: Form = Depends(common.read_form)) -> Response:
+async def login(request: Request, form: Form = Depends(common.read_form)) -> Response:
     name, password = form.get("user_name", ""), form.get("password", "")
     shown = {"user_name": name, "next": _safe_next(form.get("next"))}
     try:
         if not name or not password:
             raise errors.BadCredentials()
-        token, _user = common.sign_ins(request).login(name, password, client_address(request))
+        token, _user = await log_in(request, name, password)
     except (errors.BadCredentials, errors.TooManyLogins) as exc:
         status = errors.http_status(exc)
         response = _login_form(request, shown, status, {"password": exc.message})

@@ -11,7 +11,7 @@ from tether.actions import sessions, users
 from tether.actions.context import Context
 from tether.store.users import User
 from tether.web import render
-from tether.web.auth import bearer_token, client_address, context, current_user, require
+from tether.web.auth import bearer_token, context, current_user, log_in, require
 from tether.web.routes.fields import Text, Unicode
 
 router = APIRouter(tags=["users"])
@@ -39,10 +39,9 @@ class UserChange(BaseModel):
 
 
 @router.post("/auth/login")
-def login(body: Login, request: Request) -> dict[str, Any]:
+async def login(body: Login, request: Request) -> dict[str, Any]:
     """Check the password (throttled: 429 with Retry-After) and issue a token."""
-    sign_ins: sessions.SignIns = request.app.state.sign_ins
-    token, user = sign_ins.login(body.user_name, body.password, client_address(request))
+    token, user = await log_in(request, body.user_name, body.password)
     return {"token": token, "user": render.user(user)}
 
 
