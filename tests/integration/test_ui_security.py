@@ -83,8 +83,9 @@ def test_the_login_form_needs_its_token_too(browser: TestClient) -> None:
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "http://testserver"},
     ],
-    ids=["foreign-origin", "null-origin", "cross-site", "same-site"],
+    ids=["foreign-origin", "null-origin", "cross-site", "same-site", "cross-site-own-origin"],
 )
 def test_a_cross_site_post_is_refused_even_with_a_good_token(
     browser: TestClient, headers: dict[str, str]
@@ -96,6 +97,15 @@ def test_a_cross_site_post_is_refused_even_with_a_good_token(
     assert browser.get("/ui/flows/f").status_code == 404
     same = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
     answer = browser.post("/ui/flows/new", data={**FLOW, "csrf_token": token}, headers=same)
+    assert answer.status_code == 303
+
+
+def test_a_same_origin_form_passes_behind_a_proxy_that_rewrites_host(browser: TestClient) -> None:
+    """Sec-Fetch-Site decides when the browser sends it; Origin then need not match Host."""
+    log_in(browser)
+    token = form_token(browser, "/ui/flows")
+    proxied = {"Origin": "https://tether.example.com", "Sec-Fetch-Site": "same-origin"}
+    answer = browser.post("/ui/flows/new", data={**FLOW, "csrf_token": token}, headers=proxied)
     assert answer.status_code == 303
 
 

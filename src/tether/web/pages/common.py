@@ -85,8 +85,8 @@ def page_user(request: Request) -> User:
     token = request.cookies.get(session_cookie(request))
     if not token:
         raise errors.Unauthenticated()
-    kept = sign_ins(request)
-    user = kept.kept(token) or kept.authenticate(token)
+    signed_in = sign_ins(request)
+    user = signed_in.kept(token) or signed_in.authenticate(token)
     request.state.user = user
     request.state.csrf_token = expected_form_token(request)
     return user

@@ -28,10 +28,14 @@ def form_token(secret: bytes, purpose: str, value: str) -> str:
 
 
 def is_from_this_site(headers: Mapping[str, str], host: str) -> bool:
-    """Whether the browser says the request came from a page of ``host`` (or says nothing)."""
+    """Whether the browser says the request came from a page of this site (or says nothing).
+
+    Sec-Fetch-Site, which no page can forge, decides when present (so that a proxy that
+    rewrites Host does not refuse every form); older browsers' Origin must name ``host``.
+    """
     site = headers.get("sec-fetch-site")
-    if site is not None and site not in SAME_SITE_FETCHES:
-        return False
+    if site is not None:
+        return site in SAME_SITE_FETCHES
     origin = headers.get("origin")
     return origin is None or urllib.parse.urlsplit(origin).netloc == host
 
