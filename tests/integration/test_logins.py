@@ -233,6 +233,29 @@ def test_scrypt_cost_is_owasps_and_an_old_hash_is_rehashed_on_a_good_login(
     assert login(app_client, "bob", PASSWORD).status_code == 200
 
 
+def test_two_good_logins_at_once_with_an_old_hash_both_succeed(
+    api: ApiClient, app_client: TestClient
+) -> None:
+    """The second finds the hash rehashed by the first: it checks again instead of refusing."""
+    make_user(api, "bob")
+    with app_client.app.state.ctx.db.begin() as conn:  # type: ignore[attr-defined]
+        user_rows.update(conn, "bob", password_hash=old_cost_hash(PASSWORD))
+    barrier = threading.Barrier(3)
+    statuses: list[int] = []
+
+    def log_in() -> None:
+        barrier.wait()
+        statuses.append(login(app_client, "bob", PASSWORD).status_code)
+
+    threads = [threading.Thread(target=log_in) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200, 200]
+    assert not passwords.needs_rehash(stored_hash(app_client, "bob"))
+
+
 # --- sessions end -----------------------------------------------------------------------
 
 

@@ -81,6 +81,17 @@ class SignIns:
     def login(self, name: str, password: str, address: str) -> tuple[str, User]:
         """Check a user's password and issue a new token; blocking (a quarter second)."""
         self.throttle.check(name, address)
+        for _ in range(2):  # again if the user changed between the check and the token
+            found = self._checked(name, password, address)
+            token = secrets.token_urlsafe(32)
+            issued = _issue(self._ctx, self.lifetimes, found, password, token_digest(token))
+            if issued is not None:
+                self.throttle.record_success(name)
+                return token, issued
+        raise errors.BadCredentials()
+
+    def _checked(self, name: str, password: str, address: str) -> User:
+        """The enabled user ``name`` if ``password`` is theirs; the check holds no transaction."""
         with self._ctx.db.read() as conn:
             found = users.find(conn, name)
         if found is None or not found.is_enabled:
@@ -89,9 +100,7 @@ class SignIns:
             self._refuse(name, address)
         if not passwords.is_password_correct(password, found.password_hash):
             self._refuse(name, address)
-        self.throttle.record_success(name)
-        token = secrets.token_urlsafe(32)
-        return token, _issue(self._ctx, self.lifetimes, found, password, token_digest(token))
+        return found
 
     def _refuse(self, name: str, address: str) -> NoReturn:
         self.throttle.record_failure(name, address)
@@ -119,15 +128,19 @@ class SignIns:
             tx.publish(events.USERS)
 
 
-def _issue(ctx: Context, lifetimes: Lifetimes, found: User, password: str, digest: str) -> User:
-    """Record a new token for ``found``, whose password was just checked; rehash an old cost."""
+def _issue(
+    ctx: Context, lifetimes: Lifetimes, found: User, password: str, digest: str
+) -> User | None:
+    """Record a new token for ``found``, whose password was just checked, rehashing an old
+    cost; None when the user changed meanwhile (disabled, a new password, or rehashed by a
+    login at the same moment), so that the password must be checked again."""
     new_hash = None
     if passwords.needs_rehash(found.password_hash):
         new_hash = passwords.hash_password(password)
     now = ctx.now()
     with ctx.transaction() as tx:
-        if users.find(tx.conn, found.name) != found:  # disabled or given a new password meanwhile
-            raise errors.BadCredentials()
+        if users.find(tx.conn, found.name) != found:
+            return None
         if new_hash is not None:
             users.update(tx.conn, found.name, password_hash=new_hash)
         users.delete_tokens_created_before(tx.conn, found.name, now - lifetimes.ttl_s)
