@@ -36,6 +36,7 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore
     )
     _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
     _sandbox_flags(serve)
+    _session_flags(serve)
 
 
 def _sandbox_flags(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +83,21 @@ def _sandbox_flags(parser: argparse.ArgumentParser) -> None:
         "--execution-open-files",
         "open files of one execution's process (default 1024)",
         type=int,
+    )
+
+
+def _session_flags(serve: argparse.ArgumentParser) -> None:
+    _flag(
+        serve,
+        "--session-ttl-s",
+        "seconds an API token or UI session lasts after login at most (default 43200: 12 h)",
+        type=float,
+    )
+    _flag(
+        serve,
+        "--session-idle-s",
+        "seconds without use after which an API token or UI session ends (default 3600)",
+        type=float,
     )
 
 
@@ -178,6 +194,72 @@ def demo(args: argparse.Namespace) -> int:
     return demo_module.main(once=args.once)
 
 
+# --- tether admin: offline administration on the store itself ---------------------------
+
+MIN_PASSWORD_CHARS = 8
+
+
+def _admin_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    admin = commands.add_parser("admin", help="offline administration on the store itself")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    reset = admin_commands.add_parser(
+        "reset-password",
+        help="set a user's password and end their sessions; the new password is read from "
+        f"{config.env_name('new_password')}, else from standard input, else prompted for",
+    )
+    reset.add_argument("user", help="the user whose password to set")
+    _flag(reset, "--data-dir", "the workspace's data directory (its SQLite store)")
+    _flag(reset, "--database-url", "the workspace's PostgreSQL URL instead of --data-dir")
+
+
+def _new_password() -> str:
+    """The new password: from TETHER_NEW_PASSWORD, a piped standard input, or asked twice."""
+    import getpass
+
+    given = config.read_env("new_password")
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def reset_password(args: argparse.Namespace) -> int:
+    from tether import errors
+    from tether.actions import users
+    from tether.actions.context import Context
+    from tether.actions.events import Events
+    from tether.store.database import Database
+
+    settings = config.load(data_dir=args.data_dir, database_url=args.database_url)
+    if not settings.database_url and not settings.sqlite_path.exists():
+        return _fail(f"no store at {settings.sqlite_path}: give the workspace's --data-dir")
+    try:
+        password = _new_password()
+    except ValueError as exc:
+        return _fail(str(exc))
+    if len(password) < MIN_PASSWORD_CHARS:
+        return _fail(f"the password needs {MIN_PASSWORD_CHARS} characters or more")
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+        user = users.reset_password(Context(database, Events(), settings.name), args.user, password)
+    except errors.TetherError as exc:
+        return _fail(exc.message)
+    finally:
+        database.dispose()
+    disabled = "" if user.is_enabled else " (the user is disabled: an admin must enable it)"
+    print(f"set the password of '{user.name}' and ended their sessions{disabled}")
+    return 0
+
+
+def admin(args: argparse.Namespace) -> int:
+    return {"reset-password": reset_password}[args.admin_command](args)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -198,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="two linked workspaces on loopback running a flow remotely"
     )
     demo_parser.add_argument("--once", action="store_true", help="exit after printing the result")
+    _admin_parser(commands)
     args = parser.parse_args(argv)
-    handlers = {"serve": serve, "keygen": keygen, "demo": demo}
+    handlers = {"serve": serve, "keygen": keygen, "demo": demo, "admin": admin}
     return handlers[args.command](args)
 
 

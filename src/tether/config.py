@@ -6,6 +6,7 @@ This module is the only reader of os.environ.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ def _paths(raw: str | list[str]) -> tuple[Path, ...]:
 def _names(raw: str | list[str]) -> tuple[str, ...]:
     items = raw.split(os.pathsep) if isinstance(raw, str) else raw
     return tuple(item for item in items if item)
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class Settings:
     execution_memory_mb: int = 4096
     execution_processes: int = 4096
     execution_open_files: int = 1024
+    # sessions (API tokens and UI cookies alike): lifetime from login, and idle timeout
+    session_ttl_s: float = 12 * 3600.0
+    session_idle_s: float = 3600.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -115,6 +125,8 @@ _CONVERTERS: dict[str, Any] = {
     "execution_memory_mb": int,
     "execution_processes": int,
     "execution_open_files": int,
+    "session_ttl_s": float,
+    "session_idle_s": float,
 }
 _SEQUENCES = ("sandbox_writable", "sandbox_env")
 
@@ -174,3 +186,30 @@ def workspace_secret(settings: Settings) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(secret + b"\n")
     return secret
+
+
+def make_data_dir_private(settings: Settings) -> None:
+    """Create the data directory, and make it and all it holds private to this account.
+
+    Private whatever the umask: directories 0700, files 0600. What the server creates
+    later (the SQLite store, its -wal and -shm files, the secret) it creates 0600 itself.
+    """
+    root = settings.data_dir
+    root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    _make_private(root, PRIVATE_DIR_MODE)
+    for folder, folders, files in os.walk(root):
+        for name in folders:
+            _make_private(Path(folder, name), PRIVATE_DIR_MODE)
+        for name in files:
+            _make_private(Path(folder, name), PRIVATE_FILE_MODE)
+
+
+def _make_private(path: Path, mode: int) -> None:
+    """Set ``mode`` on ``path`` if this account owns it; never through a symbolic link."""
+    try:
+        info = path.lstat()
+        if path.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o777 == mode:
+            return
+        path.chmod(mode)
+    except OSError as exc:
+        log.warning("cannot make %s private (mode %o): %s", path, mode, exc.strerror)

@@ -12,10 +12,12 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │       └── LinkPolicyInvalid         422
     ├── Unauthenticated                   401
     │   ├── BadCredentials
+    │   ├── SessionExpired
     │   └── EnvelopeRejected
     ├── Forbidden                         403
     │   ├── OwnerForbidden
-    │   └── OnwardRemoteRefused
+    │   ├── OnwardRemoteRefused
+    │   └── CrossSiteRequest
     ├── NotFound                          404
     │   ├── FlowNotFound
     │   ├── ExecutionNotFound
@@ -26,8 +28,10 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     ├── Conflict                          409
     │   ├── NameTaken
     │   ├── ExecutionEnded
-    │   └── RemoteWorkspaceUnusable
+    │   ├── RemoteWorkspaceUnusable
+    │   └── LastAdmin
     ├── PayloadTooLarge                   413
+    ├── TooManyLogins                     429
     ├── StoreUnavailable                  503
     └── SettingsInvalid                   (at start: the server refuses to start)
         └── SandboxUnavailable
@@ -94,6 +98,12 @@ class BadCredentials(Unauthenticated):
     """user name or password is wrong, or the user is disabled"""
 
 
+class SessionExpired(Unauthenticated):
+    """the session has expired (too long idle or past its lifetime): log in again at POST /api/latest/auth/login"""
+
+    kind = "session_expired"
+
+
 class EnvelopeRejected(Unauthenticated):
     """the envelope was rejected"""
 
@@ -117,6 +127,10 @@ class OwnerForbidden(Forbidden):
 
 class OnwardRemoteRefused(Forbidden):
     """this execution descends from one received over sync config '{name}', whose rule allow_onward_remote is off, so it may not start executions over other links: an organization admin of this workspace can turn allow_onward_remote on for '{name}'"""
+
+
+class CrossSiteRequest(Forbidden):
+    """the form was refused: it came from another site, or the page was too old; reload the page and send it again"""
 
 
 class NotFound(TetherError):
@@ -167,10 +181,20 @@ class RemoteWorkspaceUnusable(Conflict):
     """sync config '{name}' cannot run executions remotely: {detail}"""
 
 
+class LastAdmin(Conflict):
+    """'{name}' is the last enabled organization admin: make another user an organization admin first"""
+
+
 class PayloadTooLarge(TetherError):
     """the request body is larger than {limit} bytes: send less"""
 
     kind = "payload_too_large"
+
+
+class TooManyLogins(TetherError):
+    """too many failed logins {scope}: try again in {retry_after_s} seconds"""
+
+    kind = "too_many_logins"
 
 
 class StoreUnavailable(TetherError):
@@ -197,6 +221,7 @@ HTTP_STATUS: dict[type[TetherError], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    TooManyLogins: 429,
     StoreUnavailable: 503,
     TetherError: 500,
 }

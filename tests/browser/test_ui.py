@@ -100,7 +100,7 @@ def test_login_refuses_a_wrong_password_and_keeps_the_name(
     page.fill("#password", ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/ui/executions")  # back where the user was going
-    cookie = next(c for c in context.cookies() if c["name"] == "tether_session")
+    cookie = next(c for c in context.cookies() if is_session_cookie(c["name"]))
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     page.click("text=Log out")
     page.wait_for_url("**/ui/login")
@@ -277,3 +277,33 @@ def test_users_page_adds_a_user_whose_role_hides_links(
     admin.wait_for_selector("tr[data-user=viewer] >> text=disabled")
     viewer.goto("/ui/flows")
     assert "/ui/login" in viewer.url  # disabling revoked the session
+
+
+def is_session_cookie(name: str) -> bool:
+    return name.startswith("tether_session_") and not name.endswith("_login")
+
+
+def test_one_browser_stays_logged_into_two_workspaces_on_one_host(
+    browser: Browser, workspaces: Workspaces
+) -> None:
+    """Cookies ignore ports: with one cookie name, logging into one logged you out of the other.
+    The pages also run under their Content-Security-Policy without a single violation."""
+    context = browser.new_context()
+    refused: list[str] = []
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda message: refused.append(message.text) if "Refused" in message.text else None,
+    )
+    for name in ("hub", "edge"):
+        page.goto(workspaces[name].url + "/ui/flows")
+        page.fill("#user_name", "admin")
+        page.fill("#password", ADMIN_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ui/flows")
+    for name in ("hub", "edge", "hub"):
+        page.goto(workspaces[name].url + "/ui/executions")
+        assert page.url.endswith("/ui/executions"), name  # not sent to the login page
+    assert len([c for c in context.cookies() if is_session_cookie(c["name"])]) == 2
+    assert refused == []
+    context.close()

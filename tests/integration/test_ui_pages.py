@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,9 +27,33 @@ def browser(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+FORM_TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]*)"')
+
+
+def form_token(client: TestClient, page: str = "/ui/flows") -> str:
+    """The form token that ``page`` puts in its forms."""
+    found = FORM_TOKEN.search(client.get(page).text)
+    assert found, f"{page} has no form token"
+    return found.group(1)
+
+
+def post_form(client: TestClient, path: str, data: dict[str, Any], page: str = "/ui/flows") -> Any:
+    """POST a form the way a browser does from ``page``: with the page's form token."""
+    return client.post(path, data={**data, "csrf_token": form_token(client, page)})
+
+
 def log_in(client: TestClient, name: str = "admin", password: str = ADMIN_PASSWORD) -> None:
-    answer = client.post("/ui/login", data={"user_name": name, "password": password})
+    answer = post_form(client, "/ui/login", {"user_name": name, "password": password}, "/ui/login")
     assert answer.status_code == 303, answer.text
+
+
+def session_token(client: TestClient) -> str:
+    """The session cookie's value, whatever the workspace named it."""
+    return next(
+        value
+        for name, value in client.cookies.items()
+        if name.startswith("tether_session_") and not name.endswith("_login")
+    )
 
 
 def test_pages_send_a_visitor_without_session_to_the_login_page(browser: TestClient) -> None:
@@ -40,22 +66,26 @@ def test_pages_send_a_visitor_without_session_to_the_login_page(browser: TestCli
 def test_session_cookie_is_httponly_strict_and_logout_revokes_its_token(
     browser: TestClient,
 ) -> None:
-    answer = browser.post(
+    answer = post_form(
+        browser,
         "/ui/login",
-        data={"user_name": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/"},
+        {"user_name": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/"},
+        "/ui/login",
     )
     assert answer.headers["location"] == "/ui/flows"  # no open redirect
     cookie = answer.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
-    token = browser.cookies["tether_session"]
+    token = session_token(browser)
     api = {"Authorization": f"Bearer {token}"}
     assert browser.get("/api/latest/auth/me", headers=api).status_code == 200
-    browser.post("/ui/logout")
+    post_form(browser, "/ui/logout", {})
     assert browser.get("/api/latest/auth/me", headers=api).status_code == 401
 
 
 def test_wrong_password_keeps_the_user_name(browser: TestClient) -> None:
-    answer = browser.post("/ui/login", data={"user_name": "admin", "password": "nope"})
+    answer = post_form(
+        browser, "/ui/login", {"user_name": "admin", "password": "nope"}, "/ui/login"
+    )
     assert answer.status_code == 401
     assert 'value="admin"' in answer.text and "wrong" in answer.text
 
@@ -65,8 +95,8 @@ def test_a_script_that_does_not_compile_comes_back_with_its_line_and_text(
 ) -> None:
     log_in(browser)
     script = "def handler(system, this):\n    x = (\n"
-    answer = browser.post(
-        "/ui/flows/new", data={"name": "broken", "description": "d1", "script": script}
+    answer = post_form(
+        browser, "/ui/flows/new", {"name": "broken", "description": "d1", "script": script}
     )
     assert answer.status_code == 400
     assert "line 2" in answer.text
@@ -76,13 +106,14 @@ def test_a_script_that_does_not_compile_comes_back_with_its_line_and_text(
 
 def test_run_refuses_inputs_that_are_not_a_json_object(browser: TestClient) -> None:
     log_in(browser)
-    browser.post(
+    post_form(
+        browser,
         "/ui/flows/new",
-        data={"name": "f", "description": "", "script": "def handler(system, this):\n    pass\n"},
+        {"name": "f", "description": "", "script": "def handler(system, this):\n    pass\n"},
     )
-    answer = browser.post("/ui/flows/f/run", data={"input_value": "[1, 2]"})
+    answer = post_form(browser, "/ui/flows/f/run", {"input_value": "[1, 2]"})
     assert answer.status_code == 400 and "must be a JSON object" in answer.text
-    answer = browser.post("/ui/flows/f/run", data={"input_value": '{"a": 1}'})
+    answer = post_form(browser, "/ui/flows/f/run", {"input_value": '{"a": 1}'})
     assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/executions/")
     live = answer.headers["location"] + "/log.json"
     deadline = time.monotonic() + 30
@@ -93,8 +124,8 @@ def test_run_refuses_inputs_that_are_not_a_json_object(browser: TestClient) -> N
 
 def test_generated_private_key_never_reaches_the_browser(browser: TestClient) -> None:
     log_in(browser)
-    answer = browser.post(
-        "/ui/links/new", data={"name": "edge", "role": "controlling", "action": "generate_key"}
+    answer = post_form(
+        browser, "/ui/links/new", {"name": "edge", "role": "controlling", "action": "generate_key"}
     )
     assert answer.headers["location"] == "/ui/links/edge?generated=1"
     page = browser.get("/ui/links/edge?generated=1").text
@@ -105,8 +136,8 @@ def test_generated_private_key_never_reaches_the_browser(browser: TestClient) ->
 
 def test_a_user_gets_403_pages_for_links_and_users(browser: TestClient) -> None:
     log_in(browser)
-    answer = browser.post(
-        "/ui/users", data={"name": "viewer", "password": "viewer-password", "role": "user"}
+    answer = post_form(
+        browser, "/ui/users", {"name": "viewer", "password": "viewer-password", "role": "user"}
     )
     assert answer.status_code == 303
     browser.cookies.clear()
@@ -120,7 +151,7 @@ def test_a_user_gets_403_pages_for_links_and_users(browser: TestClient) -> None:
 
 def test_executions_list_filters_and_pages_newest_first(browser: TestClient) -> None:
     log_in(browser)
-    api = {"Authorization": f"Bearer {browser.cookies['tether_session']}"}
+    api = {"Authorization": f"Bearer {session_token(browser)}"}
     script = "def handler(system, this):\n    pass\n"
     browser.post("/api/latest/flow", json={"name": "f", "script": script}, headers=api)
     for number in range(51):
@@ -136,26 +167,26 @@ def test_executions_list_filters_and_pages_newest_first(browser: TestClient) -> 
 
 def test_the_link_page_saves_what_the_link_may_run(browser: TestClient) -> None:
     log_in(browser)
-    browser.post("/ui/links/new", data={"name": "hub", "role": "controlled"})
+    post_form(browser, "/ui/links/new", {"name": "hub", "role": "controlled"})
     page = browser.get("/ui/links/hub").text
     assert 'id="link-policy"' in page and ">any</textarea>" in page
     digest = "ab" * 32
     form = {"role": "controlled", "accepted_scripts": f"{digest}\n", "run_as": "nobody"}
-    answer = browser.post("/ui/links/hub", data=form)
+    answer = post_form(browser, "/ui/links/hub", form)
     assert answer.status_code == 400 and "no user &#39;nobody&#39;" in answer.text
     form |= {"run_as": "admin", "max_running": "3", "allow_onward_remote": "on"}
-    assert browser.post("/ui/links/hub", data=form).status_code == 303
+    assert post_form(browser, "/ui/links/hub", form).status_code == 303
     page = browser.get("/ui/links/hub").text
     assert f">{digest}</textarea>" in page and 'value="admin"' in page and 'value="3"' in page
-    answer = browser.post("/ui/links/hub", data=form | {"accepted_scripts": "abc"})
+    answer = post_form(browser, "/ui/links/hub", form | {"accepted_scripts": "abc"})
     assert answer.status_code == 400 and "not a SHA-256 digest" in answer.text
 
 
 def test_the_execution_page_shows_the_owner_and_the_script_digest(browser: TestClient) -> None:
     log_in(browser)
     script = "def handler(system, this):\n    pass\n"
-    browser.post("/ui/flows/new", data={"name": "f", "description": "", "script": script})
-    location = browser.post("/ui/flows/f/run", data={"input_value": "{}"}).headers["location"]
+    post_form(browser, "/ui/flows/new", {"name": "f", "description": "", "script": script})
+    location = post_form(browser, "/ui/flows/f/run", {"input_value": "{}"}).headers["location"]
     page = browser.get(location).text
     assert 'id="ex-owner">admin<' in page
     assert hashlib.sha256(script.encode()).hexdigest() in page

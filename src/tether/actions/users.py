@@ -1,14 +1,18 @@
-"""Users, roles and tokens: who may do what, login, and the first organization admin."""
+"""Users and roles: who may do what, the first organization admin, and never the last one's loss.
+
+Passwords are hashed before a transaction opens: a hash under the store's write lock would
+stall every other write for its quarter second.
+"""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
+import logging
 import secrets
 
+import sqlalchemy as sa
+
 from tether import errors
-from tether.actions import events
+from tether.actions import events, passwords
 from tether.actions.context import Context
 from tether.store import users
 from tether.store.users import User
@@ -18,6 +22,8 @@ WORKSPACE_ADMIN = "workspace_admin"
 USER = "user"
 ROLES = (ORGANIZATION_ADMIN, WORKSPACE_ADMIN, USER)
 
+log = logging.getLogger(__name__)
+
 # permission -> roles holding it
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "use the workspace": ROLES,
@@ -26,35 +32,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "manage sync configs": (ORGANIZATION_ADMIN,),
 }
 
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
 # The built-in account whose rights bound executions received over a link whose run_as is
 # empty. Its password hash matches no password, so nobody logs in as it.
 LINK_ACCOUNT = "tether-link"
 _NO_PASSWORD = "!"
-
-
-def hash_password(password: str) -> str:
-    """A salted scrypt hash of ``password``, self-describing."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
-
-
-def is_password_correct(password: str, stored: str) -> bool:
-    """Whether ``password`` matches the stored hash."""
-    try:
-        _, n, r, p, salt, digest = stored.split("$")
-        computed = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), dklen=32, n=int(n), r=int(r), p=int(p)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(computed.hex(), digest)
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def authorize(user: User, permission: str) -> None:
@@ -106,60 +87,6 @@ class OwnerRights:
             return users.find(conn, name)
 
 
-def login(ctx: Context, name: str, password: str) -> tuple[str, User]:
-    """Check a user's password and issue a new token."""
-    with ctx.transaction() as tx:
-        found = users.find(tx.conn, name)
-        if found is None or not found.is_enabled:
-            # Hash anyway, so that timing does not tell which user names exist.
-            is_password_correct(password, _dummy_hash())
-            raise errors.BadCredentials()
-        if not is_password_correct(password, found.password_hash):
-            raise errors.BadCredentials()
-        token = secrets.token_urlsafe(32)
-        users.insert_token(tx.conn, token_digest(token), found.name, ctx.now())
-        return token, found
-
-
-def authenticate(ctx: Context, token: str) -> User:
-    """The user holding ``token``."""
-    with ctx.db.read() as conn:
-        found = users.user_for_token(conn, token_digest(token))
-    if found is None:
-        raise errors.Unauthenticated()
-    return found
-
-
-class SignIns:
-    """``authenticate`` with its answers kept until a user or a token changes (events.USERS).
-
-    Every API request carries a token: looking it up in the store cost each request a
-    worker-thread hop. Users and tokens change only through this module, which announces
-    every change after its commit.
-    """
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._users: events.KeptUntilChanged[User] = events.KeptUntilChanged(
-            ctx.events, events.USERS
-        )
-
-    def kept(self, token: str) -> User | None:
-        """The user holding ``token`` if known without reading the store, else None."""
-        return self._users.kept(token_digest(token))[1]
-
-    def authenticate(self, token: str) -> User:
-        """The user holding ``token``, read from the store; blocking."""
-        return self._users.read(token_digest(token), lambda: authenticate(self._ctx, token))
-
-
-def logout(ctx: Context, token: str) -> None:
-    """Revoke ``token``."""
-    with ctx.transaction() as tx:
-        users.revoke_token(tx.conn, token_digest(token), ctx.now())
-        tx.publish(events.USERS)
-
-
 def create(ctx: Context, actor: User, name: str, password: str, role: str) -> User:
     """Add a user with ``role``."""
     _check_role_change(actor, role)
@@ -167,7 +94,7 @@ def create(ctx: Context, actor: User, name: str, password: str, role: str) -> Us
         name=name,
         role=role,
         is_enabled=True,
-        password_hash=hash_password(password),
+        password_hash=passwords.hash_password(password),
         created_at=ctx.now(),
     )
     with ctx.transaction() as tx:
@@ -185,18 +112,20 @@ def change(
     is_enabled: bool | None = None,
     password: str | None = None,
 ) -> User:
-    """Change a user's role, enabled flag or password."""
+    """Change a user's role, enabled flag or password; never the last enabled admin away."""
+    values: dict[str, object] = {}
+    if role is not None:
+        _check_role_change(actor, role)
+        values["role"] = role
+    if is_enabled is not None:
+        values["is_enabled"] = is_enabled
+    if password is not None:
+        values["password_hash"] = passwords.hash_password(password)
     with ctx.transaction() as tx:
         target = users.get(tx.conn, name)
         _check_role_change(actor, target.role)
-        values: dict[str, object] = {}
-        if role is not None:
-            _check_role_change(actor, role)
-            values["role"] = role
-        if is_enabled is not None:
-            values["is_enabled"] = is_enabled
-        if password is not None:
-            values["password_hash"] = hash_password(password)
+        if role not in (None, ORGANIZATION_ADMIN) or is_enabled is False:
+            _keep_an_admin_besides(tx.conn, target)
         if values:
             users.update(tx.conn, name, **values)
         if is_enabled is False or password is not None:
@@ -206,7 +135,7 @@ def change(
 
 
 def delete(ctx: Context, actor: User, name: str) -> None:
-    """Remove a user."""
+    """Remove a user; never the last enabled admin."""
     if name == actor.name:
         raise errors.Conflict(detail="you cannot delete yourself: ask another admin")
     if name == LINK_ACCOUNT:
@@ -215,9 +144,21 @@ def delete(ctx: Context, actor: User, name: str) -> None:
             "disable it instead, which refuses every request of the executions it owns"
         )
     with ctx.transaction() as tx:
-        _check_role_change(actor, users.get(tx.conn, name).role)
+        target = users.get(tx.conn, name)
+        _check_role_change(actor, target.role)
+        _keep_an_admin_besides(tx.conn, target)
         users.delete(tx.conn, name)
         tx.publish(events.USERS)
+
+
+def reset_password(ctx: Context, name: str, password: str) -> User:
+    """Set a user's password without an actor (the offline command) and end their sessions."""
+    password_hash = passwords.hash_password(password)
+    with ctx.transaction() as tx:
+        users.update(tx.conn, name, password_hash=password_hash)
+        users.revoke_tokens_of(tx.conn, name, ctx.now())
+        tx.publish(events.USERS)
+        return users.get(tx.conn, name)
 
 
 def list_all(ctx: Context) -> list[User]:
@@ -228,20 +169,28 @@ def list_all(ctx: Context) -> list[User]:
 
 def ensure_admin(ctx: Context, password: str | None) -> str | None:
     """On first start create the organization admin 'admin'; return a generated password."""
+    with ctx.db.read() as conn:
+        is_new_store = users.count(conn) == 0
+    if not is_new_store:
+        if password:
+            log.warning(
+                "TETHER_ADMIN_PASSWORD is ignored: this store already has users. To set a "
+                "password, stop the workspace and run `tether admin reset-password admin` "
+                "with its --data-dir or --database-url"
+            )
+        return None
+    generated = None if password else secrets.token_urlsafe(12)
+    admin = User(
+        name="admin",
+        role=ORGANIZATION_ADMIN,
+        is_enabled=True,
+        password_hash=passwords.hash_password(password or generated or ""),
+        created_at=ctx.now(),
+    )
     with ctx.transaction() as tx:
-        if users.count(tx.conn):
+        if users.count(tx.conn):  # another server of this workspace was first
             return None
-        generated = None if password else secrets.token_urlsafe(12)
-        users.insert(
-            tx.conn,
-            User(
-                name="admin",
-                role=ORGANIZATION_ADMIN,
-                is_enabled=True,
-                password_hash=hash_password(password or generated or ""),
-                created_at=ctx.now(),
-            ),
-        )
+        users.insert(tx.conn, admin)
         return generated
 
 
@@ -261,12 +210,18 @@ def ensure_link_account(ctx: Context) -> None:
         tx.publish(events.USERS)
 
 
+def _keep_an_admin_besides(conn: sa.Connection, target: User) -> None:
+    """Refuse to remove ``target`` from the enabled organization admins if it is the last.
+
+    The enabled admins stay locked until the transaction ends, so that two admins demoting
+    each other at once cannot both succeed.
+    """
+    if target.role != ORGANIZATION_ADMIN or not target.is_enabled:
+        return
+    if users.lock_enabled_holders_of(conn, ORGANIZATION_ADMIN) == [target.name]:
+        raise errors.LastAdmin(name=target.name)
+
+
 def _check_role_change(actor: User, role: str) -> None:
     if role == ORGANIZATION_ADMIN:
         authorize(actor, "manage organization admins")
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash to check refused logins against; made on first need (scrypt costs a start 70 ms)."""
-    return hash_password(secrets.token_hex(8))

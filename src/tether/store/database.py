@@ -6,6 +6,7 @@ Every difference between SQLite and PostgreSQL lives here.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions (a test holds it to Alembic's own head): a
 # store already there is not handed to Alembic, whose import alone costs a start 0.2 s.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def normalize_url(url: str) -> str:
@@ -42,6 +43,7 @@ class Database:
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )
         if self.is_sqlite:
+            _create_private(sa.make_url(self.url).database)
             self.engine = sa.create_engine(
                 self.url, connect_args={"timeout": 30, "check_same_thread": False}
             )
@@ -103,6 +105,14 @@ def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
+
+
+def _create_private(path: str | None) -> None:
+    """Create the SQLite file readable by this account only, before SQLite creates it with the
+    umask's mode: SQLite gives its -wal and -shm files the mode of the database file."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,8 @@ token = sa.Table(
     ),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+    # when the token was last seen, written at most once a minute (sessions.TOUCH_EVERY_S)
+    sa.Column("last_used_at", sa.Float, nullable=True),
 )
 
 flow = sa.Table(

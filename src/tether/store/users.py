@@ -23,6 +23,16 @@ class User:
 
 check_field_order(User, user)
 
+
+@dataclass(frozen=True)
+class Session:
+    """An unrevoked token of an enabled user: who holds it, since when, last seen when."""
+
+    user: User
+    created_at: float
+    last_used_at: float | None
+
+
 # Statements built once; see tether.store.statements.
 _BY_NAME = user.c.name == sa.bindparam("b_name")
 _SELECT = sa.select(user).where(_BY_NAME)
@@ -32,8 +42,8 @@ _DELETE = user.delete().where(_BY_NAME)
 _TOKENS_OF = token.c.user_name == sa.bindparam("b_user_name")
 _DELETE_TOKENS = token.delete().where(_TOKENS_OF)
 _INSERT_TOKEN = token.insert()
-_SELECT_USER_FOR_TOKEN = (
-    sa.select(user)
+_SELECT_SESSION = (
+    sa.select(user, token.c.created_at, token.c.last_used_at)
     .join(token, token.c.user_name == user.c.name)
     .where(
         token.c.digest == sa.bindparam("b_digest"), token.c.revoked_at.is_(None), user.c.is_enabled
@@ -41,6 +51,17 @@ _SELECT_USER_FOR_TOKEN = (
 )
 _REVOKE_TOKEN = token.update().where(token.c.digest == sa.bindparam("b_digest"))
 _REVOKE_TOKENS_OF = token.update().where(_TOKENS_OF, token.c.revoked_at.is_(None))
+_TOUCH_TOKEN = token.update().where(token.c.digest == sa.bindparam("b_digest"))
+_DELETE_OLD_TOKENS_OF = token.delete().where(
+    _TOKENS_OF, token.c.created_at < sa.bindparam("b_created_before")
+)
+# Locked in name order, so that two transactions changing admins never deadlock.
+_LOCK_ENABLED_HOLDERS = (
+    sa.select(user.c.name)
+    .where(user.c.role == sa.bindparam("b_role"), user.c.is_enabled)
+    .order_by(user.c.name)
+    .with_for_update()
+)
 
 
 def get(conn: sa.Connection, name: str) -> User:
@@ -96,10 +117,28 @@ def insert_token(conn: sa.Connection, digest: str, user_name: str, now: float) -
     conn.execute(_INSERT_TOKEN, {"digest": digest, "user_name": user_name, "created_at": now})
 
 
-def user_for_token(conn: sa.Connection, digest: str) -> User | None:
-    """The enabled user holding the unrevoked token with ``digest``, or None."""
-    row = conn.execute(_SELECT_USER_FOR_TOKEN, {"b_digest": digest}).first()
-    return User(*row) if row else None
+def session_for_token(conn: sa.Connection, digest: str) -> Session | None:
+    """The session of the unrevoked token with ``digest`` held by an enabled user, or None."""
+    row = conn.execute(_SELECT_SESSION, {"b_digest": digest}).first()
+    if row is None:
+        return None
+    *columns, created_at, last_used_at = row
+    return Session(User(*columns), created_at, last_used_at)
+
+
+def touch_token(conn: sa.Connection, digest: str, now: float) -> None:
+    """Record that the token with ``digest`` was used at ``now``."""
+    conn.execute(_TOUCH_TOKEN, {"b_digest": digest, "last_used_at": now})
+
+
+def delete_tokens_created_before(conn: sa.Connection, user_name: str, moment: float) -> None:
+    """Forget a user's tokens issued before ``moment`` (past their lifetime)."""
+    conn.execute(_DELETE_OLD_TOKENS_OF, {"b_user_name": user_name, "b_created_before": moment})
+
+
+def lock_enabled_holders_of(conn: sa.Connection, role: str) -> list[str]:
+    """The names of the enabled users with ``role``, locked until the transaction ends."""
+    return list(conn.execute(_LOCK_ENABLED_HOLDERS, {"b_role": role}).scalars())
 
 
 def revoke_token(conn: sa.Connection, digest: str, now: float) -> None:

@@ -7,12 +7,13 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 from tether import config
-from tether.actions import users
+from tether.actions import passwords, sessions, users
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.config import Settings
@@ -22,6 +23,7 @@ from tether.runner.runner import Runner, worker_name
 from tether.store.database import Database
 from tether.web import errors as web_errors
 from tether.web import pages
+from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
 from tether.web.routes import executions, files, flows, sync_configs
@@ -37,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.is_sandbox_on:
         sandbox.check_kernel()
     confinement = sandbox.policy(settings)  # checked before anything is written
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config.make_data_dir_private(settings)
     database = Database(settings.resolved_database_url)
     database.migrate()
     ctx = Context(
@@ -59,6 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
+    # Logins wait for a password check of a quarter second: on threads of their own, so that
+    # a flood of them never takes the worker threads every other request needs.
+    login_threads = ThreadPoolExecutor(passwords.MAX_HASHING, thread_name_prefix="tether-login")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await linker.stop()
             await runner.stop()
+            await asyncio.to_thread(login_threads.shutdown, wait=True, cancel_futures=True)
             # A cancelled task leaves its asyncio.to_thread call running; wait for those
             # threads, or a connection they hold outlives the pool that dispose() closes.
             await asyncio.get_running_loop().shutdown_default_executor()
@@ -87,13 +93,16 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.ctx = ctx
-    app.state.sign_ins = users.SignIns(ctx)
+    lifetimes = sessions.Lifetimes(ttl_s=settings.session_ttl_s, idle_s=settings.session_idle_s)
+    app.state.sign_ins = sessions.SignIns(ctx, lifetimes)
+    app.state.login_threads = login_threads
     app.state.settings = settings
     app.state.runner = runner
     app.state.linker = linker
     web_errors.install(app)
     app.add_middleware(LinkLane, listener=linker.listener, api_prefix=API_PREFIX)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outside: it sees all
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets them, a 413 too
 
     api = APIRouter(prefix=API_PREFIX)
 

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import Depends, Request
 
 from tether import errors
-from tether.actions import users
+from tether.actions import sessions, users
 from tether.actions.context import Context
 from tether.store.users import User
 
@@ -21,6 +21,20 @@ async def context(request: Request) -> Context:
     """``workspace_context`` as a dependency: async, so that FastAPI calls it on the event
     loop rather than handing it to a worker thread (a hop for every request)."""
     return workspace_context(request)
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's forwarded one behind a trusted proxy), for throttling."""
+    return request.client.host if request.client else ""
+
+
+async def log_in(request: Request, name: str, password: str) -> tuple[str, User]:
+    """Check a password and issue a token on the workspace's login threads (see create_app)."""
+    sign_ins: sessions.SignIns = request.app.state.sign_ins
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        request.app.state.login_threads, sign_ins.login, name, password, client_address(request)
+    )
 
 
 def bearer_token(request: Request) -> str:
@@ -38,7 +52,7 @@ async def current_user(request: Request) -> User:
     Async, like the dependencies below: a known token is answered on the event loop, and
     only an unknown one costs a worker thread.
     """
-    sign_ins: users.SignIns = request.app.state.sign_ins
+    sign_ins: sessions.SignIns = request.app.state.sign_ins
     token = bearer_token(request)
     user = sign_ins.kept(token)
     if user is None:

@@ -21,7 +21,11 @@ def error_response(status: int, kind: str, message: str) -> JSONResponse:
 
 
 def tether_error_response(error: errors.TetherError) -> JSONResponse:
-    return error_response(errors.http_status(error), error.kind, error.message)
+    response = error_response(errors.http_status(error), error.kind, error.message)
+    retry_after_s = error.fields.get("retry_after_s")
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 def internal_error_response() -> JSONResponse:

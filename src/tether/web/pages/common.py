@@ -1,10 +1,13 @@
-"""What every HTML page shares: the session cookie, the page route that turns errors into pages,
-form reading, and template rendering. Pages call use cases; they never speak SQL.
+"""What every HTML page shares: the session cookie, the page route that turns errors into pages
+and refuses forged requests, form reading, and template rendering. Pages call use cases; they
+never speak SQL.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import json
 import urllib.parse
 from collections.abc import Callable, Coroutine
@@ -18,11 +21,12 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from tether import errors
-from tether.actions import users
+from tether.actions import sessions, users
 from tether.store.users import User
 from tether.web.auth import workspace_context
+from tether.web.pages import forgery
 
-SESSION_COOKIE = "tether_session"
+SESSION_COOKIE_PREFIX = "tether_session_"
 COOKIE_PATH = "/ui"
 LOGIN_PATH = "/ui/login"
 HOME_PATH = "/ui/flows"
@@ -58,14 +62,53 @@ def build_templates() -> Jinja2Templates:
 TEMPLATES = build_templates()
 
 
+def session_cookie(request: Request) -> str:
+    """The session cookie's name: its own per workspace (from its secret), so that two
+    workspaces on one host (cookies ignore ports) do not log each other out."""
+    secret = workspace_context(request).secret
+    tag = hmac.new(secret, b"session cookie", hashlib.sha256).hexdigest()[:12]
+    return SESSION_COOKIE_PREFIX + tag
+
+
+def login_cookie(request: Request) -> str:
+    """The cookie whose random value the login form's token belongs to."""
+    return session_cookie(request) + "_login"
+
+
+def sign_ins(request: Request) -> sessions.SignIns:
+    """The workspace's logins and sessions, built by create_app."""
+    return request.app.state.sign_ins
+
+
 def page_user(request: Request) -> User:
     """The user whose session cookie the request carries."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(session_cookie(request))
     if not token:
         raise errors.Unauthenticated()
-    user = users.authenticate(workspace_context(request), token)
+    signed_in = sign_ins(request)
+    user = signed_in.kept(token) or signed_in.authenticate(token)
     request.state.user = user
+    request.state.csrf_token = expected_form_token(request)
     return user
+
+
+def expected_form_token(request: Request) -> str | None:
+    """The form token a state-changing request to this path must carry, if it can have one."""
+    secret = workspace_context(request).secret
+    if request.url.path == LOGIN_PATH:
+        nonce = request.cookies.get(login_cookie(request))
+        return forgery.form_token(secret, forgery.LOGIN_PURPOSE, nonce) if nonce else None
+    token = request.cookies.get(session_cookie(request))
+    return forgery.form_token(secret, forgery.SESSION_PURPOSE, token) if token else None
+
+
+async def check_forgery(request: Request) -> None:
+    """Refuse with 403 a state-changing request from another site or without its form token."""
+    if request.method in forgery.SAFE_METHODS:
+        return
+    sent = (await read_form(request)).get(forgery.FIELD, "")
+    host = request.headers.get("host", "")
+    forgery.check(request.headers, host, sent, expected_form_token(request))
 
 
 def require_page(permission: str):  # type: ignore[no-untyped-def]
@@ -91,6 +134,7 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     values.setdefault("errors", {})
     values["user"] = user
     values["is_sandbox_off"] = not request.app.state.settings.is_sandbox_on
+    values["csrf_token"] = getattr(request.state, "csrf_token", "")
     values["can"] = lambda permission: (
         user is not None and user.role in (users.PERMISSIONS[permission])
     )
@@ -146,6 +190,7 @@ class PageRoute(APIRoute):
 
         async def answer(request: Request) -> Response:
             try:
+                await check_forgery(request)
                 return await handler(request)
             except errors.Unauthenticated:
                 if request.method == "GET":

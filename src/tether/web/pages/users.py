@@ -78,8 +78,10 @@ def _change(
         if problems:
             raise errors.InvalidInput(detail="; ".join(problems.values()))
         users.change(ctx, actor, name, role=body.role, is_enabled=body.is_enabled)
-    except (errors.InvalidInput, errors.Forbidden) as exc:
-        return _users_page(request, ctx, row_errors={name: exc.message}, status_code=400)
+    except (errors.InvalidInput, errors.Forbidden, errors.LastAdmin) as exc:
+        # A refused value is the form's fault (400); the last admin is the store's state (409).
+        status = errors.http_status(exc) if isinstance(exc, errors.LastAdmin) else 400
+        return _users_page(request, ctx, row_errors={name: exc.message}, status_code=status)
     notice = f"changed {name}"
     return common.redirect("/ui/users?" + urllib.parse.urlencode({"notice": notice}))
 

@@ -7,11 +7,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tether.actions import users
+from tether.actions import sessions, users
 from tether.actions.context import Context
 from tether.store.users import User
 from tether.web import render
-from tether.web.auth import bearer_token, context, current_user, require
+from tether.web.auth import bearer_token, context, current_user, log_in, require
 from tether.web.routes.fields import Text, Unicode
 
 router = APIRouter(tags=["users"])
@@ -39,16 +39,16 @@ class UserChange(BaseModel):
 
 
 @router.post("/auth/login")
-def login(body: Login, ctx: Context = Depends(context)) -> dict[str, Any]:
-    token, user = users.login(ctx, body.user_name, body.password)
+async def login(body: Login, request: Request) -> dict[str, Any]:
+    """Check the password (throttled: 429 with Retry-After) and issue a token."""
+    token, user = await log_in(request, body.user_name, body.password)
     return {"token": token, "user": render.user(user)}
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(
-    request: Request, _user: User = Depends(current_user), ctx: Context = Depends(context)
-) -> None:
-    users.logout(ctx, bearer_token(request))
+def logout(request: Request, _user: User = Depends(current_user)) -> None:
+    sign_ins: sessions.SignIns = request.app.state.sign_ins
+    sign_ins.logout(bearer_token(request))
 
 
 @router.get("/auth/me")
