@@ -47,6 +47,10 @@ class Replay(Exception):
     """The envelope's nonce was seen before."""
 
 
+class WrongSender(Exception):
+    """The envelope names another sender than the one this link is bound to."""
+
+
 class _Refused(Exception):
     """A message's body could not be applied; the envelope is applied again, carefully."""
 
@@ -60,15 +64,19 @@ def apply_envelope(
     state_values: dict[str, Any] | None = None,
     *,
     is_pending_asked: bool = False,
+    sender: str | None = None,
 ) -> Applied:
     """Apply new messages in order, advance the cursor, drop acked outbox rows.
 
     ``state_values``: more link-state columns to write in the same transaction (the link's
     health after a good exchange). ``is_pending_asked``: also look, in the same
     transaction, whether messages wait in this side's outbox (a listener holding a poll).
+    ``sender``: the other side's sync config name as a request states it; the first one
+    heard binds the link, and another is refused.
 
     Raises:
         Replay: ``nonce`` was already used on this sync config (nothing is changed).
+        WrongSender: ``sender`` is not the name the link is bound to (nothing is changed).
     """
     # Almost every envelope applies whole: first without a savepoint per message (four SQL
     # statements each, measured as 40 % of applying an update). A message that cannot be
@@ -76,11 +84,11 @@ def apply_envelope(
     # each in a savepoint, skipping the ones that fail.
     try:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, is_careful=False
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, False
         )
     except _Refused:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, is_careful=True
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, True
         )
 
 
@@ -92,7 +100,7 @@ def _apply(
     nonce: str | None,
     state_values: dict[str, Any] | None,
     is_pending_asked: bool,
-    *,
+    sender: str | None,
     is_careful: bool,
 ) -> Applied:
     try:
@@ -103,6 +111,9 @@ def _apply(
                 raise Replay()
             sync_configs.lock_inbox(tx.conn, config.name)
             state = sync_configs.get_state(tx.conn, config.name)
+            values: dict[str, Any] = dict(state_values or {})
+            if sender is not None:
+                values.update(_bound_sender(config.name, state.remote_name, sender))
             applied = state.applied_seq
             for message in messages:
                 if message.seq <= applied:
@@ -111,7 +122,6 @@ def _apply(
                     break  # a gap: wait for the missing message rather than apply out of order
                 _apply_one(ctx, tx, config, message, is_careful=is_careful)
                 applied = message.seq
-            values: dict[str, Any] = dict(state_values or {})
             if applied != state.applied_seq:
                 values["applied_seq"] = applied
             if ack > state.acked_seq:
@@ -127,6 +137,19 @@ def _apply(
         if database.is_unique_violation(exc) and nonce is not None:
             raise Replay() from exc  # the same nonce raced in from a concurrent request
         raise
+
+
+def _bound_sender(name: str, bound: str | None, sender: str) -> dict[str, Any]:
+    """The link-state change that binds ``sender`` (none once bound to it).
+
+    Raises:
+        WrongSender: the link is bound to another name.
+    """
+    if bound is None:
+        return {"remote_name": sender}
+    if bound != sender:
+        raise WrongSender(f"sync config {name!r} is bound to sender {bound!r}, not {sender!r}")
+    return {}
 
 
 def _apply_one(

@@ -126,6 +126,8 @@ def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
             sync_configs.update_state(
                 tx.conn, name, backfill_total=None, backfill_done=0, backfill_cursor=None
             )
+        if "remote_public_keys" in values:  # other keys: the sender name may change too
+            sync_configs.update_state(tx.conn, name, remote_name=None)
         state = sync_configs.get_state(tx.conn, name)
         if not config.is_enabled:
             sync_configs.update_state(tx.conn, name, state=sync_configs.DISABLED)

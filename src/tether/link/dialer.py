@@ -331,6 +331,11 @@ class Dialer:
                 f"the answer from {self._url} did not verify ({exc.reason}): check that remote_public_key "
                 "holds the other side's current public key"
             ) from exc
+        if answer.sender != self._receiver:
+            raise LinkDown(
+                f"the answer from {self._url} comes from sync config {answer.sender!r}, not "
+                f"{self._receiver!r}: check remote_url"
+            )
         if answer.reply_to != envelope.body_digest(sealed.body):
             raise LinkDown(
                 f"the answer from {self._url} does not answer our request (reply_to differs)"

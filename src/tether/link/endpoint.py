@@ -91,6 +91,9 @@ class Listener:
         config = self._configs.find(name)
         if config is None or not config.is_enabled:
             raise errors.EnvelopeRejected(f"sync config {name!r} is unknown or disabled")
+        if config.is_dialer:
+            # This side opens the link's connections: a request can only be a reflection.
+            raise errors.EnvelopeRejected(f"sync config {name!r} dials; it takes no requests")
         request = protocol.open_(
             self._ctx,
             self._ring,
@@ -100,6 +103,8 @@ class Listener:
             receiver=name,
             max_skew_s=self._max_skew_s,
         )
+        if request.reply_to is not None:
+            raise errors.EnvelopeRejected("an answer was posted as a request (reply_to is set)")
         key_problem = self._key_problem(config)
         if key_problem is not None:
             # An answer cannot go unsigned: say why in the status, and apply nothing.
@@ -126,9 +131,12 @@ class Listener:
                 request.nonce,
                 health,
                 is_pending_asked=poll_s > 0,  # a long-poll is held only while nothing waits
+                sender=request.sender,
             )
         except incoming.Replay as exc:
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
+        except incoming.WrongSender as exc:
+            raise errors.EnvelopeRejected(str(exc)) from exc
         if health is not None:
             self._health.recorded(config)
         if problem is not None:

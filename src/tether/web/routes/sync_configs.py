@@ -137,6 +137,7 @@ def sync_config_status(
         "role": config.role,
         "remote_workspace": state.remote_workspace,
         "remote_role": state.remote_role,
+        "remote_name": state.remote_name,
         "outbox_depth": depth,
         "sent_seq": state.next_seq - 1,
         "acked_seq": state.acked_seq,
