@@ -25,6 +25,10 @@ from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
 MAX_NAME_CHARS = execution_actions.MAX_NAME_CHARS
+# Log entries kept per execution that runs in the linked workspace: room for a 100 MB log of
+# 50-byte lines, and a bound on what the other side can make this store hold for one.
+MAX_LOG_ENTRIES = 2_000_000
+LOG_CUT = "[log cut: the linked workspace sent more than {limit} entries; the rest were dropped]"
 
 
 @dataclass(frozen=True)
@@ -284,17 +288,23 @@ def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
     ex = executions.find(tx.conn, _execution_id(body["execution_id"]))
     if ex is None or ex.sync_config != name or not ex.is_remote_child:
         raise ValueError(f"no execution {body['execution_id']} was sent over this link")
-    values: dict[str, Any] = {"remote_execution_id": _execution_id(body["remote_id"])}
+    remote_id = _execution_id(body["remote_id"])
     status = _status(body["status"])
+    if ex.is_ended:
+        # An ended execution never changes again, its log included: the update that ended
+        # it carried the last entries. (Cancelled here first, it learns the other id still.)
+        if ex.remote_execution_id is None:
+            executions.set_columns(tx.conn, ex.id, remote_execution_id=remote_id)
+        return
+    values: dict[str, Any] = {
+        "remote_execution_id": remote_id,
+        "output_value": _object(body.get("output_value"), "output_value"),
+        "message": _words(body.get("message"), "message"),
+        "started_at": _seconds(body.get("started_at"), "started_at"),
+        "ended_at": _seconds(body.get("ended_at"), "ended_at"),
+    }
     if status != ex.status and executions.is_forward(ex.status, status):
         values["status"] = status
-    if not ex.is_ended:
-        values.update(
-            output_value=_object(body.get("output_value"), "output_value"),
-            message=_words(body.get("message"), "message"),
-            started_at=_seconds(body.get("started_at"), "started_at"),
-            ended_at=_seconds(body.get("ended_at"), "ended_at"),
-        )
     executions.set_columns(tx.conn, ex.id, **values)
     # Applied message by message (after a failure, see apply_envelope), each message is in a
     # savepoint: its log entries then get one of their own, so that bad ones lose no end.
@@ -314,8 +324,8 @@ def _append_remote_log(
     tx: Transaction, execution_id: str, have: int, offset: Any, lines: Any
 ) -> None:
     # Entries are numbered by the sender; those already here are skipped, so repeats are harmless.
-    if lines is None:
-        return
+    if lines is None or have >= MAX_LOG_ENTRIES:
+        return  # past the cap, the last entry says that the log was cut
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"log_offset {offset!r} is not a count of entries")
     if not isinstance(lines, list):
@@ -332,6 +342,12 @@ def _append_remote_log(
         for i, (t, m, f) in enumerate(lines)
         if offset + i >= have
     ]
+    room = MAX_LOG_ENTRIES - have
+    if len(fresh) > room:
+        cut = LogEntry(
+            room - 1 + have, fresh[room - 1].time, LOG_CUT.format(limit=MAX_LOG_ENTRIES), {}
+        )
+        fresh = [*fresh[: room - 1], cut]
     if fresh:
         executions.append_log(tx.conn, execution_id, have, fresh)
 

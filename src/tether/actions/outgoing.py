@@ -81,14 +81,17 @@ def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
             if offset < ex.log_count
             else []
         )
+        # The other side takes no log entries once it has an end: of an ended execution
+        # with more entries than one update carries, the ones before the last say RUNNING.
+        is_ending = ex.is_ended and len(entries) < MAX_LOG_PER_UPDATE
         body = {
             "execution_id": ex.remote_execution_id,
             "remote_id": ex.id,
-            "status": ex.status,
+            "status": ex.status if is_ending or not ex.is_ended else executions.RUNNING,
             "output_value": ex.output_value,
             "message": ex.message,
             "started_at": ex.started_at,
-            "ended_at": ex.ended_at,
+            "ended_at": ex.ended_at if is_ending else None,
             "log_offset": offset,
             "log": [[e.time, e.message, e.fields] for e in entries],
         }
