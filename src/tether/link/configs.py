@@ -276,3 +276,15 @@ def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> 
         "remote_key_fingerprints": list(remote_keys(config)),
         "state": state.state,
     }
+
+
+def missing_keys(config: SyncConfig) -> str | None:
+    """Words for the keys a sync config lacks to exchange anything, or None when it has them."""
+    missing = []
+    if not config.own_private_key:
+        missing.append("no own_private_key to sign with (tether keygen makes one)")
+    if not config.remote_public_keys:
+        missing.append("no remote_public_key to verify the other side with (paste its public key)")
+    if not missing:
+        return None
+    return f"sync config '{config.name}' cannot exchange anything: it has {' and '.join(missing)}"
