@@ -288,16 +288,17 @@ def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
     ex = executions.find(tx.conn, _execution_id(body["execution_id"]))
     if ex is None or ex.sync_config != name or not ex.is_remote_child:
         raise ValueError(f"no execution {body['execution_id']} was sent over this link")
-    remote_id = _execution_id(body["remote_id"])
+    # None: the execution never existed over there (its start was withdrawn).
+    remote_id = None if body["remote_id"] is None else _execution_id(body["remote_id"])
     status = _status(body["status"])
     if ex.is_ended:
         # An ended execution never changes again, its log included: the update that ended
         # it carried the last entries. (Cancelled here first, it learns the other id still.)
-        if ex.remote_execution_id is None:
+        if ex.remote_execution_id is None and remote_id is not None:
             executions.set_columns(tx.conn, ex.id, remote_execution_id=remote_id)
         return
     values: dict[str, Any] = {
-        "remote_execution_id": remote_id,
+        "remote_execution_id": remote_id or ex.remote_execution_id,
         "output_value": _object(body.get("output_value"), "output_value"),
         "message": _words(body.get("message"), "message"),
         "started_at": _seconds(body.get("started_at"), "started_at"),
@@ -353,9 +354,13 @@ def _append_remote_log(
 
 
 def _apply_cancel(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
-    ex = executions.find_linked(tx.conn, name, str(body["execution_id"]), executions.RECEIVED)
+    execution_id = _execution_id(body["execution_id"])
+    ex = executions.find_linked(tx.conn, name, execution_id, executions.RECEIVED)
     if ex is not None:
         execution_actions.cancel_tree(ctx, tx, ex)
+    else:
+        # Its start was withdrawn before it got here: the controlling side waits for an end.
+        outgoing.send_never_started(ctx, tx, name, execution_id)
 
 
 def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tether import errors
 from tether.actions import events
+from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.link import keys
 from tether.store import outbox, sync_configs
@@ -140,7 +141,11 @@ def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
 
 
 def delete(ctx: Context, name: str) -> None:
+    """Delete a sync config; its unended executions end ENDED_ERROR, saying so."""
     with ctx.transaction() as tx:
+        sync_configs.get(tx.conn, name)
+        sync_configs.lock_inbox(tx.conn, name)  # the appliers' lock order: config, executions
+        execution_actions.end_unfinished_of_link(ctx, tx, name)
         sync_configs.delete(tx.conn, name)
         tx.publish(events.CONFIG, name)
 
