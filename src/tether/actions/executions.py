@@ -252,7 +252,9 @@ def _cancel_remote(ctx: Context, tx: Transaction, ex: Execution) -> None:
         if not is_withdrawn or _is_link_live(ctx, tx, name):
             executions.update(tx.conn, ex.id, is_cancel_requested=True)
             return
-        message = "cancelled while the link was down, before the linked workspace took it"
+        # The words the other side uses for a start cancelled before it ran, so that both
+        # sides agree also when the start had got there just before the link went down.
+        message = "cancelled before it started"
     values = {"status": executions.ENDED_CANCELLED, "message": message, "ended_at": ctx.now()}
     executions.update(tx.conn, ex.id, **values)
 
