@@ -374,6 +374,7 @@ def test_status_of_a_new_listener(api: ApiClient, own_key: Any, remote_key: Any)
         "role": "controlled",
         "remote_workspace": None,
         "remote_role": None,
+        "remote_name": None,
         "outbox_depth": 0,
         "sent_seq": 0,
         "acked_seq": 0,

@@ -33,6 +33,10 @@ class Watch:
     def _fire(self) -> None:
         self._event.set()
 
+    def wake(self) -> None:
+        """End the current wait at once, as an event would; on the loop."""
+        self._fire()
+
     async def wait(self, timeout_s: float) -> bool:
         """Wait for the next event since the last wait; False when ``timeout_s`` passed first."""
         try:

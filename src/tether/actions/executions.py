@@ -20,6 +20,9 @@ from tether.store.sync_configs import LinkState, SyncConfig
 SyncConfigState = tuple[SyncConfig, LinkState]
 
 MAX_NAME_CHARS = 200
+# A link that exchanged within this long counts as live when a cancel decides whether to end
+# a remote execution at once: a living dialer renews its poll within one hold (25 s).
+LIVE_LINK_S = 60.0
 
 
 def start(
@@ -278,10 +281,7 @@ def cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
     if ex.is_ended or ex.origin == executions.MIRROR:
         return
     if ex.is_remote_child and ex.status != executions.PENDING:
-        # The other side reports the end; the cancel waits in the outbox if the link is down.
-        if not ex.is_cancel_requested:
-            executions.update(tx.conn, ex.id, is_cancel_requested=True)
-            outgoing.send_cancel(ctx, tx, ex)
+        _cancel_remote(ctx, tx, ex)
     elif ex.status in (executions.PENDING, executions.QUEUED):
         executions.update(
             tx.conn,
@@ -296,6 +296,60 @@ def cancel_tree(ctx: Context, tx: Transaction, ex: Execution) -> None:
     outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
     for child in executions.unended_children(tx.conn, ex.id):
         cancel_tree(ctx, tx, child)
+
+
+def _cancel_remote(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    """Cancel an execution that runs in a linked workspace.
+
+    A start the other side has not acknowledged is withdrawn, so that it never runs if it
+    is delivered later. Over a link that is down the execution then ends at once (else it
+    would wait for the link); over a live one the other side reports the end, as it does
+    for every cancel (a start it never got, it reports cancelled before it started).
+    """
+    name = ex.sync_config or ""
+    if sync_configs.find(tx.conn, name) is None:
+        message = f"cancelled; sync config '{name}' no longer exists"
+    elif ex.is_cancel_requested:
+        return
+    else:
+        # Either way a cancel waits in the outbox (withdrawing appends one behind the start).
+        is_withdrawn = ex.status == executions.QUEUED and outgoing.withdraw_start(ctx, tx, ex)
+        if not is_withdrawn:
+            outgoing.send_cancel(ctx, tx, ex)
+        if not is_withdrawn or _is_link_live(ctx, tx, name):
+            executions.update(tx.conn, ex.id, is_cancel_requested=True)
+            return
+        # The words the other side uses for a start cancelled before it ran, so that both
+        # sides agree also when the start had got there just before the link went down.
+        message = "cancelled before it started"
+    values = {"status": executions.ENDED_CANCELLED, "message": message, "ended_at": ctx.now()}
+    executions.update(tx.conn, ex.id, **values)
+
+
+def _is_link_live(ctx: Context, tx: Transaction, name: str) -> bool:
+    """Whether link ``name`` exchanged lately, so that the other side answers a cancel soon."""
+    state = sync_configs.get_state(tx.conn, name)
+    silent_s = ctx.now() - (state.last_exchange_at or 0)
+    return state.state == sync_configs.CONNECTED and silent_s <= LIVE_LINK_S
+
+
+def end_unfinished_of_link(ctx: Context, tx: Transaction, name: str) -> None:
+    """End every unended execution of sync config ``name``, which is being deleted."""
+    message = f"sync config '{name}' was deleted before this execution ended"
+    for execution_id in executions.unended_ids_of_link(tx.conn, name):
+        ex = executions.get_for_update(tx.conn, execution_id)
+        if ex.is_ended:
+            continue
+        values = {"status": executions.ENDED_ERROR, "message": message, "ended_at": ctx.now()}
+        executions.update(tx.conn, ex.id, **values)
+        if ex.origin == executions.RECEIVED:
+            # Running here: stop its process. No update goes back, the link is going.
+            tx.publish(events.CANCEL, ex.id)
+            tx.publish(events.ENDED, ex.id)
+        else:
+            outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
+        for child in executions.unended_children(tx.conn, ex.id):
+            cancel_tree(ctx, tx, child)
 
 
 def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str]:

@@ -25,6 +25,10 @@ from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
 MAX_NAME_CHARS = execution_actions.MAX_NAME_CHARS
+# Log entries kept per execution that runs in the linked workspace: room for a 100 MB log of
+# 50-byte lines, and a bound on what the other side can make this store hold for one.
+MAX_LOG_ENTRIES = 2_000_000
+LOG_CUT = "[log cut: the linked workspace sent more than {limit} entries; the rest were dropped]"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class Replay(Exception):
     """The envelope's nonce was seen before."""
 
 
+class WrongSender(Exception):
+    """The envelope names another sender than the one this link is bound to."""
+
+
 class _Refused(Exception):
     """A message's body could not be applied; the envelope is applied again, carefully."""
 
@@ -60,15 +68,19 @@ def apply_envelope(
     state_values: dict[str, Any] | None = None,
     *,
     is_pending_asked: bool = False,
+    sender: str | None = None,
 ) -> Applied:
     """Apply new messages in order, advance the cursor, drop acked outbox rows.
 
     ``state_values``: more link-state columns to write in the same transaction (the link's
     health after a good exchange). ``is_pending_asked``: also look, in the same
     transaction, whether messages wait in this side's outbox (a listener holding a poll).
+    ``sender``: the other side's sync config name as a request states it; the first one
+    heard binds the link, and another is refused.
 
     Raises:
         Replay: ``nonce`` was already used on this sync config (nothing is changed).
+        WrongSender: ``sender`` is not the name the link is bound to (nothing is changed).
     """
     # Almost every envelope applies whole: first without a savepoint per message (four SQL
     # statements each, measured as 40 % of applying an update). A message that cannot be
@@ -76,11 +88,11 @@ def apply_envelope(
     # each in a savepoint, skipping the ones that fail.
     try:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, is_careful=False
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, False
         )
     except _Refused:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, is_careful=True
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, True
         )
 
 
@@ -92,7 +104,7 @@ def _apply(
     nonce: str | None,
     state_values: dict[str, Any] | None,
     is_pending_asked: bool,
-    *,
+    sender: str | None,
     is_careful: bool,
 ) -> Applied:
     try:
@@ -103,6 +115,9 @@ def _apply(
                 raise Replay()
             sync_configs.lock_inbox(tx.conn, config.name)
             state = sync_configs.get_state(tx.conn, config.name)
+            values: dict[str, Any] = dict(state_values or {})
+            if sender is not None:
+                values.update(_bound_sender(config.name, state.remote_name, sender))
             applied = state.applied_seq
             for message in messages:
                 if message.seq <= applied:
@@ -111,7 +126,6 @@ def _apply(
                     break  # a gap: wait for the missing message rather than apply out of order
                 _apply_one(ctx, tx, config, message, is_careful=is_careful)
                 applied = message.seq
-            values: dict[str, Any] = dict(state_values or {})
             if applied != state.applied_seq:
                 values["applied_seq"] = applied
             if ack > state.acked_seq:
@@ -127,6 +141,19 @@ def _apply(
         if database.is_unique_violation(exc) and nonce is not None:
             raise Replay() from exc  # the same nonce raced in from a concurrent request
         raise
+
+
+def _bound_sender(name: str, bound: str | None, sender: str) -> dict[str, Any]:
+    """The link-state change that binds ``sender`` (none once bound to it).
+
+    Raises:
+        WrongSender: the link is bound to another name.
+    """
+    if bound is None:
+        return {"remote_name": sender}
+    if bound != sender:
+        raise WrongSender(f"sync config {name!r} is bound to sender {bound!r}, not {sender!r}")
+    return {}
 
 
 def _apply_one(
@@ -283,17 +310,24 @@ def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
     ex = executions.find(tx.conn, _execution_id(body["execution_id"]))
     if ex is None or ex.sync_config != name or not ex.is_remote_child:
         raise ValueError(f"no execution {body['execution_id']} was sent over this link")
-    values: dict[str, Any] = {"remote_execution_id": _execution_id(body["remote_id"])}
+    # None: the execution never existed over there (its start was withdrawn).
+    remote_id = None if body["remote_id"] is None else _execution_id(body["remote_id"])
     status = _status(body["status"])
+    if ex.is_ended:
+        # An ended execution never changes again, its log included: the update that ended
+        # it carried the last entries. (Cancelled here first, it learns the other id still.)
+        if ex.remote_execution_id is None and remote_id is not None:
+            executions.set_columns(tx.conn, ex.id, remote_execution_id=remote_id)
+        return
+    values: dict[str, Any] = {
+        "remote_execution_id": remote_id or ex.remote_execution_id,
+        "output_value": _object(body.get("output_value"), "output_value"),
+        "message": _words(body.get("message"), "message"),
+        "started_at": _seconds(body.get("started_at"), "started_at"),
+        "ended_at": _seconds(body.get("ended_at"), "ended_at"),
+    }
     if status != ex.status and executions.is_forward(ex.status, status):
         values["status"] = status
-    if not ex.is_ended:
-        values.update(
-            output_value=_object(body.get("output_value"), "output_value"),
-            message=_words(body.get("message"), "message"),
-            started_at=_seconds(body.get("started_at"), "started_at"),
-            ended_at=_seconds(body.get("ended_at"), "ended_at"),
-        )
     executions.set_columns(tx.conn, ex.id, **values)
     # Applied message by message (after a failure, see apply_envelope), each message is in a
     # savepoint: its log entries then get one of their own, so that bad ones lose no end.
@@ -313,8 +347,8 @@ def _append_remote_log(
     tx: Transaction, execution_id: str, have: int, offset: Any, lines: Any
 ) -> None:
     # Entries are numbered by the sender; those already here are skipped, so repeats are harmless.
-    if lines is None:
-        return
+    if lines is None or have >= MAX_LOG_ENTRIES:
+        return  # past the cap, the last entry says that the log was cut
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"log_offset {offset!r} is not a count of entries")
     if not isinstance(lines, list):
@@ -331,14 +365,24 @@ def _append_remote_log(
         for i, (t, m, f) in enumerate(lines)
         if offset + i >= have
     ]
+    room = MAX_LOG_ENTRIES - have
+    if len(fresh) > room:
+        cut = LogEntry(
+            room - 1 + have, fresh[room - 1].time, LOG_CUT.format(limit=MAX_LOG_ENTRIES), {}
+        )
+        fresh = [*fresh[: room - 1], cut]
     if fresh:
         executions.append_log(tx.conn, execution_id, have, fresh)
 
 
 def _apply_cancel(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
-    ex = executions.find_linked(tx.conn, name, str(body["execution_id"]), executions.RECEIVED)
+    execution_id = _execution_id(body["execution_id"])
+    ex = executions.find_linked(tx.conn, name, execution_id, executions.RECEIVED)
     if ex is not None:
         execution_actions.cancel_tree(ctx, tx, ex)
+    else:
+        # Its start was withdrawn before it got here: the controlling side waits for an end.
+        outgoing.send_never_started(ctx, tx, name, execution_id)
 
 
 def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:

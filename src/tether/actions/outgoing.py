@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether import errors
 from tether.actions import events
 from tether.actions.context import Context, Transaction
 from tether.store import executions, outbox, sync_configs
@@ -30,6 +31,37 @@ def send_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
         "max_runtime_s": ex.max_runtime_s,
     }
     _append(ctx, tx, ex.sync_config or "", START, body)
+
+
+def withdraw_start(ctx: Context, tx: Transaction, ex: Execution) -> bool:
+    """Withdraw the start of ``ex`` if it may not have reached the other side; whether it was.
+
+    A start still unacknowledged becomes a cancel under its own sequence number (a gap
+    would stall the link), and a cancel follows it in case it was applied meanwhile.
+    """
+    withdrawn = outbox.rewrite_pending(
+        tx.conn, ex.sync_config or "", START, ex.id, (CANCEL, {"execution_id": ex.id})
+    )
+    if withdrawn:
+        send_cancel(ctx, tx, ex)
+    return withdrawn
+
+
+def send_never_started(ctx: Context, tx: Transaction, name: str, execution_id: str) -> None:
+    """Tell the controlling side that its execution ``execution_id`` was cancelled here
+    before it existed (its start was withdrawn)."""
+    body: dict[str, Any] = {
+        "execution_id": execution_id,
+        "remote_id": None,
+        "status": executions.ENDED_CANCELLED,
+        "output_value": {},
+        "message": "cancelled before it started",
+        "started_at": None,
+        "ended_at": ctx.now(),
+        "log_offset": 0,
+        "log": [],
+    }
+    _append(ctx, tx, name, UPDATE, body)
 
 
 def send_cancel(ctx: Context, tx: Transaction, ex: Execution) -> None:
@@ -72,6 +104,13 @@ def mirror_body(ex: Execution) -> dict[str, Any]:
 
 
 def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
+    try:
+        _send_updates(ctx, tx, ex)
+    except errors.SyncConfigNotFound:
+        return  # the link was deleted (which ended the execution): nobody to tell
+
+
+def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
     # Log entries travel from the offset the previous update stopped at, in chunks; the
     # other side applies them by sequence number, so a repeated entry is ignored there.
     offset = ex.log_synced
@@ -81,14 +120,17 @@ def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
             if offset < ex.log_count
             else []
         )
+        # The other side takes no log entries once it has an end: of an ended execution
+        # with more entries than one update carries, the ones before the last say RUNNING.
+        is_ending = ex.is_ended and len(entries) < MAX_LOG_PER_UPDATE
         body = {
             "execution_id": ex.remote_execution_id,
             "remote_id": ex.id,
-            "status": ex.status,
+            "status": ex.status if is_ending or not ex.is_ended else executions.RUNNING,
             "output_value": ex.output_value,
             "message": ex.message,
             "started_at": ex.started_at,
-            "ended_at": ex.ended_at,
+            "ended_at": ex.ended_at if is_ending else None,
             "log_offset": offset,
             "log": [[e.time, e.message, e.fields] for e in entries],
         }

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tether import errors
 from tether.actions import events, users
+from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.link import keys
 from tether.store import outbox, sync_configs
@@ -193,6 +194,8 @@ def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
             sync_configs.update_state(
                 tx.conn, name, backfill_total=None, backfill_done=0, backfill_cursor=None
             )
+        if "remote_public_keys" in values:  # other keys: the sender name may change too
+            sync_configs.update_state(tx.conn, name, remote_name=None)
         state = sync_configs.get_state(tx.conn, name)
         if not config.is_enabled:
             sync_configs.update_state(tx.conn, name, state=sync_configs.DISABLED)
@@ -205,7 +208,11 @@ def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
 
 
 def delete(ctx: Context, name: str) -> None:
+    """Delete a sync config; its unended executions end ENDED_ERROR, saying so."""
     with ctx.transaction() as tx:
+        sync_configs.get(tx.conn, name)
+        sync_configs.lock_inbox(tx.conn, name)  # the appliers' lock order: config, executions
+        execution_actions.end_unfinished_of_link(ctx, tx, name)
         sync_configs.delete(tx.conn, name)
         tx.publish(events.CONFIG, name)
 
@@ -349,3 +356,15 @@ def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> 
         "remote_key_fingerprints": list(remote_keys(config)),
         "state": state.state,
     }
+
+
+def missing_keys(config: SyncConfig) -> str | None:
+    """Words for the keys a sync config lacks to exchange anything, or None when it has them."""
+    missing = []
+    if not config.own_private_key:
+        missing.append("no own_private_key to sign with (tether keygen makes one)")
+    if not config.remote_public_keys:
+        missing.append("no remote_public_key to verify the other side with (paste its public key)")
+    if not missing:
+        return None
+    return f"sync config '{config.name}' cannot exchange anything: it has {' and '.join(missing)}"

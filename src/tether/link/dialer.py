@@ -47,6 +47,8 @@ EXTRA_READ_S = 10.0  # beyond the long-poll hold, before a silent listener count
 # 0.23 and 1.45, and about 10 % more executions per second. It sends until nothing is left.
 MAX_SENDERS = 1
 MAX_CONNECTIONS = 3  # the held poll, the sender, one spare
+# An answer is one envelope: it is read up to the size a listener accepts, and no further.
+MAX_ANSWER_BYTES = envelope.MAX_BODY_BYTES
 # A dropped connection is tried again at once this often before the link counts as failing:
 # a middlebox that cuts idle connections may have cut every pooled one at the same moment.
 DROP_RETRIES = MAX_CONNECTIONS
@@ -252,9 +254,12 @@ class Dialer:
         number = next(self._exchanges)
         try:
             # Choosing the batch and signing it take one worker-thread hop, not two.
-            prepared = await asyncio.to_thread(
-                self._prepare, config, number, poll_s, is_sending=is_sending
-            )
+            try:
+                prepared = await asyncio.to_thread(
+                    self._prepare, config, number, poll_s, is_sending=is_sending
+                )
+            except errors.InvalidInput as exc:  # no key to sign with: the status says so
+                raise LinkDown(exc.message) from exc
             if prepared is None:
                 return None
             batch, sealed = prepared
@@ -331,6 +336,11 @@ class Dialer:
                 f"the answer from {self._url} did not verify ({exc.reason}): check that remote_public_key "
                 "holds the other side's current public key"
             ) from exc
+        if answer.sender != self._receiver:
+            raise LinkDown(
+                f"the answer from {self._url} comes from sync config {answer.sender!r}, not "
+                f"{self._receiver!r}: check remote_url"
+            )
         if answer.reply_to != envelope.body_digest(sealed.body):
             raise LinkDown(
                 f"the answer from {self._url} does not answer our request (reply_to differs)"
@@ -359,9 +369,13 @@ class Dialer:
         )
         try:
             async with self._client.post(
-                self._url, data=sealed.body, headers=sealed.headers, timeout=timeout
+                self._url,
+                data=sealed.body,
+                headers=sealed.headers,
+                timeout=timeout,
+                allow_redirects=False,  # a signed request goes where remote_url says, only
             ) as response:
-                body = await response.read()
+                body = await _read_limited(response, self._url, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     raise LinkDown(_status_error(self._url, response.status, body, self._receiver))
                 return Answer(body, dict(response.headers))
@@ -424,6 +438,27 @@ def _client(config: SyncConfig) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
+async def _read_limited(response: aiohttp.ClientResponse, url: str, limit: int) -> bytes:
+    """The body of ``response``, refused once it passes ``limit`` bytes (never read whole)."""
+    if (response.content_length or 0) > limit:
+        raise LinkDown(_too_large(url, limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise LinkDown(_too_large(url, limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(url: str, limit: int) -> str:
+    return (
+        f"{url} answered with more than {limit} bytes: no envelope is that large; "
+        "check remote_url, or what answers there"
+    )
+
+
 def _connect_error(url: str, exc: aiohttp.ClientConnectorError) -> str:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
@@ -444,6 +479,11 @@ def _status_error(url: str, status: int, body: bytes, receiver: str) -> str:
         return f"{url} has no sync endpoint (404): check remote_url"
     if status == 413:
         return f"{url} refused the envelope as too large (413)"
+    if 300 <= status < 400:
+        return (
+            f"{url} answered {status}, a redirect, which a link never follows: set remote_url "
+            "to the sync URL itself"
+        )
     text = body[:2000].decode("utf-8", "replace")
     with contextlib.suppress(ValueError, AttributeError):
         return f"{url} answered {status}: {json.loads(text).get('message', text[:200])}"

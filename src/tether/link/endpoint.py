@@ -6,6 +6,7 @@ Unknown, disabled and badly signed requests get the same 401, so names cannot be
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
 HOLD_JITTER = 0.8  # a long-poll is held for 80-100 % of its asked-for time
+# A dialer holds one poll at a time; a few more are polls whose connections died unnoticed
+# (cut by a proxy). Past this many on one link the oldest is answered at once, so that a
+# peer cannot pile up held requests, each an open connection and a task here.
+MAX_HELD_POLLS = 4
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Listener:
         self._health = health
         self._max_poll_s = max_poll_s
         self._max_skew_s = max_skew_s
+        self._held: dict[str, collections.deque[events.Watch]] = {}  # on the loop only
 
     async def handle(self, name: str, body: bytes, headers: dict[str, str]) -> Sealed:
         """The signed answer to one request.
@@ -68,11 +74,26 @@ class Listener:
             if answer is not None:
                 return answer
             # Jitter spreads the renewals of many links, which would otherwise come in step.
-            is_woken = await watch.wait(received.poll_s * random.uniform(HOLD_JITTER, 1.0))
+            hold_s = received.poll_s * random.uniform(HOLD_JITTER, 1.0)
+            is_woken = await self._hold(name, watch, hold_s)
         # Looked up again: the config may have changed during the hold. A hold that ran out
         # unwoken has nothing to deliver (every message written announces itself), so its
         # answer needs no store: the outbox was empty when the hold began.
         return await asyncio.to_thread(self._answer, received, digest, is_quiet=not is_woken)
+
+    async def _hold(self, name: str, watch: events.Watch, hold_s: float) -> bool:
+        """Hold one poll of link ``name`` until woken or ``hold_s`` passed; True when woken."""
+        held = self._held.setdefault(name, collections.deque())
+        if len(held) >= MAX_HELD_POLLS:
+            held.popleft().wake()  # the oldest: most likely a connection that died unnoticed
+        held.append(watch)
+        try:
+            return await watch.wait(hold_s)
+        finally:
+            if watch in held:
+                held.remove(watch)
+            if not held:
+                self._held.pop(name, None)
 
     def _receive_or_answer(
         self, name: str, body: bytes, headers: dict[str, str], digest: str
@@ -91,6 +112,9 @@ class Listener:
         config = self._configs.find(name)
         if config is None or not config.is_enabled:
             raise errors.EnvelopeRejected(f"sync config {name!r} is unknown or disabled")
+        if config.is_dialer:
+            # This side opens the link's connections: a request can only be a reflection.
+            raise errors.EnvelopeRejected(f"sync config {name!r} dials; it takes no requests")
         request = protocol.open_(
             self._ctx,
             self._ring,
@@ -100,6 +124,8 @@ class Listener:
             receiver=name,
             max_skew_s=self._max_skew_s,
         )
+        if request.reply_to is not None:
+            raise errors.EnvelopeRejected("an answer was posted as a request (reply_to is set)")
         key_problem = self._key_problem(config)
         if key_problem is not None:
             # An answer cannot go unsigned: say why in the status, and apply nothing.
@@ -126,9 +152,12 @@ class Listener:
                 request.nonce,
                 health,
                 is_pending_asked=poll_s > 0,  # a long-poll is held only while nothing waits
+                sender=request.sender,
             )
         except incoming.Replay as exc:
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
+        except incoming.WrongSender as exc:
+            raise errors.EnvelopeRejected(str(exc)) from exc
         if health is not None:
             self._health.recorded(config)
         if problem is not None:

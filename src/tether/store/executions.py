@@ -239,6 +239,16 @@ def unended_children(
     return [_row(r) for r in conn.execute(query, {"b_parent_id": parent_id})]
 
 
+def unended_ids_of_link(conn: sa.Connection, sync_config: str) -> list[str]:
+    """Ids of the unended executions that came from or went to ``sync_config``, oldest first."""
+    query = (
+        sa.select(execution.c.id)
+        .where(execution.c.sync_config == sync_config, execution.c.status.not_in(ENDED))
+        .order_by(execution.c.created_at)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def queued_ids(conn: sa.Connection, limit: int) -> list[str]:
     """Ids of executions this workspace's runners may claim, oldest first."""
     return list(conn.execute(_SELECT_QUEUED_IDS, {"b_limit": limit}).scalars())

@@ -51,6 +51,23 @@ def append(conn: sa.Connection, name: str, type_: str, body: dict[str, Any], now
     return seq
 
 
+def rewrite_pending(
+    conn: sa.Connection, name: str, type_: str, execution_id: str, new: tuple[str, dict[str, Any]]
+) -> bool:
+    """Replace the unacknowledged ``type_`` message about ``execution_id`` with ``new`` (type
+    and body), keeping its sequence number; False when none waits."""
+    query = (
+        outbox.update()
+        .where(
+            outbox.c.sync_config == name,
+            outbox.c.type == type_,
+            outbox.c.body["execution_id"].as_string() == execution_id,
+        )
+        .values(type=new[0], body=new[1])
+    )
+    return conn.execute(query).rowcount > 0
+
+
 def pending(conn: sa.Connection, name: str, limit: int, after: int = 0) -> list[OutboxMessage]:
     """The oldest messages not yet acknowledged by the other side, numbered above ``after``."""
     rows = conn.execute(_SELECT_PENDING, {"b_name": name, "b_after": after, "b_limit": limit})

@@ -137,7 +137,8 @@ sync_config = sa.Table(
 )
 
 # The live state of one link, kept apart from its configuration so that the dialer and the
-# API never write the same row.
+# API never write the same row. Sequence numbers are 64-bit: a busy link would overflow a
+# 32-bit column in months.
 link_state = sa.Table(
     "link_state",
     metadata,
@@ -154,9 +155,9 @@ link_state = sa.Table(
     sa.Column("remote_name", sa.String(100), nullable=True),
     sa.Column("remote_workspace", sa.String(200), nullable=True),
     sa.Column("remote_role", sa.String(20), nullable=True),
-    sa.Column("next_seq", sa.Integer, nullable=False),
-    sa.Column("acked_seq", sa.Integer, nullable=False),
-    sa.Column("applied_seq", sa.Integer, nullable=False),
+    sa.Column("next_seq", sa.BigInteger, nullable=False),
+    sa.Column("acked_seq", sa.BigInteger, nullable=False),
+    sa.Column("applied_seq", sa.BigInteger, nullable=False),
     sa.Column("backfill_total", sa.Integer, nullable=True),
     sa.Column("backfill_done", sa.Integer, nullable=False),
     sa.Column("backfill_cursor", sa.String(100), nullable=True),
@@ -171,7 +172,7 @@ outbox = sa.Table(
         sa.ForeignKey("sync_config.name", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("type", sa.String(40), nullable=False),
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),

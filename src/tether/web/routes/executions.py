@@ -98,13 +98,13 @@ def link_wait(request: Request, waited: Any, link: Any) -> dict[str, Any]:
             "reason": f"sync config '{waited.sync_config}' no longer exists: the execution cannot be reached",
         }
     config, state = link
-    effective = sync_config_routes.effective_state(request, config, state)
+    effective, last_error = sync_config_routes.effective_status(request, config, state)
     since = state.failing_since if effective == "failing" else state.last_exchange_at
     reasons = {
         "connected": f"the link is connected; the execution is {waited.status} in the linked workspace",
         "connecting": "the link has not exchanged with the linked workspace yet (or not lately): "
         "is the other side running, and can the dialing side reach the listener?",
-        "failing": f"the link is failing: {state.last_error}",
+        "failing": f"the link is failing: {last_error}",
         "disabled": "the link is disabled: enable sync config "
         f"'{config.name}' to deliver and receive",
     }
@@ -112,7 +112,7 @@ def link_wait(request: Request, waited: Any, link: Any) -> dict[str, Any]:
         **base,
         "link_state": effective,
         "since": render.iso(since),
-        "last_error": state.last_error,
+        "last_error": last_error,
         "reason": reasons.get(effective, effective),
     }
 

@@ -17,7 +17,10 @@ from tether.web.routes.fields import Text
 
 router = APIRouter(tags=["sync configs"])
 admin_only = [Depends(require("manage sync configs"))]
-LISTENER_SILENCE_S = 30.0  # beyond the long-poll hold: a listener not called this long is waiting
+# Beyond the long-poll hold (or the sync interval): a link that exchanged nothing for this
+# long is not connected, whatever its last exchange said. A living dialer renews its poll
+# within one hold on both sides; a few seconds cover the round trip and a busy machine.
+SILENCE_GRACE_S = 5.0
 
 
 class SyncConfigChange(BaseModel):
@@ -84,14 +87,32 @@ def _view(
 
 
 def effective_state(request: Request, config: SyncConfig, state: LinkState) -> str:
+    return effective_status(request, config, state)[0]
+
+
+def effective_status(
+    request: Request, config: SyncConfig, state: LinkState
+) -> tuple[str, str | None]:
+    """The link's state and last error as they stand now, not as the last exchange left them."""
     if not config.is_enabled:
-        return sync_configs.DISABLED
-    if not config.remote_url and state.state == sync_configs.CONNECTED:
-        hold = request.app.state.settings.long_poll_s
-        silent_s = request.app.state.ctx.now() - (state.last_exchange_at or 0)
-        if silent_s > hold + LISTENER_SILENCE_S:
-            return sync_configs.CONNECTING
-    return state.state
+        return sync_configs.DISABLED, None
+    missing = configs.missing_keys(config)
+    if missing is not None:
+        return sync_configs.FAILING, missing
+    if state.state == sync_configs.CONNECTED and _is_silent(request, config, state):
+        since = render.iso(state.last_exchange_at)
+        reach = "this side reach it" if config.is_dialer else "it reach this workspace"
+        return sync_configs.CONNECTING, (
+            f"no exchange with the other side since {since}: is it running, and can {reach}?"
+        )
+    return state.state, state.last_error
+
+
+def _is_silent(request: Request, config: SyncConfig, state: LinkState) -> bool:
+    """Whether the link exchanged nothing for longer than a living peer ever takes."""
+    expected_s = max(request.app.state.settings.long_poll_s, config.sync_interval_s or 0)
+    silent_s = request.app.state.ctx.now() - (state.last_exchange_at or 0)
+    return silent_s > expected_s + SILENCE_GRACE_S
 
 
 @router.get("/sync_config", dependencies=admin_only)
@@ -142,10 +163,7 @@ def sync_config_status(
     request: Request, name: Text, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
     config, state, depth = configs.get(ctx, name)
-    effective = effective_state(request, config, state)
-    last_error = state.last_error
-    if effective == sync_configs.CONNECTING and not config.remote_url and state.last_exchange_at:
-        last_error = f"no request from the other side since {render.iso(state.last_exchange_at)}: is it running, and can it reach this workspace?"
+    effective, last_error = effective_status(request, config, state)
     return {
         "name": name,
         "state": effective,
@@ -156,6 +174,7 @@ def sync_config_status(
         "role": config.role,
         "remote_workspace": state.remote_workspace,
         "remote_role": state.remote_role,
+        "remote_name": state.remote_name,
         "outbox_depth": depth,
         "sent_seq": state.next_seq - 1,
         "acked_seq": state.acked_seq,

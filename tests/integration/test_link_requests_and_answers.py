@@ -1,0 +1,68 @@
+"""Requests and answers are told apart on the link endpoint: an answer posted back as a
+request, a request under another sender name, and a request to a dialing sync config are
+refused with the one 401, and change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.envelopes import LISTENER, Link, assert_rejected, create_listener
+from tether.link import keys
+
+
+def test_an_answer_posted_back_as_a_request_was_accepted(
+    link: Link, own_key: Any, remote_key: Any
+) -> None:
+    """An answer of 'edge' (to 'hq') reflected to a sync config 'hq' that trusts edge's key."""
+    create_listener(link.api, remote_key, own_key, name="hq", role="controlling")
+    answer = link.post(*link.seal(link.start_message()))
+    assert answer.status_code == 200, answer.text
+    link.settle()
+    before = link.state()
+    headers = {k: v for k, v in answer.headers.items() if k.lower().startswith("x-tether")}
+    assert_rejected(link, link.post(answer.content, headers, name="hq"), before)
+
+
+def test_a_request_under_another_sender_name_was_accepted(link: Link) -> None:
+    """The first sender heard ('hq') binds the link; the same key under another name is refused."""
+    assert link.post(*link.seal()).status_code == 200
+    before = link.state()
+    body, headers = link.seal(link.start_message(), sender="impostor")
+    assert_rejected(link, link.post(body, headers), before)
+    assert link.api.ok("GET", f"/sync_config/{LISTENER}/status")["remote_name"] == "hq"
+    assert link.post(*link.seal(link.start_message())).status_code == 200
+    link.settle()
+
+
+def test_setting_the_remote_key_again_forgets_the_bound_sender_name(link: Link) -> None:
+    assert link.post(*link.seal()).status_code == 200
+    key = keys.public_pem(link.remote_key)
+    link.api.ok("PATCH", f"/sync_config/{LISTENER}", json={"remote_public_key": key})
+    assert link.post(*link.seal(sender="renamed")).status_code == 200
+    assert link.api.ok("GET", f"/sync_config/{LISTENER}/status")["remote_name"] == "renamed"
+
+
+def test_a_dialing_sync_config_accepted_inbound_requests(
+    link: Link, own_key: Any, remote_key: Any
+) -> None:
+    """A sync config with a Remote URL opens the link's connections; requests to it are refused."""
+    link.api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": "dialing",
+            "role": "controlled",
+            "remote_url": "http://127.0.0.1:9/api/latest/sync_config/hq/sync",
+            "own_private_key": keys.private_pem(own_key),
+            "remote_public_key": keys.public_pem(remote_key),
+        },
+    )
+    before = link.state()
+    body, headers = link.seal(link.start_message(), receiver="dialing")
+    answer = link.post(body, headers, name="dialing")
+    after = link.state()
+    # The dialer of 'dialing' records its own failures meanwhile: compare the rest.
+    for state in (before, after):
+        state["link_state"] = [s for s in state["link_state"] if s["sync_config"] != "dialing"]
+    assert answer.status_code == 401
+    assert after == before
