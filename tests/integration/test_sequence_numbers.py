@@ -34,7 +34,7 @@ def migrate_to(db: Database, revision: str) -> None:
 def test_sequence_numbers_overflowed_32_bits_on_a_busy_link(db: Database) -> None:
     """A link whose numbering passed 2**31 (about 80 days at 300 messages a second) goes on,
     also on a store migrated from the first schema with messages in it."""
-    migrate_to(db, "0001")
+    migrate_to(db, "0003")
     ctx = Context(db=db, events=Events(), workspace_name="test")
     configs.create(ctx, {"name": "edge"})
     with ctx.transaction() as tx:
