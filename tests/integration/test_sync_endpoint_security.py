@@ -257,7 +257,7 @@ def test_listener_without_its_own_key_applies_nothing_and_says_why(link: Link) -
     assert link.received() == []
     status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
     assert status["state"] == "failing" and status["applied_seq"] == 0, status
-    assert "no private key" in status["last_error"], status
+    assert "no own_private_key" in status["last_error"], status
 
 
 def test_the_link_lane_answers_before_the_router_also_below_a_root_path(link: Link) -> None:
