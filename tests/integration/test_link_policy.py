@@ -21,9 +21,9 @@ from tests.support.envelopes import LISTENER, Link, create_controlling, start_me
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.link import configs
 from tether.store import executions, schema, sync_configs
 from tether.store.database import Database
-from tether.store.sync_configs import SyncConfig
 
 MARKING = "def handler(system, this):\n    system.setting('ran').save(value=True)\n"
 MARKING_SHA256 = hashlib.sha256(MARKING.encode()).hexdigest()
@@ -176,28 +176,10 @@ def contexts(database_url: str) -> Iterator[Callable[[], Context]]:
 
 
 def add_link(ctx: Context, max_running: int | None) -> None:
-    now = ctx.now()
-    config = SyncConfig(
-        name="hq",
-        is_enabled=True,
-        remote_url=None,
-        role=sync_configs.CONTROLLED,
-        ca_certificate=None,
-        verify_ssl=True,
-        own_private_key=None,
-        next_own_private_key=None,
-        remote_public_keys=[],
-        send_all_executions=False,
-        sync_interval_s=None,
-        accepted_scripts=None,
-        run_as=None,
-        allow_onward_remote=False,
-        max_running=max_running,
-        created_at=now,
-        updated_at=now,
-    )
-    with ctx.db.begin() as conn:
-        sync_configs.insert(conn, config)
+    values: dict[str, Any] = {"name": "hq", "role": sync_configs.CONTROLLED}
+    if max_running is not None:
+        values["max_running"] = max_running
+    configs.create(ctx, values)
 
 
 def add_executions(ctx: Context, count: int, origin: str) -> list[str]:
