@@ -11,7 +11,6 @@ import contextlib
 import shutil
 import ssl
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import FaultProxy
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient, ServedWorkspace, flow_writable_dir
 from tether.link import keys
 
@@ -128,24 +128,23 @@ class Pair:
 
     def wait_connected(self, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         """Both halves report a good exchange (after the first contact, or after a restart)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def connected() -> bool:
             states = {side: self.status(side) for side in ("hub", "edge")}
-            if all(s["state"] == "connected" for s in states.values()):
-                return
-            assert time.monotonic() < deadline, f"the link did not connect: {states}"
-            time.sleep(0.05)
+            assert all(s["state"] == "connected" for s in states.values()), states
+            return True
+
+        wait_until(connected, "the link to connect", timeout_s, poll_s=0.05)
 
     def wait_link_state(
         self, side: str, state: str, timeout_s: float = CONNECT_TIMEOUT_S
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        def reached() -> dict[str, Any]:
             status = self.status(side)
-            if status["state"] == state:
-                return status
-            assert time.monotonic() < deadline, f"{side} link never became {state}: {status}"
-            time.sleep(0.05)
+            assert status["state"] == state, status
+            return status
+
+        return wait_until(reached, f"the {side} link to be {state}", timeout_s, poll_s=0.05)
 
     def executions(self, side: str) -> list[dict[str, Any]]:
         return self.api(side).ok("GET", "/execution", params={"limit": 1000})
@@ -156,13 +155,13 @@ class Pair:
         Executions that ended before must still have the same status and end time, so a
         final status that changes later (a second end) fails here too.
         """
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def settled() -> dict[str, dict[str, dict[str, Any]]]:
             problems, views = self._settle_problems()
-            if not problems:
-                break
-            assert time.monotonic() < deadline, "not settled:\n" + "\n".join(problems)
-            time.sleep(0.05)
+            assert not problems, "\n".join(problems)
+            return views
+
+        views = wait_until(settled, "every execution to settle", timeout_s, poll_s=0.05)
         for side, records in views.items():
             for record in records.values():
                 final = (record["status"], record["ended_at"])

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import HUB_DIALS, KeyPair, Pair, generated_keys
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 from tether.link import envelope, keys
 
@@ -51,10 +52,7 @@ class Traffic:
     def wait_for_more(self, count: int = 5) -> None:
         """Let ``count`` more executions start and end, so that the link exchanged meanwhile."""
         target = len(self.started) + count
-        deadline = time.monotonic() + 30
-        while len(self.started) < target:
-            assert time.monotonic() < deadline, "traffic stalled"
-            time.sleep(0.01)
+        wait_until(lambda: len(self.started) >= target, f"{count} more executions to start")
         self._api.wait_ended(self.started[target - 1][0])
 
 
@@ -139,10 +137,9 @@ def test_both_sides_rotate_keys_under_steady_traffic_and_no_valid_envelope_is_re
     assert _probe(pair, hub_old) == 401
     assert _probe(pair, hub_new) == 200
     # ...and the refusal shows in the log the check above searched, so that check can fail.
-    deadline = time.monotonic() + 10
-    while "sync envelope rejected" not in pair.output():
-        assert time.monotonic() < deadline, "a refused envelope left no trace in the log"
-        time.sleep(0.05)
+    wait_until(
+        lambda: "sync envelope rejected" in pair.output(), "the refused envelope in the log", 10
+    )
     traffic_api.client.close()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import EDGE_DIALS, HUB_DIALS, KeyPair, Pair
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 
 CHILD = """import os
@@ -152,17 +153,6 @@ def push_flows(api: ApiClient) -> None:
             api.ok("PATCH", f"/flow/{name}", json={"script": script})
         else:
             assert answer.status_code == 201, answer.text
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """The first truthy value of ``check()``; fails the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def markers(path: Path) -> int:

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +29,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.support.workspace import ADMIN_PASSWORD, ApiClient
+from tests.support.waiting import wait_until
+from tests.support.workspace import ADMIN_PASSWORD, ApiClient, is_healthy
 from tether.link import keys
 
 HOST_ADDRESS = "192.0.2.1"
@@ -178,13 +178,7 @@ def serve_in(
 
 
 def _wait_healthy(api_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(api_url + "/health", timeout=2).status_code == 200:
-                return
-        assert time.monotonic() < deadline, "the edge never became healthy"
-        time.sleep(0.05)
+    wait_until(lambda: is_healthy(api_url), "the edge to answer /health")
 
 
 @pytest.fixture
@@ -273,10 +267,12 @@ def _pair(
 
 def _run_parent(hub: NamespacedApi) -> dict[str, Any]:
     parent = hub.ok("POST", "/execution", json={"flow_name": "parent"})
-    deadline = time.monotonic() + 30
-    while not parent["status"].startswith("ENDED_"):
-        assert time.monotonic() < deadline, f"the remote execution did not end: {parent}"
-        time.sleep(0.05)
-        parent = hub.ok("GET", f"/execution/{parent['id']}")
+
+    def ended() -> dict[str, Any]:
+        record = hub.ok("GET", f"/execution/{parent['id']}")
+        assert record["status"].startswith("ENDED_"), record
+        return record
+
+    parent = wait_until(ended, "the parent to end")
     assert parent["status"] == "ENDED_SUCCESS", parent
     return parent

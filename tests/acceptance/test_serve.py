@@ -7,13 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ADMIN_PASSWORD, ApiClient, ServedWorkspace
 
 GENERATED = re.compile(r"created the organization admin 'admin' with password: (\S+)")
@@ -87,10 +87,13 @@ def is_gone(pid: int) -> bool:
 
 
 def wait_all_gone(pids: set[int], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while alive := {p for p in pids if not is_gone(p)}:
-        assert time.monotonic() < deadline, f"processes still running: {sorted(alive)}"
-        time.sleep(0.05)
+
+    def all_gone() -> bool:
+        alive = {p for p in pids if not is_gone(p)}
+        assert not alive, f"still running: {sorted(alive)}"
+        return True
+
+    wait_until(all_gone, "every process to be gone", timeout_s)
 
 
 def test_served_workspace_answers_health_logs_in_and_runs_a_flow(

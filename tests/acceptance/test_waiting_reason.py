@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.acceptance.conftest import HUB_DIALS, Pair
+from tests.support.waiting import wait_until
 
 WAITING_PARENT = """\
 def handler(system, this):
     this.flow("remote_noop", remote_workspace_name="edge")
 """
 NOOP = "def handler(system, this):\n    pass\n"
-
-
-def _wait_for(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (found := check()):
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.1)
-    return found
 
 
 def test_execution_waiting_on_a_remote_child_names_the_failing_link_and_its_error(
@@ -38,7 +30,7 @@ def test_execution_waiting_on_a_remote_child_names_the_failing_link_and_its_erro
         waits = record["waiting_on"]
         return waits[0] if waits and waits[0]["link_state"] == "failing" else None
 
-    wait = _wait_for(failing_reason)
+    wait = wait_until(failing_reason, "the parent to wait on a failing link")
     assert wait["sync_config"] == "edge"
     assert wait["since"] is not None
     assert "cannot connect" in wait["last_error"]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.envelopes import Link, create_controlling
+from tests.support.waiting import wait_until
 from tether.actions import executions as execution_actions
 from tether.actions import mirroring
 from tether.actions.context import Context
@@ -63,9 +64,10 @@ def test_each_ack_that_makes_room_lets_the_next_page_in_without_a_housekeeping_r
     # last only once a step finds nothing after it, which the ack of that page wakes.
     mirrored: list[str] = []
     acked = 0
-    deadline = time.monotonic() + 15
-    while len(mirrored) < PAST or not is_complete():
-        assert time.monotonic() < deadline, f"{len(mirrored)} of {PAST} mirrored; acked {acked}"
+
+    def step() -> bool:
+        """One poll of the other side, acking what came; true once all is mirrored."""
+        nonlocal acked
         body, headers = link.seal(receiver="boss", hello=CONTROLLED_HELLO, ack=acked)
         answer = link.post(body, headers, name="boss")
         assert answer.status_code == 200, answer.text
@@ -76,8 +78,9 @@ def test_each_ack_that_makes_room_lets_the_next_page_in_without_a_housekeeping_r
                 assert message.type == "execution.mirror", message
                 mirrored.append(message.body["execution_id"])
                 acked = message.seq
-        if not messages:
-            time.sleep(0.01)
+        return len(mirrored) >= PAST and is_complete()
+
+    wait_until(step, f"all {PAST} past executions to be mirrored", 15, poll_s=0.01)
 
     assert sorted(mirrored) == sorted(past), "every past execution mirrored exactly once"
     status = link.api.ok("GET", "/sync_config/boss/status")

@@ -3,12 +3,12 @@ only up to the size of an envelope, and refuses an answer from a sync config of 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.support import fakelistener
 from tests.support.fakelistener import FakeListener
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 from tether.link import dialer, keys
 
@@ -29,13 +29,13 @@ def dial(api: ApiClient, url: str, own_key: Any, remote_key: Any) -> None:
 
 def wait_for_error(api: ApiClient, is_it: Callable[[str], bool], timeout_s: float) -> str:
     """The last error of 'hq' once ``is_it`` holds for it; fails after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def matching() -> str:
         error = api.ok("GET", "/sync_config/hq/status")["last_error"] or ""
-        if is_it(error):
-            return error
-        assert time.monotonic() < deadline, f"no such error in {timeout_s} s; the last: {error!r}"
-        time.sleep(0.02)
+        assert is_it(error), f"the last error: {error!r}"
+        return error
+
+    return wait_until(matching, "the error", timeout_s)
 
 
 def test_the_dialer_followed_a_redirect_with_its_signed_request(

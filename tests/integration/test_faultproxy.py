@@ -6,12 +6,13 @@ import http.server
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.support.faultproxy import FaultProxy
+from tests.support.waiting import wait_until
 
 RECV_TIMEOUT_S = 2.0
 REQUEST = b"GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"
@@ -80,13 +81,6 @@ def _exchange(sock: socket.socket) -> bytes:
     return response
 
 
-def _wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + RECV_TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.01)
-
-
 def test_pass_mode_forwards_requests_and_responses(proxy: FaultProxy) -> None:
     with _client(proxy) as client:
         response = client.get("/")
@@ -113,7 +107,11 @@ def test_leaving_blackhole_mode_closes_held_connections(proxy: FaultProxy) -> No
     proxy.set_mode("blackhole")
     with _connect(proxy) as sock:
         sock.sendall(REQUEST)
-        _wait_for(lambda: proxy.connections_total == 1)
+        wait_until(
+            lambda: proxy.connections_total == 1,
+            "the proxy to count one connection",
+            RECV_TIMEOUT_S,
+        )
         proxy.set_mode("pass")
         assert sock.recv(1) == b""
 

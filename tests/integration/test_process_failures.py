@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 
 GATED = """
@@ -37,10 +38,7 @@ def is_gone(pid: int) -> bool:
 
 
 def wait_gone(pid: int, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not is_gone(pid):
-        assert time.monotonic() < deadline, f"process {pid} is still running"
-        time.sleep(0.02)
+    wait_until(lambda: is_gone(pid), f"process {pid} to be gone", timeout_s)
 
 
 def assert_still_serves(api: ApiClient) -> None:
@@ -281,10 +279,13 @@ def test_concurrency_limit_queues_executions_beyond_it(
     api = api_with(max_running=2)
     flow(api, "gated", GATED)
     ids = [api.start("gated")["id"] for _ in range(4)]
-    deadline = time.monotonic() + 10
-    while statuses(api, ids).count("RUNNING") < 2:
-        assert time.monotonic() < deadline, statuses(api, ids)
-        time.sleep(0.02)
+
+    def two_running() -> bool:
+        now = statuses(api, ids)
+        assert now.count("RUNNING") == 2, now
+        return True
+
+    wait_until(two_running, "two executions to run", 10)
     for _ in range(10):  # it stays that way while the two run
         assert sorted(statuses(api, ids)) == ["QUEUED", "QUEUED", "RUNNING", "RUNNING"]
         time.sleep(0.03)

@@ -7,12 +7,12 @@ its scratch directory, its limits, its programs' output, and how the server repo
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient, flow_writable_dir
 from tether import config, errors
 from tether.runner import landlock
@@ -76,10 +76,8 @@ def test_a_flow_gets_a_clean_environment_and_its_own_scratch_directory(
     empty = ["CapInh", "CapPrm", "CapEff", "CapAmb"] + (["CapBnd"] if os.geteuid() == 0 else [])
     for capabilities in empty:
         assert f"{capabilities}:\t0000000000000000" in out["status"], capabilities
-    deadline = time.monotonic() + 10
-    while os.path.exists(out["cwd"]):  # removed once the child is reaped
-        assert time.monotonic() < deadline, f"{out['cwd']} was not removed"
-        time.sleep(0.02)
+    # removed once the child is reaped
+    wait_until(lambda: not os.path.exists(out["cwd"]), f"{out['cwd']} to be removed", 10)
 
 
 def test_a_flow_writes_only_its_scratch_and_the_listed_directories(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 from tether.link import keys
 from tether.store import schema
@@ -397,13 +397,13 @@ def test_status_shows_outbox_depth_sequence_and_backfill(
         "/sync_config",
         json=new_config(own_key, remote_key, role="controlling", send_all_executions=True),
     )
-    deadline = time.monotonic() + 15
-    while True:
+
+    def backfilled() -> dict[str, Any]:
         status = api.ok("GET", "/sync_config/edge/status")
-        if status["backfill"]["is_complete"]:
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(0.05)
+        assert status["backfill"]["is_complete"], status
+        return status
+
+    status = wait_until(backfilled, "the backfill to complete", 15)
     assert status["backfill"] == {"enabled": True, "total": 3, "done": 3, "is_complete": True}
     assert status["outbox_depth"] == 3
     assert status["sent_seq"] == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ADMIN_PASSWORD
 from tether import config
 from tether.web.app import create_app
@@ -116,10 +116,8 @@ def test_run_refuses_inputs_that_are_not_a_json_object(browser: TestClient) -> N
     answer = post_form(browser, "/ui/flows/f/run", {"input_value": '{"a": 1}'})
     assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/executions/")
     live = answer.headers["location"] + "/log.json"
-    deadline = time.monotonic() + 30
-    while not browser.get(live).json()["is_ended"]:  # end before the app stops
-        assert time.monotonic() < deadline, "the execution never ended"
-        time.sleep(0.05)
+    # end before the app stops
+    wait_until(lambda: browser.get(live).json()["is_ended"], "the execution to end")
 
 
 def test_generated_private_key_never_reaches_the_browser(browser: TestClient) -> None:
@@ -190,10 +188,9 @@ def test_the_execution_page_shows_the_owner_and_the_script_digest(browser: TestC
     page = browser.get(location).text
     assert 'id="ex-owner">admin<' in page
     assert hashlib.sha256(script.encode()).hexdigest() in page
-    deadline = time.monotonic() + 30
-    while not browser.get(location + "/log.json").json()["is_ended"]:
-        assert time.monotonic() < deadline, "the execution never ended"
-        time.sleep(0.05)
+    wait_until(
+        lambda: browser.get(location + "/log.json").json()["is_ended"], "the execution to end"
+    )
 
 
 @pytest.mark.parametrize("sandbox", ["on", "off"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 
 MARKED_FLOW = "marked"
@@ -163,15 +164,13 @@ class History:
     def _converged(
         self, hub: Callable[[], ApiClient], edge: Callable[[], ApiClient], timeout_s: float
     ) -> Snapshot:
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def converged() -> Snapshot:
             snapshot = Snapshot.take(hub(), edge())
-            problems = unconverged(snapshot)
-            if not problems:
-                return snapshot
-            if time.monotonic() > deadline:
-                _fail_on(problems, f"not converged within {timeout_s:g} s")
-            time.sleep(SETTLE_POLL_S)
+            _fail_on(unconverged(snapshot), "not converged")
+            return snapshot
+
+        return wait_until(converged, "both sides to converge", timeout_s, poll_s=SETTLE_POLL_S)
 
     def problems(self, snapshot: Snapshot, markers: list[Marker], restarted: set[str]) -> list[str]:
         """Everything wrong with a converged snapshot, given the markers the runs wrote."""

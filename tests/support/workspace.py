@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.waiting import wait_until
+
 ADMIN_PASSWORD = "admin-password-for-tests"
 # The one directory (besides their own scratch) that the tests' flows may write: the marker
 # files by which tests count how often a script ran live beneath it. Removed at the end of the
@@ -30,6 +32,14 @@ def flow_writable_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=FLOW_WRITABLE))
     path.chmod(0o1777)
     return path
+
+
+def is_healthy(api_url: str, verify: ssl.SSLContext | bool = True) -> bool:
+    """Whether the workspace at ``api_url`` answers its health check."""
+    try:
+        return httpx.get(api_url + "/health", timeout=2, verify=verify).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 SERVING = re.compile(r"serving on (https?://\S+)")
@@ -78,24 +88,23 @@ class ApiClient:
 
     def wait_ended(self, execution_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """The execution once it has ended; fails the test after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def ended() -> dict[str, Any]:
             record = self.ok("GET", f"/execution/{execution_id}")
-            if record["status"].startswith("ENDED_"):
-                return record
-            assert time.monotonic() < deadline, f"execution did not end in {timeout_s} s: {record}"
-            time.sleep(0.02)
+            assert record["status"].startswith("ENDED_"), record
+            return record
+
+        return wait_until(ended, f"execution {execution_id} to end", timeout_s)
 
     def wait_status(
         self, execution_id: str, status: str, timeout_s: float = 30.0
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        def reached() -> dict[str, Any]:
             record = self.ok("GET", f"/execution/{execution_id}")
-            if record["status"] == status:
-                return record
-            assert time.monotonic() < deadline, f"execution never reached {status}: {record}"
-            time.sleep(0.02)
+            assert record["status"] == status, record
+            return record
+
+        return wait_until(reached, f"execution {execution_id} to be {status}", timeout_s)
 
     def run(self, flow_name: str, **body: Any) -> dict[str, Any]:
         """Start an execution and return it once ended."""
@@ -106,14 +115,15 @@ class ApiClient:
 
     def wait_setting(self, name: str, timeout_s: float = 30.0) -> Any:
         """The value of setting ``name`` once it exists; fails the test after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def stored() -> dict[str, Any] | None:
             answer = self.get(f"/setting/{name}")
-            if answer.status_code == 200:
-                return answer.json()["value"]
-            assert answer.status_code == 404, answer.text
-            assert time.monotonic() < deadline, f"setting {name!r} never appeared"
-            time.sleep(0.02)
+            if answer.status_code == 404:
+                return None
+            assert answer.status_code == 200, answer.text
+            return {"value": answer.json()["value"]}  # truthy even when the value is not
+
+        return wait_until(stored, f"setting {name!r} to appear", timeout_s)["value"]
 
     def set_setting(self, name: str, value: Any) -> None:
         self.ok("POST", "/setting", json={"name": name, "value": value})
@@ -162,7 +172,7 @@ class ServedWorkspace:
         else:
             raise AssertionError("tether serve exited:\n" + "".join(self.output))
         self._drain()
-        self._wait_healthy(deadline)
+        self._wait_healthy(max(deadline - time.monotonic(), 0.0))
         return self
 
     def _drain(self) -> None:
@@ -174,17 +184,12 @@ class ServedWorkspace:
         self._pump = threading.Thread(target=pump, daemon=True)
         self._pump.start()
 
-    def _wait_healthy(self, deadline: float) -> None:
+    def _wait_healthy(self, timeout_s: float) -> None:
         ca_file = self.env.get("TEST_CA_FILE")
         verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        while True:
-            try:
-                if httpx.get(self.api_url + "/health", timeout=2, verify=verify).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "workspace never became healthy"
-            time.sleep(0.05)
+        wait_until(
+            lambda: is_healthy(self.api_url, verify), f"{self.name} to answer /health", timeout_s
+        )
 
     @property
     def api_url(self) -> str:
