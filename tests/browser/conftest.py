@@ -1,16 +1,15 @@
 """Browser fixtures: Debian's Chromium driven by Playwright, and two real `tether serve` workspaces.
 
 No browser is ever downloaded: Playwright launches /usr/bin/chromium, which the set-up
-installs from Debian's packages when it is missing (as root), or the tests are skipped.
+(`./dev test`, and so `.ci/run`) installs from Debian's packages; where it is missing, the
+tests are skipped and say how to install it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 OpenPage = Callable[..., "Page"]
 
 sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="install the dev extras (pip install -e '.[dev]') for Playwright"
+    "playwright.sync_api", reason="Playwright comes with the dev tools: run ./dev test"
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,38 +36,18 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-APT_TIMEOUT_S = 900
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 
 
-def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(
-        ["apt-get", *args], env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_S
-    )
-
-
-def _install_chromium() -> None:
-    """Install Debian's chromium package, or skip with the reason."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(
-            f"browser tests need Debian's Chromium at {CHROMIUM}: run `apt-get install -y chromium` "
-            "as root (these tests never download a browser)"
-        )
-    result = _apt_get("install", "-y", "-q", "chromium")
-    if result.returncode != 0:  # a fresh machine's package lists may be empty or stale
-        _apt_get("update", "-q")
-        result = _apt_get("install", "-y", "-q", "chromium")
-    if result.returncode != 0 or not CHROMIUM.exists():
-        pytest.skip(f"could not install Debian's chromium package: {result.stderr[-500:]}")
-
-
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """Debian's Chromium, installed once per test session when missing."""
+    """Debian's Chromium, which the set-up installs; the browser tests skip where it is missing."""
     if not CHROMIUM.exists():
-        _install_chromium()
+        pytest.skip(
+            f"browser tests need Debian's Chromium at {CHROMIUM}: `./dev test` installs it when "
+            "run as root, or run `apt-get install chromium` (these tests never download a browser)"
+        )
     return CHROMIUM
 
 
