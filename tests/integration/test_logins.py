@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -10,10 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ADMIN_PASSWORD, ApiClient
 from tether import config
 from tether.actions import passwords, throttle
@@ -97,66 +100,71 @@ def test_a_password_check_holds_no_transaction_that_would_stall_writes(
     assert seen and seen == [0] * len(seen)
 
 
-def test_bad_logins_in_flight_leave_a_setting_write_fast(api: ApiClient) -> None:
-    """Ten bad logins in flight (each from its own address, so none is throttled and every
-    one costs a password check); a setting write's median stays near its idle median."""
-    idle = median_write_s(api, 20)
-    with login_flood(api, 10) as statuses:
-        flooded = median_write_s(api, 20)
-    print(f"setting write median: idle {idle * 1000:.1f} ms, flooded {flooded * 1000:.1f} ms")
-    assert statuses and set(statuses) == {401}  # all checked, none throttled
-    # Under the old write lock each write waited for scrypt checks of 50 ms and more.
-    assert flooded < idle + passwords_check_s()
-
-
-def test_a_login_flood_leaves_the_worker_threads_to_other_requests(api: ApiClient) -> None:
-    """Sixty logins in flight wait on login threads of their own, not on the 40 worker
-    threads that every other (blocking) route needs."""
-    idle = median_write_s(api, 10)
-    with login_flood(api, 60) as statuses:
-        flooded = median_write_s(api, 10)
-    print(f"setting write median: idle {idle * 1000:.1f} ms, 60 logins {flooded * 1000:.1f} ms")
-    assert statuses and set(statuses) == {401}
-    assert flooded < idle + passwords_check_s()
+@pytest.mark.parametrize(
+    "count",
+    [
+        10,  # as many as the store could be asked to wait for (a check once held its write lock)
+        60,  # more than the 40 worker threads that every other (blocking) route needs
+    ],
+)
+def test_a_setting_write_goes_through_while_bad_logins_are_in_their_password_check(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """Password checks held inside scrypt (each login from its own address, so none is
+    throttled) stall neither the store nor the threads of other requests."""
+    with logins_held_in_scrypt(api, monkeypatch, count):
+        written = threading.Thread(target=api.set_setting, args=("written", True), daemon=True)
+        written.start()
+        wait_until(lambda: not written.is_alive(), f"a setting write beside {count} held logins")
+    assert api.ok("GET", "/setting/written")["value"] is True
 
 
 @contextlib.contextmanager
-def login_flood(api: ApiClient, count: int) -> Iterator[list[int]]:
-    """``count`` threads logging in with wrong passwords, each from its own address."""
-    stop = threading.Event()
-    statuses: list[int] = []
+def logins_held_in_scrypt(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch, count: int
+) -> Iterator[None]:
+    """``count`` bad logins in flight on the app's own event loop (so that they compete with
+    other requests for its worker threads), all arrived, their password checks stopped inside
+    scrypt until the block ends; each is then refused (401)."""
+    release = threading.Event()
+    checks: list[int] = []
+    arrived: list[str] = []
+    real_scrypt = hashlib.scrypt
 
-    def flood(number: int) -> None:
-        address = (f"192.0.2.{number}", 1)
-        client = TestClient(api.client.app, base_url=API_URL, client=address)
-        while not stop.is_set():
-            statuses.append(login(client, f"nobody-{number}", "wrong").status_code)
+    def held_scrypt(*args: Any, **kwargs: Any) -> bytes:
+        checks.append(1)
+        release.wait(60)
+        return real_scrypt(*args, **kwargs)
 
-    threads = [threading.Thread(target=flood, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
+    app = api.client.app
+
+    async def counting_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            arrived.append(scope["path"])
+        await app(scope, receive, send)
+
+    async def attempt(number: int) -> int:
+        transport = httpx.ASGITransport(counting_app, client=(f"192.0.2.{number}", 1))
+        async with httpx.AsyncClient(transport=transport, base_url=API_URL) as client:
+            body = {"user_name": f"nobody-{number}", "password": "wrong"}
+            return (await client.post("/auth/login", json=body)).status_code
+
+    async def flood() -> list[int]:
+        return list(await asyncio.gather(*(attempt(n) for n in range(count))))
+
+    monkeypatch.setattr(hashlib, "scrypt", held_scrypt)
+    portal = api.client.portal  # the event loop that the app (entered by app_client) runs on
+    assert portal is not None
+    statuses = portal.start_task_soon(flood)
     try:
-        time.sleep(0.3)
-        yield statuses
+        wait_until(
+            lambda: len(arrived) == count and len(checks) >= passwords.MAX_HASHING,
+            f"{count} logins to arrive and {passwords.MAX_HASHING} to be in their check",
+        )
+        yield
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-
-
-def median_write_s(api: ApiClient, count: int) -> float:
-    times = []
-    for number in range(count):
-        started = time.perf_counter()
-        api.set_setting("flood", number)
-        times.append(time.perf_counter() - started)
-    return sorted(times)[count // 2]
-
-
-def passwords_check_s() -> float:
-    started = time.perf_counter()
-    passwords.is_password_correct("x", passwords.hash_password("y"))
-    return (time.perf_counter() - started) / 2
+        release.set()
+    assert statuses.result(60) == [401] * count
 
 
 # --- throttling -------------------------------------------------------------------------
