@@ -66,6 +66,10 @@ class MalformedJson(InvalidInput):
     kind = "malformed_json"
 
 
+class ValueNotStorable(InvalidInput):
+    """a value cannot be stored ({detail}): send shorter text without NUL characters, and numbers within range"""
+
+
 class FlowScriptInvalid(InvalidInput):
     """the script of flow '{name}' does not compile: line {line}: {detail}; fix the script and save again"""
 
@@ -183,6 +187,15 @@ class RemoteWorkspaceUnusable(Conflict):
 
 class LastAdmin(Conflict):
     """'{name}' is the last enabled organization admin: make another user an organization admin first"""
+
+
+class StoreConflict(Conflict):
+    """the store refused the change: {detail}"""
+
+    @property
+    def is_unique_violation(self) -> bool:
+        """Whether a primary key or unique constraint refused it (the same row, stored twice)."""
+        return bool(self.fields.get("is_unique_violation"))
 
 
 class PayloadTooLarge(TetherError):

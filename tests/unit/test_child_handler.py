@@ -64,6 +64,14 @@ HANDLERS: list[Callable[..., Any]] = [
 ]
 
 
-@pytest.mark.parametrize("handler", HANDLERS, ids=lambda handler: repr(handler)[:40])
+def handler_id(handler: Callable[..., Any]) -> str:
+    """A name that is the same in every process (a repr's address is not: xdist compares them)."""
+    if isinstance(handler, functools.partial):
+        return f"partial-{handler.func.__name__}"
+    name = getattr(handler, "__qualname__", None) or f"{type(handler).__name__}-instance"
+    return "decorated" if handler is decorated else name
+
+
+@pytest.mark.parametrize("handler", HANDLERS, ids=handler_id)
 def test_the_parameter_count_is_the_one_inspect_gives(handler: Callable[..., Any]) -> None:
     assert _parameter_count(handler) == len(inspect.signature(handler).parameters)

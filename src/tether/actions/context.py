@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
 from tether.actions.events import Events
+from tether.store import database
 from tether.store.database import Database
 
 
@@ -20,7 +19,7 @@ from tether.store.database import Database
 class Transaction:
     """One open transaction and the events to publish once it commits."""
 
-    conn: sa.Connection
+    conn: database.Connection
     pending: list[tuple[str, str]] = field(default_factory=list)
 
     def publish(self, kind: str, key: str = "") -> None:

@@ -5,15 +5,12 @@ One envelope is one transaction: its messages, the inbox cursor, the ack and the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-
-import sqlalchemy as sa
 
 from tether import errors
 from tether.actions import events, outgoing, users
@@ -137,8 +134,8 @@ def _apply(
                 sync_configs.update_state(tx.conn, config.name, **values)
             is_pending = outbox.has_after(tx.conn, config.name, 0) if is_pending_asked else None
             return Applied(applied, is_pending)
-    except sa.exc.IntegrityError as exc:
-        if database.is_unique_violation(exc) and nonce is not None:
+    except errors.StoreConflict as exc:
+        if exc.is_unique_violation and nonce is not None:
             raise Replay() from exc  # the same nonce raced in from a concurrent request
         raise
 
@@ -177,10 +174,10 @@ def _apply_one(
         )
         return
     try:
-        with tx.conn.begin_nested() if is_careful else contextlib.nullcontext():
+        with database.savepoint(tx.conn, is_used=is_careful):
             handler(ctx, tx, config.name, message.body)
-    except (KeyError, TypeError, ValueError, errors.TetherError, sa.exc.StatementError) as exc:
-        if _is_store_failure(exc):
+    except (KeyError, TypeError, ValueError, errors.TetherError) as exc:
+        if isinstance(exc, errors.StoreUnavailable):
             raise  # the store, not the body, failed: apply nothing, the sender sends it again
         if not is_careful:
             raise _Refused() from exc
@@ -192,13 +189,6 @@ def _apply_one(
             message.seq,
             exc,
         )
-
-
-def _is_store_failure(exc: Exception) -> bool:
-    """Whether ``exc`` says the database failed (retry later) rather than that a value was bad."""
-    return isinstance(exc, sa.exc.DBAPIError) and not isinstance(
-        exc, sa.exc.DataError | sa.exc.IntegrityError
-    )
 
 
 def _execution_id(value: Any) -> str:
@@ -333,9 +323,9 @@ def _apply_update(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
     # savepoint: its log entries then get one of their own, so that bad ones lose no end.
     is_careful = tx.conn.in_nested_transaction()
     try:
-        with tx.conn.begin_nested() if is_careful else contextlib.nullcontext():
+        with database.savepoint(tx.conn, is_used=is_careful):
             _append_remote_log(tx, ex.id, ex.log_count, body.get("log_offset", 0), body.get("log"))
-    except (TypeError, ValueError, sa.exc.DataError) as exc:
+    except (TypeError, ValueError, errors.ValueNotStorable) as exc:
         if not is_careful:
             raise _Refused() from exc
         # The status and outputs above still count: a bad log entry must not lose an end.

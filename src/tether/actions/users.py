@@ -9,12 +9,10 @@ from __future__ import annotations
 import logging
 import secrets
 
-import sqlalchemy as sa
-
 from tether import errors
 from tether.actions import events, passwords
 from tether.actions.context import Context
-from tether.store import users
+from tether.store import database, users
 from tether.store.users import User
 
 ORGANIZATION_ADMIN = "organization_admin"
@@ -210,7 +208,7 @@ def ensure_link_account(ctx: Context) -> None:
         tx.publish(events.USERS)
 
 
-def _keep_an_admin_besides(conn: sa.Connection, target: User) -> None:
+def _keep_an_admin_besides(conn: database.Connection, target: User) -> None:
     """Refuse to remove ``target`` from the enabled organization admins if it is the last.
 
     The enabled admins stay locked until the transaction ends, so that two admins demoting

@@ -11,7 +11,6 @@ import urllib.parse
 from dataclasses import replace
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -20,7 +19,7 @@ from tether.actions import events, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.link import keys
-from tether.store import outbox, sync_configs
+from tether.store import database, outbox, sync_configs
 from tether.store import users as store_users
 from tether.store.sync_configs import LinkState, SyncConfig
 
@@ -124,7 +123,7 @@ def check_max_running(value: Any) -> None:
         )
 
 
-def check_run_as(conn: sa.Connection, name: str | None) -> None:
+def check_run_as(conn: database.Connection, name: str | None) -> None:
     """Refuse a run_as that names no user of this workspace."""
     if name is not None and store_users.find(conn, name) is None:
         raise errors.LinkPolicyInvalid(

@@ -9,11 +9,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from tether.actions import events
 from tether.actions.context import Context
-from tether.store import outbox, sync_configs
+from tether.store import database, outbox, sync_configs
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
 
@@ -53,7 +51,9 @@ def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, l
         return _batch(conn, name, after)
 
 
-def _batch(conn: sa.Connection, name: str, after: int) -> tuple[LinkState, list[OutboxMessage]]:
+def _batch(
+    conn: database.Connection, name: str, after: int
+) -> tuple[LinkState, list[OutboxMessage]]:
     state = sync_configs.get_state(conn, name)
     pending = outbox.pending(conn, name, MAX_MESSAGES, after)
     batch: list[OutboxMessage] = []

@@ -1,6 +1,7 @@
 """The connection to the store: engine set-up, transactions, migrations.
 
-Every difference between SQLite and PostgreSQL lives here.
+Every difference between SQLite and PostgreSQL lives here, and the translation of the
+database's errors into tether's own: no layer above the store catches SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from tether import errors
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+# The type by which the layers above name a connection, so that only the store imports
+# SQLAlchemy (an import-linter contract holds them to it).
+Connection = sa.Connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions (a test holds it to Alembic's own head): a
@@ -58,23 +63,16 @@ class Database:
         # SQLite has one writer at a time, and a writer that finds the lock taken polls for it
         # with sleeps of 1, 2, 5, 10... ms. Writers of this process queue on a Python lock
         # instead and are handed the database at once; other processes still poll.
-        with self._write_lock:
-            try:
-                with self.engine.begin() as conn:
-                    yield conn
-            except sa.exc.OperationalError as exc:
-                raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
+        with self._write_lock, translated_errors(), self.engine.begin() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
         """A connection in a read-only transaction: on SQLite it does not take the write lock."""
-        try:
-            with self.engine.connect() as plain:
-                conn = plain.execution_options(tether_read_only=True)
-                with conn.begin():
-                    yield conn
-        except sa.exc.OperationalError as exc:
-            raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
+        with translated_errors(), self.engine.connect() as plain:
+            conn = plain.execution_options(tether_read_only=True)
+            with conn.begin():
+                yield conn
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
@@ -133,6 +131,45 @@ def _begin_sqlite(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def savepoint(conn: sa.Connection, is_used: bool = True) -> Iterator[None]:
+    """The block in a savepoint (when ``is_used``): a database error in it undoes only the
+    block's changes, and reaches the caller as one of tether's errors."""
+    with translated_errors(), conn.begin_nested() if is_used else contextlib.nullcontext():
+        yield
+
+
+@contextlib.contextmanager
+def translated_errors() -> Iterator[None]:
+    """The database's errors raised in the block, as tether's own.
+
+    Raises:
+        errors.ValueNotStorable: a value did not fit its column (or could not be sent at all).
+        errors.StoreConflict: a key or constraint refused a row.
+        errors.StoreUnavailable: the database could not be reached or failed to answer.
+
+    Other database errors (a statement the database cannot run) are tether's own bugs:
+    they stay as they are, for the 500 handler to log with their SQL.
+    """
+    try:
+        yield
+    except sa.exc.DataError as exc:
+        raise errors.ValueNotStorable(detail=_first_line(exc.orig)) from exc
+    except sa.exc.IntegrityError as exc:
+        detail, unique = _first_line(exc.orig), is_unique_violation(exc)
+        raise errors.StoreConflict(detail=detail, is_unique_violation=unique) from exc
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+        raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
+    except sa.exc.DBAPIError:
+        raise
+    except sa.exc.StatementError as exc:  # a value the driver could not even send
+        raise errors.ValueNotStorable(detail=_first_line(exc.orig)) from exc
+
+
+def _first_line(error: BaseException | None) -> str:
+    return (str(error).strip().splitlines() or ["a value does not fit"])[0]
 
 
 def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:

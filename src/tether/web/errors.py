@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -61,18 +60,6 @@ def install(app: FastAPI) -> None:
         # answer reaches no one, but this is the client's doing, not the workspace's failure.
         log.info("a client left before its request body ended")
         error = errors.InvalidInput(detail="the request body ended early: send it whole")
-        return error_response(errors.http_status(error), error.kind, error.message)
-
-    @app.exception_handler(sa.exc.DataError)
-    async def unstorable(_request: Request, exc: sa.exc.DataError) -> JSONResponse:
-        # The store refused a value that request validation let through (a column's size,
-        # a number's range): the request was at fault, so say which value, not "failed".
-        reason = (str(exc.orig).strip().splitlines() or ["a value does not fit"])[0]
-        log.warning("the store refused a value of a request: %s", reason)
-        error = errors.InvalidInput(
-            detail=f"a value cannot be stored ({reason}): "
-            "send shorter text without NUL characters, and numbers within range"
-        )
         return error_response(errors.http_status(error), error.kind, error.message)
 
     @app.exception_handler(HTTPException)
