@@ -314,6 +314,7 @@ def test_create_read_change_delete(api: ApiClient, own_key: Any, remote_key: Any
         "allow_onward_remote": False,
         "max_running": None,
         "sync_interval": None,
+        "proxy_url": None,
         "own_public_key": None,
         "own_key_fingerprint": None,
         "next_own_public_key": None,

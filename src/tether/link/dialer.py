@@ -18,6 +18,8 @@ import logging
 import random
 import ssl
 import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 
 import aiohttp
@@ -78,6 +80,7 @@ class Dialer:
         long_poll_s: float,
         max_skew_s: float,
         health: exchange.Health,
+        env_proxies: dict[str, str] | None = None,
     ) -> None:
         self._ctx = ctx
         self._ring = ring
@@ -90,6 +93,10 @@ class Dialer:
         self._max_skew_s = max_skew_s
         self._health = health
         self._client: aiohttp.ClientSession | None = None  # made in run(), on the loop
+        # The sync config's own proxy wins over the server's HTTPS_PROXY/HTTP_PROXY/NO_PROXY.
+        self._proxy = configs.proxy_url(ctx, config) or proxy_from_environment(
+            self._url, env_proxies or {}
+        )
         # Exchange number -> highest sequence it carries. Read and written in worker threads
         # (choosing a batch) and on the loop (forgetting it), under the lock.
         self._in_flight: dict[int, int] = {}
@@ -374,11 +381,19 @@ class Dialer:
                 headers=sealed.headers,
                 timeout=timeout,
                 allow_redirects=False,  # a signed request goes where remote_url says, only
+                proxy=self._proxy,
             ) as response:
                 body = await _read_limited(response, self._url, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     raise LinkDown(_status_error(self._url, response.status, body, self._receiver))
                 return Answer(body, dict(response.headers))
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise LinkDown(
+                f"cannot connect to the proxy {configs.shown_proxy_url(self._proxy)} ({exc}): "
+                "is it running, and is proxy_url (or HTTPS_PROXY) right?"
+            ) from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            raise LinkDown(_proxy_error(self._url, self._proxy, exc)) from exc
         except aiohttp.ClientConnectorError as exc:
             raise LinkDown(_connect_error(self._url, exc)) from exc
         except TimeoutError as exc:
@@ -456,6 +471,30 @@ def _too_large(url: str, limit: int) -> str:
     return (
         f"{url} answered with more than {limit} bytes: no envelope is that large; "
         "check remote_url, or what answers there"
+    )
+
+
+def proxy_from_environment(url: str, proxies: dict[str, str]) -> str | None:
+    """The proxy the server's environment names for ``url`` (as urllib reads HTTPS_PROXY,
+    HTTP_PROXY and NO_PROXY: ``proxies`` maps scheme to proxy, and "no" to the exceptions)."""
+    parsed = urllib.parse.urlparse(url)
+    proxy = proxies.get(parsed.scheme)
+    # urllib's own NO_PROXY matching (ports, suffixes, "*"); its stubs do not list it
+    if not proxy or urllib.request.proxy_bypass_environment(parsed.netloc, proxies):  # type: ignore[attr-defined]
+        return None
+    return proxy
+
+
+def _proxy_error(url: str, proxy: str | None, exc: aiohttp.ClientHttpProxyError) -> str:
+    shown = configs.shown_proxy_url(proxy)
+    if exc.status == 407:
+        return (
+            f"the proxy {shown} wants credentials (407 Proxy Authentication Required): put "
+            "the proxy's user and password into proxy_url, http://USER:PASSWORD@HOST:PORT"
+        )
+    return (
+        f"the proxy {shown} refused to connect to {url} ({exc.status} {exc.message}): ask its "
+        "administrator to allow CONNECT to that host and port"
     )
 
 

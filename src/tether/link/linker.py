@@ -24,8 +24,16 @@ HOUSEKEEPING_S = 1.0
 class Linker:
     """Owns the dialers and the listener of one workspace."""
 
-    def __init__(self, ctx: Context, *, long_poll_s: float, max_skew_s: float) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        long_poll_s: float,
+        max_skew_s: float,
+        env_proxies: dict[str, str] | None = None,
+    ) -> None:
         self._ctx = ctx
+        self._env_proxies = env_proxies or {}
         self._ring = KeyRing(ctx)
         self._long_poll_s = long_poll_s
         self._max_skew_s = max_skew_s
@@ -116,6 +124,7 @@ class Linker:
                 long_poll_s=self._long_poll_s,
                 max_skew_s=self._max_skew_s,
                 health=self._health,
+                env_proxies=self._env_proxies,
             )
             self._dialers[config.name] = (
                 config.updated_at,

@@ -35,6 +35,12 @@ class SyncConfigChange(BaseModel):
     remote_public_key: Text | list[Text] | None = Field(default=None, max_length=100_000)
     send_all_executions: bool | None = None
     sync_interval: float | None = Field(default=None, allow_inf_nan=False)
+    proxy_url: Text | None = Field(
+        default=None,
+        max_length=2000,
+        description="http://[USER:PASSWORD@]HOST:PORT; wins over HTTPS_PROXY/HTTP_PROXY; write-only "
+        "(shown with its password as ***); an empty text goes back to the environment's",
+    )
     accepted_scripts: Literal["any"] | list[Text] | None = Field(
         default=None, max_length=configs.MAX_ACCEPTED_SCRIPTS
     )
