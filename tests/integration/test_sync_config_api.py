@@ -380,6 +380,7 @@ def test_status_of_a_new_listener(api: ApiClient, own_key: Any, remote_key: Any)
         "sent_seq": 0,
         "acked_seq": 0,
         "applied_seq": 0,
+        "messages_received": {"received": 0, "repeats": 0},
         "backfill": {"enabled": False, "total": None, "done": 0, "is_complete": False},
     }
     api.ok("PATCH", "/sync_config/edge", json={"enabled": False})

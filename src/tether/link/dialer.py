@@ -403,12 +403,11 @@ class Dialer:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
         health = self._health.success_values(config, answer.hello)
-        applied = incoming.apply_envelope(
-            self._ctx, config, inbound, answer.ack, None, health
-        ).cursor
+        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
         if health is not None:
             self._health.recorded(config)
-        self._in_flight.applied(applied)
+        self._health.counted(config.name, len(inbound), applied.repeats)
+        self._in_flight.applied(applied.cursor)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return Exchanged(
             is_full=exchange.is_full(batch) or exchange.is_full(answer.messages),

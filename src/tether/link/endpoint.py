@@ -148,6 +148,7 @@ class Listener:
         )
         if health is not None:
             self._health.recorded(config)
+        self._health.counted(name, len(inbound), applied.repeats)
         return Received(
             config,
             request.sender,

@@ -47,6 +47,10 @@ class Linker:
         self._tasks: list[asyncio.Task[None]] = []
         self._names: list[str] = []
 
+    def message_counts(self, name: str) -> dict[str, int]:
+        """Messages this process received on link ``name``, and how many were repeats."""
+        return self._health.counts(name)
+
     async def start(self) -> None:
         self._ctx.events.listen(events.CONFIG, lambda _name: self._wake_all())
         self._ctx.events.listen(events.ACKED, lambda _name: self._backfill_wake.set())

@@ -185,6 +185,9 @@ def sync_config_status(
         "sent_seq": state.next_seq - 1,
         "acked_seq": state.acked_seq,
         "applied_seq": state.applied_seq,
+        # since this server process started: a share of repeats is what at-least-once
+        # delivery costs (answers racing each other, retries after a cut)
+        "messages_received": request.app.state.linker.message_counts(name),
         "backfill": {
             "enabled": config.send_all_executions,
             "total": state.backfill_total,
