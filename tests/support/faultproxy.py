@@ -49,6 +49,7 @@ class FaultProxy:
         self._mode = "pass"
         self._mode_changed = asyncio.Event()
         self._reset_p = 0.0
+        self._cut_p = 0.0
         self._delay_s = 0.0
         self._connect_delay_s = 0.0
         self._idle_s: float | None = None
@@ -116,6 +117,13 @@ class FaultProxy:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"reset probability {p} is outside [0, 1]")
         self._reset_p = p
+
+    def cut_probability(self, p: float) -> None:
+        """Reset the connection part-way through each chunk it carries with probability p
+        (either way): a transfer cut mid-way, on a connection reused for many requests."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"cut probability {p} is outside [0, 1]")
+        self._cut_p = p
 
     def delay(self, seconds: float) -> None:
         """Forward each chunk this long after it arrived, on new and existing connections.
@@ -272,6 +280,8 @@ class FaultProxy:
                     await asyncio.sleep(due - loop.time())
                 if not data:
                     return
+                if cut_fraction is None and self._cut_p and self._rng.random() < self._cut_p:
+                    cut_fraction = self._rng.random()
                 if cut_fraction is not None:
                     dst.write(data[: _prefix_len(cut_fraction, len(data))])
                     await dst.drain()
