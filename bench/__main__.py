@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, celery_peer, common, fleet, idle, local, remote, soak
+from bench import backfill, celery_peer, common, fleet, idle, local, remote, soak, wan
 
 BASELINE_RUNS = 20
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -80,10 +80,18 @@ def run_soak(
     return soak.run(sizes, baseline_ms)
 
 
+def run_wan(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = wan.Sizes(calls=options.wan_calls, executions=options.executions)
+    return wan.run(sizes, baseline_ms)
+
+
 # in this order: the peer's comparison needs the remote figures of the same run
 BENCHMARKS: dict[str, Benchmark] = {
     local.NAME: run_local,
     remote.NAME: run_remote,
+    wan.NAME: run_wan,
     celery_peer.NAME: run_celery,
     idle.NAME: run_idle,
     fleet.NAME: run_fleet,
@@ -113,6 +121,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=500,
         help="executions per burst, local and remote (default 500)",
+    )
+    parser.add_argument(
+        "--wan-calls",
+        type=int,
+        default=30,
+        help="remote child round trips timed at each round-trip time of the wan bench (default 30)",
     )
     parser.add_argument(
         "--tasks", type=int, default=5000, help="Celery tasks per burst (default 5000)"
@@ -172,6 +186,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         options.fleet_starts,
         options.backfill_executions,
         options.soak_executions,
+        options.wan_calls,
         *options.fleet_sizes,
     )
     if min(sizes) < 1:

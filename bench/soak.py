@@ -74,20 +74,27 @@ def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
 
 def soak(direction: remote.Direction, sizes: Sizes) -> Outcome:
     """Start ``sizes.executions`` remote executions while the proxy drops connections; judge them."""
+    with proxied_pair(direction) as (pair, proxy):
+        return marked_run(pair, proxy, sizes)
+
+
+def marked_run(pair: remote.Linked, proxy: FaultProxy, sizes: Sizes) -> Outcome:
+    """Start remote executions that mark each run, with the proxy's faults as set, plus a cut
+    of every connection about every ``sizes.drop_every_s`` (0: none); judge each one."""
     with (
         tempfile.TemporaryDirectory(prefix="tether-soak-", dir=common.FLOW_WRITABLE) as markers_dir,
-        proxied_pair(direction) as (pair, proxy),
         pair.hub.client() as client,
     ):
-        local.create_flow(client, MARKED_FLOW, MARKED_SCRIPT)
+        if client.get(f"/flow/{MARKED_FLOW}").status_code == 404:
+            local.create_flow(client, MARKED_FLOW, MARKED_SCRIPT)
         markers = Path(markers_dir) / "markers"
         tally = Tally()
         started_at = time.monotonic()
         stop = threading.Event()
-        threads = [
-            threading.Thread(target=_drop_every, args=(proxy, sizes, stop, tally), daemon=True),
-            threading.Thread(target=_watch_ends, args=(pair.hub, tally, stop), daemon=True),
-        ]
+        threads = [threading.Thread(target=_watch_ends, args=(pair.hub, tally, stop), daemon=True)]
+        if sizes.drop_every_s:
+            drops = threading.Thread(target=_drop_every, args=(proxy, sizes, stop, tally))
+            threads.append(drops)
         for thread in threads:
             thread.start()
         try:

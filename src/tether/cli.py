@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
 import logging
 import os
 import sys
 from typing import Any
 
-from tether import config
+from tether import client, config
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.Settings)}
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
     field = name.lstrip("-").replace("-", "_")
+    default = _DEFAULTS.get(field)
+    if "(default" not in help_text and default not in (None, (), dataclasses.MISSING):
+        help_text = f"{help_text} (default {default})"
     help_line = f"{help_text} [env {config.env_name(field)}]"
     parser.add_argument(name, dest=field, default=None, help=help_line, **kwargs)
 
@@ -264,9 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Their INFO lines (each migration step, each HTTP request) say nothing to an operator.
+    for chatty in ("alembic", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
         prog="tether", description="self-hosted automation with signed workspace links"
     )
+    parser.add_argument("--version", action="version", version=f"tether {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands)
     keygen_parser = commands.add_parser("keygen", help="write an RSA key pair for a link")
@@ -281,9 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo_parser.add_argument("--once", action="store_true", help="exit after printing the result")
     _admin_parser(commands)
+    client.add_commands(commands)
     args = parser.parse_args(argv)
     handlers = {"serve": serve, "keygen": keygen, "demo": demo, "admin": admin}
-    return handlers[args.command](args)
+    return handlers.get(args.command, client.main)(args)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tether")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 if __name__ == "__main__":

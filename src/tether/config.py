@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,12 @@ def env_name(field: str) -> str:
 def read_env(name: str) -> str | None:
     """One TETHER_* variable, for the CLI's client commands."""
     return os.environ.get(env_name(name))
+
+
+def proxies_from_environment() -> dict[str, str]:
+    """HTTPS_PROXY, HTTP_PROXY and NO_PROXY (either case) as urllib reads them: scheme to
+    proxy, and "no" to the hosts reached directly. A sync config's proxy_url wins over them."""
+    return urllib.request.getproxies_environment()
 
 
 def load(**flags: Any) -> Settings:

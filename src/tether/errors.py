@@ -76,6 +76,12 @@ class FlowScriptInvalid(InvalidInput):
     kind = "script_invalid"
 
 
+class FlowScriptsRefused(InvalidInput):
+    """nothing was saved: {count} of the scripts were refused: {details}"""
+
+    kind = "scripts_invalid"
+
+
 class InvalidKey(InvalidInput):
     """{field} is not usable: {detail}"""
 

@@ -51,6 +51,7 @@ CONFIG = SyncConfig(
     run_as=None,
     allow_onward_remote=False,
     max_running=None,
+    proxy_url=None,
     created_at=NOW,
     updated_at=NOW,
 )

@@ -66,3 +66,14 @@ def test_a_dialing_sync_config_accepted_inbound_requests(
         state["link_state"] = [s for s in state["link_state"] if s["sync_config"] != "dialing"]
     assert answer.status_code == 401
     assert after == before
+
+
+def test_a_message_delivered_twice_is_applied_once_and_counted_as_a_repeat(link: Link) -> None:
+    """The link status counts what the transport delivered again (the bench's repeat share)."""
+    message = link.start_message()
+    assert link.post(*link.seal(message)).status_code == 200
+    assert link.post(*link.seal(message)).status_code == 200  # a new nonce, the same message
+    link.settle()
+    status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
+    assert status["messages_received"] == {"received": 2, "repeats": 1}
+    assert len(link.received()) == 1

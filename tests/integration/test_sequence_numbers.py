@@ -10,7 +10,6 @@ from alembic import command
 
 from tether.actions.context import Context
 from tether.actions.events import Events
-from tether.link import configs
 from tether.store import database, outbox, schema, sync_configs
 from tether.store.database import Database
 
@@ -31,13 +30,32 @@ def migrate_to(db: Database, revision: str) -> None:
         command.upgrade(config, revision)
 
 
+def add_link_in_columns_of_0003(conn: sa.Connection) -> None:
+    """A sync config and its state as revision 0003 stored them (its columns only: the
+    current code writes columns that later revisions added)."""
+    config = {
+        "name": "edge",
+        "is_enabled": True,
+        "role": "controlled",
+        "verify_ssl": True,
+        "remote_public_keys": [],
+        "send_all_executions": False,
+        "allow_onward_remote": False,
+        "created_at": 1.0,
+        "updated_at": 1.0,
+    }
+    conn.execute(schema.sync_config.insert(), config)
+    state = {"sync_config": "edge", "state": "connecting", "next_seq": 1, "acked_seq": 0}
+    conn.execute(schema.link_state.insert(), {**state, "applied_seq": 0, "backfill_done": 0})
+
+
 def test_sequence_numbers_overflowed_32_bits_on_a_busy_link(db: Database) -> None:
     """A link whose numbering passed 2**31 (about 80 days at 300 messages a second) goes on,
     also on a store migrated from the first schema with messages in it."""
     migrate_to(db, "0003")
     ctx = Context(db=db, events=Events(), workspace_name="test")
-    configs.create(ctx, {"name": "edge"})
     with ctx.transaction() as tx:
+        add_link_in_columns_of_0003(tx.conn)
         outbox.append(tx.conn, "edge", "execution.cancel", {"execution_id": "x"}, 1.0)
     migrate_to(db, "head")
     with ctx.transaction() as tx:

@@ -314,6 +314,7 @@ def test_create_read_change_delete(api: ApiClient, own_key: Any, remote_key: Any
         "allow_onward_remote": False,
         "max_running": None,
         "sync_interval": None,
+        "proxy_url": None,
         "own_public_key": None,
         "own_key_fingerprint": None,
         "next_own_public_key": None,
@@ -379,6 +380,7 @@ def test_status_of_a_new_listener(api: ApiClient, own_key: Any, remote_key: Any)
         "sent_seq": 0,
         "acked_seq": 0,
         "applied_seq": 0,
+        "messages_received": {"received": 0, "repeats": 0},
         "backfill": {"enabled": False, "total": None, "done": 0, "is_complete": False},
     }
     api.ok("PATCH", "/sync_config/edge", json={"enabled": False})

@@ -153,6 +153,7 @@ def dialer_config(secret: bytes, key: rsa.RSAPrivateKey) -> SyncConfig:
         run_as=None,
         allow_onward_remote=False,
         max_running=None,
+        proxy_url=None,
         created_at=now,
         updated_at=now,
     )

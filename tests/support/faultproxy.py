@@ -49,7 +49,9 @@ class FaultProxy:
         self._mode = "pass"
         self._mode_changed = asyncio.Event()
         self._reset_p = 0.0
+        self._cut_p = 0.0
         self._delay_s = 0.0
+        self._connect_delay_s = 0.0
         self._idle_s: float | None = None
         self._links: set[_Link] = set()
         self.connections_total = 0
@@ -116,9 +118,25 @@ class FaultProxy:
             raise ValueError(f"reset probability {p} is outside [0, 1]")
         self._reset_p = p
 
+    def cut_probability(self, p: float) -> None:
+        """Reset the connection part-way through each chunk it carries with probability p
+        (either way): a transfer cut mid-way, on a connection reused for many requests."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"cut probability {p} is outside [0, 1]")
+        self._cut_p = p
+
     def delay(self, seconds: float) -> None:
-        """Wait this long before forwarding each chunk, on new and existing connections."""
+        """Forward each chunk this long after it arrived, on new and existing connections.
+
+        A delay line, not a throttle: chunks on their way overlap, as on a long cable.
+        """
         self._delay_s = seconds
+
+    def round_trip(self, seconds: float) -> None:
+        """Make the hop behave like a path of this round-trip time: each chunk takes half of
+        it each way, and a new connection's handshake a whole one before its first byte."""
+        self._delay_s = seconds / 2
+        self._connect_delay_s = seconds
 
     def idle_timeout(self, seconds: float | None) -> None:
         """Cut any connection with no bytes either way for longer than this; None disables it."""
@@ -201,6 +219,8 @@ class FaultProxy:
         if plan is not None and plan.phase == "before":
             self._reset(link)
             return
+        if self._connect_delay_s:
+            await asyncio.sleep(self._connect_delay_s)
         try:
             up_reader, link.upstream = await asyncio.open_connection(*self._upstream)
         except OSError:
@@ -227,11 +247,41 @@ class FaultProxy:
     ) -> None:
         """Copy src to dst until EOF, or reset the client part-way through the first chunk."""
         loop = asyncio.get_running_loop()
+        # Chunks wait here until they are due: reading goes on meanwhile, as on a long line.
+        line: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def take_in() -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(CHUNK_BYTES):
+                    link.last_active = loop.time()
+                    line.put_nowait((loop.time() + self._delay_s, data))
+            line.put_nowait((loop.time() + self._delay_s, b""))
+
+        reading = asyncio.create_task(take_in())
+        try:
+            await self._pass_on(link, line, dst, cut_fraction)
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+    async def _pass_on(
+        self,
+        link: _Link,
+        line: asyncio.Queue[tuple[float, bytes]],
+        dst: asyncio.StreamWriter,
+        cut_fraction: float | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(OSError):
-            while data := await src.read(CHUNK_BYTES):
-                link.last_active = loop.time()
-                if self._delay_s:
-                    await asyncio.sleep(self._delay_s)
+            while True:
+                due, data = await line.get()
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                if not data:
+                    return
+                if cut_fraction is None and self._cut_p and self._rng.random() < self._cut_p:
+                    cut_fraction = self._rng.random()
                 if cut_fraction is not None:
                     dst.write(data[: _prefix_len(cut_fraction, len(data))])
                     await dst.drain()

@@ -45,6 +45,37 @@ def change(
         return flows.get(tx.conn, name)
 
 
+def apply_all(ctx: Context, scripts: dict[str, str]) -> dict[str, list[str]]:
+    """Create or update every flow of ``scripts`` (name: script) in one transaction, or none.
+
+    Every script is checked first: one refused script saves nothing, and the error names
+    each refused one. Answers the names created, updated and unchanged.
+    """
+    refusals: list[str] = []
+    for name, script in sorted(scripts.items()):
+        try:
+            check_script(name, script)
+        except errors.InvalidInput as exc:
+            refusals.append(exc.message)
+    if refusals:
+        raise errors.FlowScriptsRefused(count=len(refusals), details=" | ".join(refusals))
+    changes: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+    now = ctx.now()
+    with ctx.transaction() as tx:
+        existing = {item.name: item for item in flows.list_all(tx.conn)}
+        for name, script in sorted(scripts.items()):
+            before = existing.get(name)
+            if before is None:
+                flows.insert(tx.conn, Flow(name, script, "", now, now))
+                changes["created"].append(name)
+            elif before.script != script:
+                flows.update(tx.conn, name, script=script, updated_at=now)
+                changes["updated"].append(name)
+            else:
+                changes["unchanged"].append(name)
+    return changes
+
+
 def delete(ctx: Context, name: str) -> None:
     """Delete a flow; its executions keep the script they ran."""
     with ctx.transaction() as tx:

@@ -42,6 +42,7 @@ class Applied:
 
     cursor: int
     has_pending: bool | None = None
+    repeats: int = 0  # messages that were applied before (the transport delivered them again)
 
 
 class Replay(Exception):
@@ -116,8 +117,10 @@ def _apply(
             if sender is not None:
                 values.update(_bound_sender(config.name, state.remote_name, sender))
             applied = state.applied_seq
+            repeats = 0
             for message in messages:
                 if message.seq <= applied:
+                    repeats += 1
                     continue  # delivered before: at-least-once transport, exactly-once effect
                 if message.seq != applied + 1:
                     break  # a gap: wait for the missing message rather than apply out of order
@@ -133,7 +136,7 @@ def _apply(
             if values:  # an empty renewal of a long-poll changes nothing here
                 sync_configs.update_state(tx.conn, config.name, **values)
             is_pending = outbox.has_after(tx.conn, config.name, 0) if is_pending_asked else None
-            return Applied(applied, is_pending)
+            return Applied(applied, is_pending, repeats)
     except errors.StoreConflict as exc:
         if exc.is_unique_violation and nonce is not None:
             raise Replay() from exc  # the same nonce raced in from a concurrent request

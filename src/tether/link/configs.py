@@ -44,6 +44,7 @@ EDITABLE = (
     "remote_public_keys",
     "send_all_executions",
     "sync_interval_s",
+    "proxy_url",
     *POLICY,
 )
 
@@ -51,6 +52,40 @@ EDITABLE = (
 def is_name(name: str) -> bool:
     """Whether ``name`` is one a sync config can have."""
     return NAME.fullmatch(name) is not None
+
+
+def check_proxy_url(url: str) -> None:
+    """Refuse a proxy URL the dialer could not use, saying what to write instead."""
+    parsed = urllib.parse.urlparse(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if (
+        _URL_SPACE.search(url)
+        or parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or port == -1
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.fragment
+    ):
+        raise errors.LinkConfigInvalid(
+            field="proxy_url",
+            detail="use http://[USER:PASSWORD@]HOST:PORT (an HTTP proxy that allows CONNECT), "
+            "or an empty text for the server's HTTPS_PROXY/HTTP_PROXY",
+        )
+
+
+def shown_proxy_url(url: str | None) -> str | None:
+    """A proxy URL as the API shows it: its password replaced by ***."""
+    if not url:
+        return None
+    parsed = urllib.parse.urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = f"{parsed.username}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+    return parsed._replace(netloc=netloc).geturl()
 
 
 def check_name(name: str) -> None:
@@ -169,6 +204,7 @@ def create(ctx: Context, values: dict[str, Any]) -> SyncConfig:
         run_as=None,
         allow_onward_remote=False,
         max_running=None,
+        proxy_url=None,
         created_at=now,
         updated_at=now,
     )
@@ -234,6 +270,13 @@ def list_all(ctx: Context) -> list[tuple[SyncConfig, LinkState, int]]:
         ]
 
 
+def proxy_url(ctx: Context, config: SyncConfig) -> str | None:
+    """The proxy this sync config dials through (credentials included), decrypted."""
+    if not config.proxy_url:
+        return None
+    return keys.decrypt_with_secret(ctx.secret, config.proxy_url)
+
+
 def own_private_key(ctx: Context, config: SyncConfig) -> rsa.RSAPrivateKey | None:
     """This side's signing key, decrypted with the workspace secret."""
     return _stored_key(ctx, config.own_private_key)
@@ -297,6 +340,11 @@ def _apply_changes(
     elif "ca_certificate" in changes:
         changes["ca_certificate"] = None
     check_interval(changes.get("sync_interval_s"))
+    if changes.get("proxy_url"):
+        check_proxy_url(changes["proxy_url"])
+        changes["proxy_url"] = keys.encrypt_with_secret(ctx.secret, changes["proxy_url"])
+    elif "proxy_url" in changes:
+        changes["proxy_url"] = None
     changes.update(_policy(changes))
     for field in ("own_private_key", "next_own_private_key"):
         if changes.get(field):
@@ -341,6 +389,7 @@ def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> 
         "verify_ssl": config.verify_ssl,
         "send_all_executions": config.send_all_executions,
         "sync_interval": config.sync_interval_s,
+        "proxy_url": shown_proxy_url(proxy_url(ctx, config)),
         "accepted_scripts": ANY_SCRIPT
         if config.accepted_scripts is None
         else list(config.accepted_scripts),

@@ -18,6 +18,9 @@ import logging
 import random
 import ssl
 import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -28,7 +31,7 @@ from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
 from tether.store.outbox import OutboxMessage
-from tether.store.sync_configs import SyncConfig
+from tether.store.sync_configs import LinkState, SyncConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,76 @@ class LinkDown(Exception):
         self.is_dropped = is_dropped
 
 
+class InFlight:
+    """Which outbox messages the open requests of one dialer carry, and what it last applied.
+
+    Used from worker threads (choosing a batch, recording an answer) and from the event loop
+    (forgetting a request, noting a new message); one lock guards all of it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # exchange number -> highest sequence it carries
+        self._carried: dict[int, int] = {}
+        # The highest sequence applied from the other side, as the last answers left it: a
+        # held poll acknowledges this without reading the store (a stale value only delays
+        # the other side's clean-up; the listener never moves its acked cursor back).
+        self._applied = 0
+        # False once a look found the outbox empty, until a message is written (an OUTBOX
+        # event): a held poll then need not read the store to know it carries nothing.
+        self._may_have_pending = True
+
+    def choose(
+        self,
+        number: int,
+        *,
+        is_poll_at_once: bool,
+        is_sending: bool,
+        look: Callable[[int], tuple[LinkState, list[OutboxMessage]]],
+    ) -> tuple[list[OutboxMessage], int] | None:
+        """The batch exchange ``number`` carries and the ack it sends; None when it is only
+        sending and nothing is left that no other open request carries. ``look(floor)``
+        reads the link state and the messages after ``floor`` (blocking)."""
+        batch: list[OutboxMessage] = []
+        with self._lock:
+            # A held poll carries messages only when no other request does: one that overtook
+            # an earlier request could not apply them (a gap), and they would wait out the
+            # hold counted as sent. A sender on its way sends until nothing is left.
+            is_carrying = is_poll_at_once or (not self._carried and self._may_have_pending)
+            if is_carrying or not self._applied:
+                self._may_have_pending = False  # before the look: a later message sets it
+                # Messages up to the floor are on their way in requests still open; the
+                # lock keeps two requests from choosing the same ones.
+                state, pending = look(max(self._carried.values(), default=0))
+                ack = state.applied_seq
+                if is_carrying:
+                    batch = pending
+                if pending or self._carried:
+                    self._may_have_pending = True
+            else:
+                ack = self._applied
+            if is_sending and not batch:
+                return None
+            if batch:
+                self._carried[number] = batch[-1].seq
+        return batch, ack
+
+    def forget(self, number: int) -> None:
+        """Exchange ``number`` is over: what it carried is delivered or back in the outbox."""
+        with self._lock:
+            self._carried.pop(number, None)
+
+    def applied(self, cursor: int) -> None:
+        """An answer was applied up to ``cursor``."""
+        with self._lock:
+            self._applied = max(self._applied, cursor)
+
+    def message_written(self) -> None:
+        """A message was written to the outbox: the next poll looks again."""
+        with self._lock:
+            self._may_have_pending = True
+
+
 class Dialer:
     """Drives one enabled sync config that has a Remote URL."""
 
@@ -78,6 +151,7 @@ class Dialer:
         long_poll_s: float,
         max_skew_s: float,
         health: exchange.Health,
+        env_proxies: dict[str, str] | None = None,
     ) -> None:
         self._ctx = ctx
         self._ring = ring
@@ -90,21 +164,15 @@ class Dialer:
         self._max_skew_s = max_skew_s
         self._health = health
         self._client: aiohttp.ClientSession | None = None  # made in run(), on the loop
-        # Exchange number -> highest sequence it carries. Read and written in worker threads
-        # (choosing a batch) and on the loop (forgetting it), under the lock.
-        self._in_flight: dict[int, int] = {}
-        self._in_flight_lock = threading.Lock()
+        # The sync config's own proxy wins over the server's HTTPS_PROXY/HTTP_PROXY/NO_PROXY.
+        self._proxy = configs.proxy_url(ctx, config) or proxy_from_environment(
+            self._url, env_proxies or {}
+        )
+        self._in_flight = InFlight()
         self._exchanges = itertools.count()
-        # The highest sequence applied from the other side, as the last answers left it: a
-        # held poll acknowledges this without reading the store (a stale value only delays
-        # the other side's clean-up; the listener never moves its acked cursor back).
-        self._applied = 0
         # Set while the poll loop lingers before renewing: a message written meanwhile
         # renews the poll at once, which carries it (see _linger).
         self._renew: asyncio.Event | None = None
-        # False once a look found the outbox empty, until a message is written (an OUTBOX
-        # event): a held poll then need not read the store to know it carries nothing.
-        self._may_have_pending = True
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -169,7 +237,7 @@ class Dialer:
             with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
                 while True:
                     await watch.wait(3600)
-                    self._may_have_pending = True
+                    self._in_flight.message_written()
                     if self._renew is not None:
                         # The poll loop lingers: its renewal carries the message. If a
                         # sender is on its way, the renewal carries nothing and that
@@ -267,37 +335,22 @@ class Dialer:
             # Verified, applied and recorded in one worker thread: one hop, not three.
             return await asyncio.to_thread(self._take_answer, config, batch, sealed, answer)
         finally:
-            with self._in_flight_lock:
-                self._in_flight.pop(number, None)
+            self._in_flight.forget(number)
 
     def _prepare(
         self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
     ) -> tuple[list[OutboxMessage], protocol.Sealed] | None:
         """The messages exchange ``number`` carries and its sealed envelope; None when it is
         only sending and there is nothing that no other open request carries. Blocking."""
-        batch: list[OutboxMessage] = []
-        with self._in_flight_lock:
-            # A held poll carries messages only when no other request does: one that overtook
-            # an earlier request could not apply them (a gap), and they would wait out the
-            # hold counted as sent. A sender on its way sends until nothing is left.
-            is_carrying = poll_s == 0 or (not self._in_flight and self._may_have_pending)
-            if is_carrying or not self._applied:
-                self._may_have_pending = False  # before the look: a later message sets it
-                # Messages up to the floor are on their way in requests still open; the
-                # lock keeps two requests from choosing the same ones.
-                floor = max(self._in_flight.values(), default=0)
-                state, pending = exchange.pending_batch(self._ctx, self._name, floor)
-                ack = state.applied_seq
-                if is_carrying:
-                    batch = pending
-                if pending or self._in_flight:
-                    self._may_have_pending = True
-            else:
-                ack = self._applied
-            if is_sending and not batch:
-                return None
-            if batch:
-                self._in_flight[number] = batch[-1].seq
+        chosen = self._in_flight.choose(
+            number,
+            is_poll_at_once=poll_s == 0,
+            is_sending=is_sending,
+            look=lambda floor: exchange.pending_batch(self._ctx, self._name, floor),
+        )
+        if chosen is None:
+            return None
+        batch, ack = chosen
         return batch, self._seal(config, ack, batch, poll_s)
 
     def _seal(
@@ -350,12 +403,11 @@ class Dialer:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
         health = self._health.success_values(config, answer.hello)
-        applied = incoming.apply_envelope(
-            self._ctx, config, inbound, answer.ack, None, health
-        ).cursor
+        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
         if health is not None:
             self._health.recorded(config)
-        self._applied = max(self._applied, applied)
+        self._health.counted(config.name, len(inbound), applied.repeats)
+        self._in_flight.applied(applied.cursor)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return Exchanged(
             is_full=exchange.is_full(batch) or exchange.is_full(answer.messages),
@@ -374,11 +426,19 @@ class Dialer:
                 headers=sealed.headers,
                 timeout=timeout,
                 allow_redirects=False,  # a signed request goes where remote_url says, only
+                proxy=self._proxy,
             ) as response:
                 body = await _read_limited(response, self._url, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     raise LinkDown(_status_error(self._url, response.status, body, self._receiver))
                 return Answer(body, dict(response.headers))
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise LinkDown(
+                f"cannot connect to the proxy {configs.shown_proxy_url(self._proxy)} ({exc}): "
+                "is it running, and is proxy_url (or HTTPS_PROXY) right?"
+            ) from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            raise LinkDown(_proxy_error(self._url, self._proxy, exc)) from exc
         except aiohttp.ClientConnectorError as exc:
             raise LinkDown(_connect_error(self._url, exc)) from exc
         except TimeoutError as exc:
@@ -456,6 +516,30 @@ def _too_large(url: str, limit: int) -> str:
     return (
         f"{url} answered with more than {limit} bytes: no envelope is that large; "
         "check remote_url, or what answers there"
+    )
+
+
+def proxy_from_environment(url: str, proxies: dict[str, str]) -> str | None:
+    """The proxy the server's environment names for ``url`` (as urllib reads HTTPS_PROXY,
+    HTTP_PROXY and NO_PROXY: ``proxies`` maps scheme to proxy, and "no" to the exceptions)."""
+    parsed = urllib.parse.urlparse(url)
+    proxy = proxies.get(parsed.scheme)
+    # urllib's own NO_PROXY matching (ports, suffixes, "*"); its stubs do not list it
+    if not proxy or urllib.request.proxy_bypass_environment(parsed.netloc, proxies):  # type: ignore[attr-defined]
+        return None
+    return proxy
+
+
+def _proxy_error(url: str, proxy: str | None, exc: aiohttp.ClientHttpProxyError) -> str:
+    shown = configs.shown_proxy_url(proxy)
+    if exc.status == 407:
+        return (
+            f"the proxy {shown} wants credentials (407 Proxy Authentication Required): put "
+            "the proxy's user and password into proxy_url, http://USER:PASSWORD@HOST:PORT"
+        )
+    return (
+        f"the proxy {shown} refused to connect to {url} ({exc.status} {exc.message}): ask its "
+        "administrator to allow CONNECT to that host and port"
     )
 
 

@@ -10,11 +10,13 @@ import collections
 import logging
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from tether import errors
 from tether.actions import events, incoming
 from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
+from tether.link.envelope import Envelope
 from tether.link.protocol import KeyRing, Sealed
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
@@ -132,23 +134,47 @@ class Listener:
             self._health.failure(name, key_problem)
             raise errors.EnvelopeRejected(key_problem)
         problem = protocol.hello_problem(config, request.hello)
-        # A mismatched request applies nothing, but its nonce is spent all the same: replayed
-        # after the link was mended, it must not put the link back in failing.
-        inbound = (
-            [] if problem else [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
+        if problem is not None:
+            # A mismatched request applies nothing, but its nonce is spent all the same:
+            # replayed after the link was mended, it must not put the link back in failing.
+            self._apply(config, request, [], ack=0, health=None, poll_s=0.0)
+            self._health.failure(name, problem)
+            return Received(config, request.sender, 0.0, is_delivering=False)
+        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
+        health = self._health.success_values(config, request.hello)
+        poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
+        applied = self._apply(
+            config, request, inbound, ack=request.ack, health=health, poll_s=poll_s
         )
-        health = None if problem else self._health.success_values(config, request.hello)
-        poll_s = (
-            0.0
-            if problem
-            else min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
+        if health is not None:
+            self._health.recorded(config)
+        self._health.counted(name, len(inbound), applied.repeats)
+        return Received(
+            config,
+            request.sender,
+            poll_s,
+            is_delivering=True,
+            applied=applied.cursor,
+            has_pending=applied.has_pending,
         )
+
+    def _apply(
+        self,
+        config: SyncConfig,
+        request: Envelope,
+        inbound: list[incoming.Inbound],
+        *,
+        ack: int,
+        health: dict[str, Any] | None,
+        poll_s: float,
+    ) -> incoming.Applied:
+        """Apply a verified request's messages and ack, spending its nonce; blocking."""
         try:
-            applied = incoming.apply_envelope(
+            return incoming.apply_envelope(
                 self._ctx,
                 config,
                 inbound,
-                0 if problem else request.ack,
+                ack,
                 request.nonce,
                 health,
                 is_pending_asked=poll_s > 0,  # a long-poll is held only while nothing waits
@@ -158,19 +184,6 @@ class Listener:
             raise errors.EnvelopeRejected("nonce seen before (replay)") from exc
         except incoming.WrongSender as exc:
             raise errors.EnvelopeRejected(str(exc)) from exc
-        if health is not None:
-            self._health.recorded(config)
-        if problem is not None:
-            self._health.failure(name, problem)
-            return Received(config, request.sender, 0.0, is_delivering=False)
-        return Received(
-            config,
-            request.sender,
-            poll_s,
-            is_delivering=True,
-            applied=applied.cursor,
-            has_pending=applied.has_pending,
-        )
 
     def _key_problem(self, config: SyncConfig) -> str | None:
         """Words for why this side cannot sign its answer, or None."""

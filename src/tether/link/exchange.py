@@ -6,6 +6,7 @@ Blocking functions, called in worker threads by the dialer and the listener endp
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,6 +122,22 @@ class Health:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._recorded: dict[str, tuple[float, float]] = {}  # name -> (config version, time)
+        # name -> [messages received, of which repeats], since this process started
+        self._counts: dict[str, list[int]] = {}
+        self._counts_lock = threading.Lock()
+
+    def counted(self, name: str, received: int, repeats: int) -> None:
+        """An envelope of ``received`` messages came in, ``repeats`` of them applied before."""
+        with self._counts_lock:
+            counts = self._counts.setdefault(name, [0, 0])
+            counts[0] += received
+            counts[1] += repeats
+
+    def counts(self, name: str) -> dict[str, int]:
+        """Messages received on the link since this process started, and how many repeated."""
+        with self._counts_lock:
+            received, repeats = self._counts.get(name, [0, 0])
+        return {"received": received, "repeats": repeats}
 
     def success_values(self, config: SyncConfig, their_hello: dict | None) -> dict | None:
         """The link-state columns a good exchange writes, when one is due; else None.

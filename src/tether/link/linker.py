@@ -24,8 +24,16 @@ HOUSEKEEPING_S = 1.0
 class Linker:
     """Owns the dialers and the listener of one workspace."""
 
-    def __init__(self, ctx: Context, *, long_poll_s: float, max_skew_s: float) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        long_poll_s: float,
+        max_skew_s: float,
+        env_proxies: dict[str, str] | None = None,
+    ) -> None:
         self._ctx = ctx
+        self._env_proxies = env_proxies or {}
         self._ring = KeyRing(ctx)
         self._long_poll_s = long_poll_s
         self._max_skew_s = max_skew_s
@@ -38,6 +46,10 @@ class Linker:
         self._backfill_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._names: list[str] = []
+
+    def message_counts(self, name: str) -> dict[str, int]:
+        """Messages this process received on link ``name``, and how many were repeats."""
+        return self._health.counts(name)
 
     async def start(self) -> None:
         self._ctx.events.listen(events.CONFIG, lambda _name: self._wake_all())
@@ -116,6 +128,7 @@ class Linker:
                 long_poll_s=self._long_poll_s,
                 max_skew_s=self._max_skew_s,
                 health=self._health,
+                env_proxies=self._env_proxies,
             )
             self._dialers[config.name] = (
                 config.updated_at,

@@ -132,6 +132,8 @@ sync_config = sa.Table(
     sa.Column("run_as", sa.String(100), nullable=True),
     sa.Column("allow_onward_remote", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("max_running", sa.Integer, nullable=True),
+    # The HTTP proxy a dialer goes through, credentials included: encrypted like the keys.
+    sa.Column("proxy_url", sa.Text, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )

@@ -39,6 +39,7 @@ class SyncConfig:
     run_as: str | None  # None: the built-in link account
     allow_onward_remote: bool
     max_running: int | None
+    proxy_url: str | None  # encrypted with the workspace secret; None: the environment's
     created_at: float
     updated_at: float
 

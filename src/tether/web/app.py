@@ -60,7 +60,12 @@ def create_app(settings: Settings) -> FastAPI:
         sandbox=confinement,
     )
 
-    linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
+    linker = Linker(
+        ctx,
+        long_poll_s=settings.long_poll_s,
+        max_skew_s=settings.max_clock_skew_s,
+        env_proxies=config.proxies_from_environment(),
+    )
     # Logins wait for a password check of a quarter second: on threads of their own, so that
     # a flood of them never takes the worker threads every other request needs.
     login_threads = ThreadPoolExecutor(passwords.MAX_HASHING, thread_name_prefix="tether-login")

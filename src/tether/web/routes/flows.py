@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether import errors
 from tether.actions import flows
 from tether.actions.context import Context
 from tether.web import render
@@ -41,6 +42,29 @@ def list_flows(search: Text | None = None, ctx: Context = Depends(context)) -> l
 @router.post("/flow", status_code=201)
 def create_flow(body: FlowIn, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.flow(flows.create(ctx, body.name, body.script, body.description))
+
+
+class FlowScript(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = NAME
+    script: Text = Field(max_length=1_000_000)
+
+
+class FlowBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flows: list[FlowScript] = Field(max_length=1000)
+
+
+@router.post("/flow/apply")
+def apply_flows(body: FlowBatch, ctx: Context = Depends(context)) -> dict[str, list[str]]:
+    """Create or update every flow given, in one transaction: one refused script saves none.
+
+    Flows not named are left alone; each name may appear once. Used by `tether flow push`.
+    """
+    scripts = {item.name: item.script for item in body.flows}
+    if len(scripts) != len(body.flows):
+        raise errors.InvalidInput(detail="a flow name appears twice: give each flow once")
+    return flows.apply_all(ctx, scripts)
 
 
 @router.get("/flow/{name}")

@@ -35,6 +35,12 @@ class SyncConfigChange(BaseModel):
     remote_public_key: Text | list[Text] | None = Field(default=None, max_length=100_000)
     send_all_executions: bool | None = None
     sync_interval: float | None = Field(default=None, allow_inf_nan=False)
+    proxy_url: Text | None = Field(
+        default=None,
+        max_length=2000,
+        description="http://[USER:PASSWORD@]HOST:PORT; wins over HTTPS_PROXY/HTTP_PROXY; write-only "
+        "(shown with its password as ***); an empty text goes back to the environment's",
+    )
     accepted_scripts: Literal["any"] | list[Text] | None = Field(
         default=None, max_length=configs.MAX_ACCEPTED_SCRIPTS
     )
@@ -179,6 +185,9 @@ def sync_config_status(
         "sent_seq": state.next_seq - 1,
         "acked_seq": state.acked_seq,
         "applied_seq": state.applied_seq,
+        # since this server process started: a share of repeats is what at-least-once
+        # delivery costs (answers racing each other, retries after a cut)
+        "messages_received": request.app.state.linker.message_counts(name),
         "backfill": {
             "enabled": config.send_all_executions,
             "total": state.backfill_total,
