@@ -7,7 +7,6 @@ wants credentials or refuses leaves a link status that says so.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from tests.acceptance.conftest import HUB_DIALS, Pair
 from tests.support import tinyproxy
 from tests.support.tinyproxy import Tinyproxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(tinyproxy.missing() is not None, reason=str(tinyproxy.missing()))
 
@@ -49,13 +49,12 @@ def set_proxy(pair: Pair, proxy_url: str) -> None:
 
 
 def wait_error(pair: Pair, words: str, timeout_s: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def failing_with_words() -> dict:
         status = pair.status("hub")
-        if status["state"] == "failing" and words in (status.get("last_error") or ""):
-            return status
-        assert time.monotonic() < deadline, f"the link never said {words!r}: {status}"
-        time.sleep(0.1)
+        assert status["state"] == "failing" and words in (status.get("last_error") or ""), status
+        return status
+
+    return wait_until(failing_with_words, f"the link to say {words!r}", timeout_s, poll_s=0.1)
 
 
 def test_the_dialer_goes_through_the_proxy_of_its_sync_config_and_checks_tls_end_to_end(

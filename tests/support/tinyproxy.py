@@ -10,8 +10,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 START_TIMEOUT_S = 10.0
 
@@ -74,17 +75,16 @@ class Tinyproxy:
         return [line.split("): ", 1)[1] for line in lines if "): CONNECT " in line]
 
     def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
+        def listening() -> bool:
             if self._process.poll() is not None:
                 raise RuntimeError(f"tinyproxy exited: {self._process.stderr.read()}")  # type: ignore[union-attr]
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
             except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("tinyproxy did not start listening") from None
-                time.sleep(0.02)
+                return False
+            return True
+
+        wait_until(listening, "tinyproxy to listen", START_TIMEOUT_S)
 
     def close(self) -> None:
         self._process.terminate()
