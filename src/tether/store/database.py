@@ -63,7 +63,7 @@ class Database:
                 with self.engine.begin() as conn:
                     yield conn
             except sa.exc.OperationalError as exc:
-                raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
+                raise store_error(exc) from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -74,7 +74,7 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.OperationalError as exc:
-            raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
+            raise store_error(exc) from exc
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
@@ -133,6 +133,25 @@ def _begin_sqlite(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# SQLite's SQLITE_FULL, PostgreSQL's disk_full, and the OS's ENOSPC wherever it surfaces.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+_DISK_FULL_WORDS = ("database or disk is full", "no space left on device")
+
+
+def store_error(exc: sa.exc.OperationalError) -> errors.StoreUnavailable:
+    """The error that says why the store failed: StoreFull for a full disk, on either dialect."""
+    detail = str(exc.orig).strip()
+    is_full = (
+        getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(exc.orig, "sqlstate", None) == _PG_DISK_FULL
+        or any(words in detail.lower() for words in _DISK_FULL_WORDS)
+    )
+    if is_full:
+        return errors.StoreFull(detail=detail)
+    return errors.StoreUnavailable(detail=detail)
 
 
 def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
