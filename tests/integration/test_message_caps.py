@@ -13,7 +13,7 @@ from tests.support.envelopes import LISTENER, Link, create_controlling
 from tests.support.workspace import ApiClient
 from tether import limits
 from tether.actions import outgoing
-from tether.link import envelope
+from tether.link import envelope, exchange
 from tether.store import executions, outbox
 
 MIB = 1024 * 1024
@@ -165,3 +165,38 @@ def wait_child(api: ApiClient, parent_id: str, timeout_s: float = 30.0) -> dict[
         time.sleep(0.02)
     (child,) = children
     return child
+
+
+def test_an_oversized_update_left_by_an_earlier_version_wedged_the_link(link: Link) -> None:
+    """Found in the outbox when a batch is made, it gives way to a small update that ends the
+    execution on both sides, under its own sequence number; the messages behind it follow."""
+    ctx = link.client.app.state.ctx
+    assert link.post(*link.seal(link.start_message())).status_code == 200
+    received = link.received()[0]["id"]
+    link.settle()
+    with ctx.transaction() as tx:
+        executions.set_columns(tx.conn, received, status="RUNNING", ended_at=None)
+        outbox.acknowledge(tx.conn, LISTENER, 2**62)
+        ex = executions.get(tx.conn, received)
+        body = {
+            "execution_id": ex.remote_execution_id,
+            "remote_id": ex.id,
+            "status": "RUNNING",
+            "output_value": {"big": "u" * (5 * MIB)},
+            "message": None,
+            "started_at": ex.started_at,
+            "ended_at": None,
+            "log_offset": 0,
+            "log": [],
+        }
+        stuck = outbox.append(tx.conn, LISTENER, outgoing.UPDATE, body, ctx.now())
+        behind = outbox.append(tx.conn, LISTENER, outgoing.CANCEL, {"execution_id": "x"}, 1.0)
+    _, batch = exchange.pending_batch(ctx, LISTENER)
+    assert [m.seq for m in batch][:2] == [stuck, behind]
+    assert batch[0].body["status"] == "ENDED_ERROR"
+    assert batch[0].body["output_value"] == {}
+    assert limits.json_bytes(batch[0].body) < 100_000
+    record = link.api.ok("GET", f"/execution/{received}")
+    assert record["status"] == "ENDED_ERROR"
+    assert batch[0].body["message"] == record["message"]
+    assert "more than one message of the link carries" in record["message"]

@@ -219,6 +219,53 @@ def _unsendable_update(ex: Execution, offset: int) -> dict[str, Any]:
     }
 
 
+def replace_unsendable(ctx: Context, name: str, seq: int) -> None:
+    """Rewrite message ``seq`` of sync config ``name``, too large for any envelope (written by
+    an earlier version), into one that fits under the same number, ending its execution."""
+    with ctx.transaction() as tx:
+        message = outbox.find(tx.conn, name, seq)
+        if message is None:
+            return  # acknowledged meanwhile
+        size = limits.json_bytes(message.body)
+        if size <= MAX_BODY_BYTES:
+            return
+        type_, body = _fitting(ctx, tx, message.type, message.body, size)
+        outbox.rewrite(tx.conn, name, seq, type_, body)
+        tx.publish(events.OUTBOX, name)
+
+
+def _fitting(
+    ctx: Context, tx: Transaction, type_: str, body: dict[str, Any], size: int
+) -> tuple[str, dict[str, Any]]:
+    """A message that fits in place of an unsendable one, after ending what it was about."""
+    if type_ == START:
+        ex = executions.find(tx.conn, str(body.get("execution_id")))
+        if ex is not None and not ex.is_ended:
+            message = (
+                f"this execution's start (its script and inputs) is {size} bytes of JSON and "
+                f"does not fit one message of the link (at most {MAX_BODY_BYTES} bytes), so "
+                "it was never sent: pass less data in the inputs"
+            )
+            values = {"status": executions.ENDED_ERROR, "message": message}
+            executions.update(tx.conn, ex.id, ended_at=ctx.now(), **values)
+            tx.publish(events.ENDED, ex.id)
+        # As a withdrawn start: delivered, it creates nothing over there.
+        return CANCEL, {"execution_id": body.get("execution_id")}
+    if type_ == UPDATE:
+        ex = executions.find(tx.conn, str(body.get("remote_id")))
+        if ex is not None:
+            ex = _end_unsendable(ctx, tx, ex, size)
+            return UPDATE, _unsendable_update(ex, body.get("log_offset") or 0)
+    note = f"[cut: this message was {size} bytes, more than one message of a link carries]"
+    small = {k: v for k, v in body.items() if limits.json_bytes(v) <= 64 * 1024}
+    if type_ == UPDATE:  # of an execution deleted here since: end it over there all the same
+        small.update(status=executions.ENDED_ERROR, output_value={}, log=[], message=note)
+        small.setdefault("ended_at", ctx.now())
+    else:  # a mirror: a copy for show only
+        small.update(script=note, input_value={}, output_value={}, message=note)
+    return type_, small
+
+
 def _append(ctx: Context, tx: Transaction, name: str, type_: str, body: dict[str, Any]) -> None:
     outbox.append(tx.conn, name, type_, body, ctx.now())
     tx.publish(events.OUTBOX, name)
