@@ -87,7 +87,7 @@ class Runner:
         self._grace_s = cancel_grace_s
         self._max_log_mb = max_log_mb
         # Ends the store refused (a full disk): written by the claim loop once it takes them.
-        self._owed_ends: dict[str, tuple[str, str]] = {}
+        self._owed_ends: dict[str, tuple[str, str | None]] = {}
         self._server = ForkServer(sandbox)
         self._owner_rights = users.OwnerRights(ctx)  # who may do what, for every Requests
         self._running: dict[str, Running] = {}
@@ -422,9 +422,11 @@ class Runner:
                 exc.message,
                 CLAIM_POLL_S,
             )
-            self._owed_ends[execution_id] = (status, message or "")
+            self._owed_ends[execution_id] = (status, message)
         except errors.TetherError as exc:  # deleted meanwhile: nothing left to end
             log.warning("execution %s could not be ended: %s", execution_id, exc.message)
+        except Exception:  # the runner's edge: record and go on with the others
+            log.exception("ending execution %s failed", execution_id)
 
     async def _settle_owed_ends(self) -> None:
         """Write the ends the store refused before; stop at the first it still refuses."""
