@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.integration import test_link_caps
 from tests.support.envelopes import LISTENER, Link, create_controlling
 from tests.support.workspace import ApiClient
 from tether import limits
 from tether.actions import outgoing
 from tether.link import envelope, exchange
+from tether.link.envelope import Message
 from tether.store import executions, outbox
 
 MIB = 1024 * 1024
@@ -200,3 +202,31 @@ def test_an_oversized_update_left_by_an_earlier_version_wedged_the_link(link: Li
     assert record["status"] == "ENDED_ERROR"
     assert batch[0].body["message"] == record["message"]
     assert "more than one message of the link carries" in record["message"]
+
+
+def test_a_peer_could_store_log_entries_of_any_size_here(
+    link: Link, own_key: Any, remote_key: Any
+) -> None:
+    """A log entry from the other side is cut to the entry cap, as this side cuts its own."""
+    child = test_link_caps.remote_child(link, own_key, remote_key)
+    body = {
+        "execution_id": child,
+        "remote_id": test_link_caps.REMOTE_ID,
+        "status": "ENDED_SUCCESS",
+        "output_value": {},
+        "message": None,
+        "started_at": time.time(),
+        "ended_at": time.time(),
+        "log_offset": 0,
+        "log": [[time.time(), "p" * 200_000, {}], [time.time(), "small", {}]],
+    }
+    sealed = link.seal(
+        Message(1, outgoing.UPDATE, body),
+        receiver=test_link_caps.REMOTE,
+        hello=test_link_caps.CONTROLLED_HELLO,
+    )
+    assert link.post(*sealed, name=test_link_caps.REMOTE).status_code == 200
+    first, second = test_link_caps.log_of(link, child)
+    assert first.endswith(f"... [cut: 200000 bytes, limit {limits.MAX_LOG_ENTRY_BYTES}]")
+    assert len(first) <= limits.MAX_LOG_ENTRY_BYTES
+    assert second == "small"
