@@ -3,8 +3,11 @@ keeps one link message within an envelope."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from tether import errors, limits
 from tether.actions import outgoing
 from tether.link import envelope, exchange
+from tether.runner import channel, flow_api
 from tether.runner.process import OutputLines
 from tether.store import database
 
@@ -116,3 +120,15 @@ def test_a_full_disk_was_reported_as_an_unavailable_database() -> None:
     full = errors.StoreFull(detail="database or disk is full")
     assert errors.http_status(full) == 503
     assert "free" in full.message and full.kind == "store_full"
+
+
+def test_a_request_longer_than_the_engine_reads_ended_the_execution(monkeypatch: Any) -> None:
+    """The child refuses to send it (the script sees InvalidInputError); the channel lives on."""
+    monkeypatch.setattr(channel, "MAX_LINE_BYTES", 200)
+    child_end, engine_end = socket.socketpair()
+    with child_end, engine_end:
+        engine = flow_api.Engine(channel.Channel(child_end))
+        with pytest.raises(flow_api.InvalidInputError, match="at most 200 bytes"):
+            engine.send({"op": "save", "output_value": {"big": "x" * 500}})
+        engine.send({"op": "log", "message": "small"})
+        assert engine_end.recv(1000).startswith(b'{"op":"log"')
