@@ -91,6 +91,13 @@ def _sandbox_flags(parser: argparse.ArgumentParser) -> None:
         "open files of one execution's process (default 1024)",
         type=int,
     )
+    _flag(
+        parser,
+        "--execution-log-mb",
+        "one execution's whole log, in MiB; past it the log says it was cut and keeps no more "
+        "(default 256)",
+        type=int,
+    )
 
 
 def _session_flags(serve: argparse.ArgumentParser) -> None:

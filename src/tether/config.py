@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether import errors
+from tether import errors, limits
 
 ENV_PREFIX = "TETHER_"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -62,6 +62,7 @@ class Settings:
     execution_memory_mb: int = 4096
     execution_processes: int = 4096
     execution_open_files: int = 1024
+    execution_log_mb: int = limits.DEFAULT_EXECUTION_LOG_MB  # one execution's whole log
     # sessions (API tokens and UI cookies alike): lifetime from login, and idle timeout
     session_ttl_s: float = 12 * 3600.0
     session_idle_s: float = 3600.0
@@ -126,6 +127,7 @@ _CONVERTERS: dict[str, Any] = {
     "execution_memory_mb": int,
     "execution_processes": int,
     "execution_open_files": int,
+    "execution_log_mb": int,
     "session_ttl_s": float,
     "session_idle_s": float,
 }
@@ -175,7 +177,8 @@ def _check_sandbox(settings: Settings) -> None:
                 detail=f"--sandbox-env {item!r}: the server's own {ENV_PREFIX}* variables never reach "
                 "a flow; list other variables (NAME or NAME=VALUE)"
             )
-    for field in ("execution_memory_mb", "execution_processes", "execution_open_files"):
+    fields = ("execution_memory_mb", "execution_processes", "execution_open_files")
+    for field in (*fields, "execution_log_mb"):
         if getattr(settings, field) < 1:
             raise errors.SettingsInvalid(
                 detail=f"--{field.replace('_', '-')} must be a positive number"

@@ -8,6 +8,7 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── MalformedJson
     │   ├── FlowScriptInvalid
     │   ├── InvalidKey
+    │   ├── OutputsTooLarge
     │   └── LinkConfigInvalid
     │       └── LinkPolicyInvalid         422
     ├── Unauthenticated                   401
@@ -33,6 +34,7 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     ├── PayloadTooLarge                   413
     ├── TooManyLogins                     429
     ├── StoreUnavailable                  503
+    │   └── StoreFull
     └── SettingsInvalid                   (at start: the server refuses to start)
         └── SandboxUnavailable
 """
@@ -86,6 +88,10 @@ class InvalidKey(InvalidInput):
     """{field} is not usable: {detail}"""
 
     kind = "invalid_key"
+
+
+class OutputsTooLarge(InvalidInput):
+    """the outputs would be {size} bytes of JSON, but an execution's outputs are at most {limit} bytes: keep large data in system.file(...) and put its name in the outputs"""
 
 
 class LinkConfigInvalid(InvalidInput):
@@ -220,6 +226,12 @@ class StoreUnavailable(TetherError):
     """the workspace's database is unavailable: {detail}"""
 
     kind = "unavailable"
+
+
+class StoreFull(StoreUnavailable):
+    """the workspace's disk is full ({detail}): it takes no changes until space is freed on the volume that holds its data directory or database; reading still works"""
+
+    kind = "store_full"
 
 
 class SettingsInvalid(TetherError):

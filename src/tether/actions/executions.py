@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from tether import errors
+from tether import errors, limits
 from tether.actions import events, outgoing
 from tether.actions.context import Context, Transaction
 from tether.store import executions, flows, sync_configs
@@ -70,8 +70,7 @@ def start(
             **({"id": execution_id} if execution_id else {}),
         )
         executions.insert(tx.conn, ex)
-        _announce_start(ctx, tx, ex)
-        return ex
+        return _announce_start(ctx, tx, ex)
 
 
 def check_remote_target(tx: Transaction, name: str) -> None:
@@ -129,9 +128,7 @@ def run_pending(ctx: Context, execution_id: str, *, starter_id: str | None = Non
         if ex.status != executions.PENDING:
             return ex
         executions.update(tx.conn, ex.id, status=executions.QUEUED)
-        ex = executions.get(tx.conn, ex.id)
-        _announce_start(ctx, tx, ex)
-        return ex
+        return _announce_start(ctx, tx, executions.get(tx.conn, ex.id))
 
 
 def claim_next(ctx: Context, worker: str) -> Execution | None:
@@ -219,7 +216,7 @@ def save(
             merged.update(output_updates)
             values["output_value"] = _checked_outputs(merged)
         if message is not None:
-            values["message"] = message
+            values["message"] = limits.cut_text(str(message), limits.MAX_EXECUTION_MESSAGE_BYTES)
         if values:
             executions.update(tx.conn, ex.id, **values)
             ex = executions.get(tx.conn, ex.id)
@@ -257,7 +254,7 @@ def end(
             return ex
         values: dict[str, Any] = {"status": status, "ended_at": ctx.now()}
         if message is not None:  # a message the script saved stays unless the end names one
-            values["message"] = message
+            values["message"] = limits.cut_text(str(message), limits.MAX_EXECUTION_MESSAGE_BYTES)
         if output_value is not None:
             values["output_value"] = _checked_outputs(output_value)
         executions.update(tx.conn, ex.id, **values)
@@ -374,12 +371,19 @@ def get(ctx: Context, execution_id: str) -> Execution:
         return executions.get(conn, execution_id)
 
 
-def _announce_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
+def _announce_start(ctx: Context, tx: Transaction, ex: Execution) -> Execution:
+    """Queue ``ex`` here or send its start over its link; return it as it is now."""
     if ex.status == executions.QUEUED and ex.is_remote_child:
-        outgoing.send_start(ctx, tx, ex)
+        unsendable = outgoing.send_start(ctx, tx, ex)
+        if unsendable is not None:
+            # Never sent, so it never runs anywhere: it ends here, and a link stays unwedged.
+            values = {"status": executions.ENDED_ERROR, "message": unsendable}
+            executions.update(tx.conn, ex.id, ended_at=ctx.now(), **values)
+            ex = executions.get(tx.conn, ex.id)
     elif ex.status == executions.QUEUED:
         tx.publish(events.QUEUED)
     outgoing.after_change(ctx, tx, ex)
+    return ex
 
 
 def new_execution(ctx: Context, **values: Any) -> Execution:
@@ -432,6 +436,10 @@ def _checked_outputs(value: Any) -> dict[str, Any]:
         raise errors.InvalidInput(
             detail=f"output_value must be a JSON object (a dict), not {type(value).__name__}"
         )
+    size = limits.json_bytes(value)
+    if size > limits.MAX_OUTPUTS_BYTES:
+        # Refused, not cut: a parent reading a cut value would go on with wrong data.
+        raise errors.OutputsTooLarge(size=size, limit=limits.MAX_OUTPUTS_BYTES)
     return value
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tether import errors
+from tether import errors, limits
 from tether.actions import events, outgoing, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context, Transaction
@@ -352,7 +352,8 @@ def _append_remote_log(
         LogEntry(
             seq=offset + i,
             time=_seconds(t, "log time") or 0.0,
-            message=_words(m, "log message") or "",
+            # Cut as this side cuts its own: a peer (or an older version) may send more.
+            message=limits.cut_text(_words(m, "log message") or "", limits.MAX_LOG_ENTRY_BYTES),
             fields=_object(f, "log fields"),
         )
         for i, (t, m, f) in enumerate(lines)

@@ -5,9 +5,10 @@ Called inside the use case's transaction (transactional outbox); never sends any
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tether import errors
+from tether import errors, limits
 from tether.actions import events
 from tether.actions.context import Context, Transaction
 from tether.store import executions, outbox, sync_configs
@@ -18,10 +19,18 @@ UPDATE = "execution.update"
 CANCEL = "execution.cancel"
 MIRROR = "execution.mirror"
 MAX_LOG_PER_UPDATE = 500
+# Log entries one update carries, as JSON: with outputs (at most limits.MAX_OUTPUTS_BYTES) and
+# a message (limits.MAX_EXECUTION_MESSAGE_BYTES, six bytes a character escaped) an update
+# stays within MAX_BODY_BYTES.
+MAX_LOG_BYTES_PER_UPDATE = 1024 * 1024
+# One message's body as JSON: one envelope (4 MiB, link.envelope.MAX_BODY_BYTES, which the
+# actions cannot import) carries it alone with room to spare for the envelope around it.
+MAX_BODY_BYTES = 3 * 1024 * 1024
 
 
-def send_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
-    """Ask the controlled side to create and run ``ex``."""
+def send_start(ctx: Context, tx: Transaction, ex: Execution) -> str | None:
+    """Ask the controlled side to create and run ``ex``; or, when its start cannot fit one
+    envelope, send nothing and say why (for its end here: the other side never hears of it)."""
     body = {
         "execution_id": ex.id,
         "name": ex.name,
@@ -30,7 +39,15 @@ def send_start(ctx: Context, tx: Transaction, ex: Execution) -> None:
         "input_value": ex.input_value,
         "max_runtime_s": ex.max_runtime_s,
     }
+    size = limits.json_bytes(body)
+    if size > MAX_BODY_BYTES:
+        return (
+            f"this execution's start (its script and inputs) is {size} bytes of JSON and does "
+            f"not fit one message of the link (at most {MAX_BODY_BYTES} bytes), so it was never "
+            "sent: pass less data in the inputs"
+        )
     _append(ctx, tx, ex.sync_config or "", START, body)
+    return None
 
 
 def withdraw_start(ctx: Context, tx: Transaction, ex: Execution) -> bool:
@@ -83,7 +100,13 @@ def after_change(ctx: Context, tx: Transaction, ex: Execution) -> None:
 
 def append_mirror(ctx: Context, tx: Transaction, name: str, ex: Execution) -> None:
     """Queue a read-only copy of ``ex`` for sync config ``name``."""
-    _append(ctx, tx, name, MIRROR, mirror_body(ex))
+    body = mirror_body(ex)
+    size = limits.json_bytes(body)
+    if size > MAX_BODY_BYTES:
+        # A copy for show only: its largest parts give way to a note rather than wedge the link.
+        note = f"[cut: this copy was {size} bytes, more than one message of a link carries]"
+        body.update(script=note, input_value={}, output_value={}, message=note)
+    _append(ctx, tx, name, MIRROR, body)
 
 
 def mirror_body(ex: Execution) -> dict[str, Any]:
@@ -111,18 +134,22 @@ def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
 
 
 def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
-    # Log entries travel from the offset the previous update stopped at, in chunks; the
-    # other side applies them by sequence number, so a repeated entry is ignored there.
+    # Log entries travel from the offset the previous update stopped at, in chunks of at most
+    # MAX_LOG_PER_UPDATE entries and MAX_LOG_BYTES_PER_UPDATE bytes; the other side applies
+    # them by sequence number, so a repeated entry is ignored there.
     offset = ex.log_synced
+    entries: list[executions.LogEntry] = []  # read but not sent yet
     while True:
-        entries = (
-            executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
-            if offset < ex.log_count
-            else []
-        )
+        if not entries and offset < ex.log_count:
+            # Read once, sent in as many updates as their bytes take: 500 entries of 60 KB
+            # read again for each 1 MiB update made a 50 MB log take seconds longer.
+            entries = executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
+        chunk = _log_chunk(entries)
+        entries = entries[len(chunk) :]
+        is_last_chunk = not chunk or offset + len(chunk) >= ex.log_count
         # The other side takes no log entries once it has an end: of an ended execution
         # with more entries than one update carries, the ones before the last say RUNNING.
-        is_ending = ex.is_ended and len(entries) < MAX_LOG_PER_UPDATE
+        is_ending = ex.is_ended and is_last_chunk
         body = {
             "execution_id": ex.remote_execution_id,
             "remote_id": ex.id,
@@ -132,14 +159,112 @@ def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
             "started_at": ex.started_at,
             "ended_at": ex.ended_at if is_ending else None,
             "log_offset": offset,
-            "log": [[e.time, e.message, e.fields] for e in entries],
+            "log": chunk,
         }
+        size = limits.json_bytes(body)
+        if size > MAX_BODY_BYTES:
+            ex = _end_unsendable(ctx, tx, ex, size)
+            _append(ctx, tx, ex.sync_config or "", UPDATE, _unsendable_update(ex, offset))
+            offset = ex.log_count
+            break
         _append(ctx, tx, ex.sync_config or "", UPDATE, body)
-        offset += len(entries)
-        if len(entries) < MAX_LOG_PER_UPDATE:
+        offset += len(chunk)
+        if is_last_chunk:
             break
     if offset != ex.log_synced:
         executions.set_columns(tx.conn, ex.id, log_synced=offset)
+
+
+def _log_chunk(entries: list[executions.LogEntry]) -> list[list[Any]]:
+    """The leading entries that fit one update (at least one), as the update carries them."""
+    chunk: list[list[Any]] = []
+    size = 0
+    for e in entries:
+        # A text's JSON, escapes included; fields are mostly empty or {"stream": "stderr"}.
+        size += len(json.dumps(e.message)) + (limits.json_bytes(e.fields) if e.fields else 2) + 32
+        if chunk and size > MAX_LOG_BYTES_PER_UPDATE:
+            break
+        chunk.append([e.time, e.message, e.fields])
+    return chunk
+
+
+def _end_unsendable(ctx: Context, tx: Transaction, ex: Execution, size: int) -> Execution:
+    """End ``ex`` (a received execution) ENDED_ERROR here, because an update of it cannot
+    fit one envelope; its process, if it runs, is stopped (the runner hears CANCEL)."""
+    message = (
+        f"this execution's update (outputs, message and log) came to {size} bytes of JSON, "
+        f"more than one message of the link carries ({MAX_BODY_BYTES} bytes), so it was "
+        "ended here and its log was not sent on: make its outputs and log lines smaller"
+    )
+    if ex.is_ended:
+        return ex  # an ended execution never changes: the other side learns its end as it is
+    values = {"status": executions.ENDED_ERROR, "message": message, "ended_at": ctx.now()}
+    executions.update(tx.conn, ex.id, **values)
+    tx.publish(events.CANCEL, ex.id)
+    tx.publish(events.ENDED, ex.id)
+    return executions.get(tx.conn, ex.id)
+
+
+def _unsendable_update(ex: Execution, offset: int) -> dict[str, Any]:
+    """The update that ends ``ex`` on the other side too, carrying no outputs and no log."""
+    return {
+        "execution_id": ex.remote_execution_id,
+        "remote_id": ex.id,
+        "status": ex.status,
+        "output_value": {},
+        "message": ex.message,
+        "started_at": ex.started_at,
+        "ended_at": ex.ended_at,
+        "log_offset": offset,
+        "log": [],
+    }
+
+
+def replace_unsendable(ctx: Context, name: str, seq: int) -> None:
+    """Rewrite message ``seq`` of sync config ``name``, too large for any envelope (written by
+    an earlier version), into one that fits under the same number, ending its execution."""
+    with ctx.transaction() as tx:
+        message = outbox.find(tx.conn, name, seq)
+        if message is None:
+            return  # acknowledged meanwhile
+        size = limits.json_bytes(message.body)
+        if size <= MAX_BODY_BYTES:
+            return
+        type_, body = _fitting(ctx, tx, message.type, message.body, size)
+        outbox.rewrite(tx.conn, name, seq, type_, body)
+        tx.publish(events.OUTBOX, name)
+
+
+def _fitting(
+    ctx: Context, tx: Transaction, type_: str, body: dict[str, Any], size: int
+) -> tuple[str, dict[str, Any]]:
+    """A message that fits in place of an unsendable one, after ending what it was about."""
+    if type_ == START:
+        ex = executions.find(tx.conn, str(body.get("execution_id")))
+        if ex is not None and not ex.is_ended:
+            message = (
+                f"this execution's start (its script and inputs) is {size} bytes of JSON and "
+                f"does not fit one message of the link (at most {MAX_BODY_BYTES} bytes), so "
+                "it was never sent: pass less data in the inputs"
+            )
+            values = {"status": executions.ENDED_ERROR, "message": message}
+            executions.update(tx.conn, ex.id, ended_at=ctx.now(), **values)
+            tx.publish(events.ENDED, ex.id)
+        # As a withdrawn start: delivered, it creates nothing over there.
+        return CANCEL, {"execution_id": body.get("execution_id")}
+    if type_ == UPDATE:
+        ex = executions.find(tx.conn, str(body.get("remote_id")))
+        if ex is not None:
+            ex = _end_unsendable(ctx, tx, ex, size)
+            return UPDATE, _unsendable_update(ex, body.get("log_offset") or 0)
+    note = f"[cut: this message was {size} bytes, more than one message of a link carries]"
+    small = {k: v for k, v in body.items() if limits.json_bytes(v) <= 64 * 1024}
+    if type_ == UPDATE:  # of an execution deleted here since: end it over there all the same
+        small.update(status=executions.ENDED_ERROR, output_value={}, log=[], message=note)
+        small.setdefault("ended_at", ctx.now())
+    else:  # a mirror: a copy for show only
+        small.update(script=note, input_value={}, output_value={}, message=note)
+    return type_, small
 
 
 def _append(ctx: Context, tx: Transaction, name: str, type_: str, body: dict[str, Any]) -> None:

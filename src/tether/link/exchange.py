@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from tether.actions import events
+from tether.actions import events, outgoing
 from tether.actions.context import Context
 from tether.store import database, outbox, sync_configs
 from tether.store.outbox import OutboxMessage
@@ -49,22 +49,31 @@ def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, l
     """The link's state, and the oldest unacknowledged messages above ``after`` that fit one
     envelope (messages up to ``after`` are on their way in other requests)."""
     with ctx.db.read() as conn:
-        return _batch(conn, name, after)
+        state, batch, first_size = _batch(conn, name, after)
+    if first_size > outgoing.MAX_BODY_BYTES:
+        # Only an earlier version wrote messages this large: sent, it would be refused for
+        # ever and hold up every message behind it. It gives way to one that fits.
+        outgoing.replace_unsendable(ctx, name, batch[0].seq)
+        with ctx.db.read() as conn:
+            state, batch, _ = _batch(conn, name, after)
+    return state, batch
 
 
 def _batch(
     conn: database.Connection, name: str, after: int
-) -> tuple[LinkState, list[OutboxMessage]]:
+) -> tuple[LinkState, list[OutboxMessage], int]:
+    """The state, the batch, and the size of its first message."""
     state = sync_configs.get_state(conn, name)
     pending = outbox.pending(conn, name, MAX_MESSAGES, after)
     batch: list[OutboxMessage] = []
-    size = 0
+    size = first_size = 0
     for message in pending:
         size += len(json.dumps(message.body, default=str))
         if batch and size > MAX_BATCH_BYTES:
             break
         batch.append(message)
-    return state, batch
+        first_size = first_size or size
+    return state, batch, first_size
 
 
 def is_full(messages: Sequence[Any]) -> bool:

@@ -25,7 +25,15 @@ class Channel:
         self._reader = sock.makefile("rb")
 
     def send(self, message: dict[str, Any]) -> None:
-        self._sock.sendall(encode(message))
+        """Send one message; raises ValueError for one longer than the engine reads."""
+        line = encode(message)
+        if len(line) > MAX_LINE_BYTES:
+            # Sent, it would end the engine's reading of this channel, and the execution.
+            raise ValueError(
+                f"this request is {len(line)} bytes; a request to the engine carries at most "
+                f"{MAX_LINE_BYTES} bytes: send less at once"
+            )
+        self._sock.sendall(line)
 
     def receive(self) -> dict[str, Any] | None:
         """The next message, or None when the engine closed the channel."""

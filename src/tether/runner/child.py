@@ -16,6 +16,7 @@ import time
 import traceback
 from typing import Any
 
+from tether import limits
 from tether.runner import flow_api
 from tether.runner.channel import Channel
 
@@ -49,7 +50,7 @@ class LogStream(io.TextIOBase):
             "op": "log",
             "id": self._id,
             "time": time.time(),
-            "message": line,
+            "message": limits.cut_text(line, limits.MAX_LOG_ENTRY_BYTES),
             "fields": self._fields,
         }
         self._engine.send(message)
@@ -80,6 +81,8 @@ def run(sock: socket.socket) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         _release_standard_streams()
+        if message is not None:  # the engine cuts it too; cut here it cannot overflow the channel
+            message = limits.cut_text(str(message), limits.MAX_EXECUTION_MESSAGE_BYTES)
         engine.send({"op": "end", "status": status, "message": message})
         os._exit(0)
 

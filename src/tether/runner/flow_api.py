@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from tether import limits
 from tether.runner.channel import Channel
 
 __all__ = [
@@ -136,6 +137,8 @@ class Engine:
         try:
             with self._sending:
                 self._channel.send(message)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
@@ -200,10 +203,16 @@ class ExecutionHandle:
         self._engine.call("save", id=self.id, output_updates={key: value})
 
     def log(self, *message: Any, **fields: Any) -> None:
-        """Add a timestamped entry to this execution's log."""
-        text = " ".join(str(m) for m in message)
+        """Add a timestamped entry to this execution's log (cut past its cap, saying so)."""
+        text = limits.cut_text(" ".join(str(m) for m in message), limits.MAX_LOG_ENTRY_BYTES)
         self._engine.send(
-            {"op": "log", "id": self.id, "time": time.time(), "message": text, "fields": fields}
+            {
+                "op": "log",
+                "id": self.id,
+                "time": time.time(),
+                "message": text,
+                "fields": limits.cut_fields(fields)[0],
+            }
         )
 
     def success(self, message: str | None = None) -> None:

@@ -6,7 +6,6 @@ Knows nothing of SQL or HTTP; the runner tells it what to do.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import json
 import os
@@ -14,11 +13,11 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from tether import limits
 from tether.runner import channel
 from tether.runner.forkserver import Exit, Forked, ForkServer
 
 OUTPUT_READ_BYTES = 64 * 1024
-MAX_OUTPUT_LINE_CHARS = 64 * 1024  # a longer line of a program's output is logged in pieces
 
 
 class ChildProcess:
@@ -105,22 +104,52 @@ async def _read_lines(fd: int, stream: str, on_line: Callable[[str, str], None])
     reader = asyncio.StreamReader(limit=OUTPUT_READ_BYTES)
     pipe = os.fdopen(fd, "rb", buffering=0)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
+    lines = OutputLines(limits.MAX_LOG_ENTRY_BYTES)
     try:
         while chunk := await reader.read(OUTPUT_READ_BYTES):
-            *lines, pending = (pending + decoder.decode(chunk)).split("\n")
-            if len(pending) > MAX_OUTPUT_LINE_CHARS:
-                lines.append(pending)
-                pending = ""
-            for line in lines:
-                for start in range(0, max(len(line), 1), MAX_OUTPUT_LINE_CHARS):
-                    on_line(stream, line[start : start + MAX_OUTPUT_LINE_CHARS])
-        pending += decoder.decode(b"", final=True)
-        if pending:
-            on_line(stream, pending)
+            for line in lines.feed(chunk):
+                on_line(stream, line)
+        last = lines.end()
+        if last is not None:
+            on_line(stream, last)
     finally:
         transport.close()
+
+
+class OutputLines:
+    """Splits what a program writes into lines; of a line over ``limit`` bytes it keeps the
+    head and counts the rest, so that the line becomes one entry that says what was cut."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._head = bytearray()
+        self._size = 0  # bytes of the current line so far, kept or not
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines that ``chunk`` completes."""
+        done: list[str] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._add(chunk[start:end])
+            done.append(self._take())
+            start = end + 1
+        self._add(chunk[start:])
+        return done
+
+    def end(self) -> str | None:
+        """The last line, when the output did not end with a newline."""
+        return self._take() if self._size else None
+
+    def _add(self, piece: bytes) -> None:
+        room = self._limit - len(self._head)
+        if room > 0:
+            self._head += piece[:room]
+        self._size += len(piece)
+
+    def _take(self) -> str:
+        text = self._head.decode("utf-8", "replace")
+        size, self._head, self._size = self._size, bytearray(), 0
+        return limits.cut_text(text, self._limit, size)
 
 
 def describe_exit(exit_: Exit | None) -> str:

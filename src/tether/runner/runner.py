@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether import errors
+from tether import errors, limits
 from tether.actions import events, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
@@ -32,6 +32,14 @@ LOG_BATCH = 200
 # After its end, how long a child's programs may keep its fds 1 and 2 open before their
 # last output is given up (they are killed with its process group right after).
 OUTPUT_DRAIN_S = 1.0
+LOG_CUT = (
+    "[log cut: this execution wrote more than {mb} MiB of log; the rest was dropped "
+    "(the workspace's --execution-log-mb)]"
+)
+STORE_FAILED_MESSAGE = (
+    "this execution was stopped because the workspace could not store its log: {detail}; "
+    "its last log lines were lost: run it again once that is mended"
+)
 RESTART_MESSAGE = (
     "the workspace stopped while this execution was running; it was not resumed and will not "
     "run again: start a new execution if it is still needed"
@@ -50,6 +58,9 @@ class Running:
     killer: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     log_lines: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    log_bytes: int = 0  # of entries kept so far, against the runner's per-execution cap
+    is_log_cut: bool = False  # past the cap: the marker is written, further entries dropped
+    store_failure: str | None = None  # why the store refused its log (the disk is full)
     # Log lines come from the channel and from the child's fds 1 and 2: one writer at a time
     # keeps them in order in the store.
     log_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -68,11 +79,15 @@ class Runner:
         max_running: int,
         cancel_grace_s: float,
         sandbox: dict[str, Any] | None = None,
+        max_log_mb: int = limits.DEFAULT_EXECUTION_LOG_MB,
     ) -> None:
         self._ctx = ctx
         self._worker = worker
         self._max_running = max_running
         self._grace_s = cancel_grace_s
+        self._max_log_mb = max_log_mb
+        # Ends the store refused (a full disk): written by the claim loop once it takes them.
+        self._owed_ends: dict[str, tuple[str, str | None]] = {}
         self._server = ForkServer(sandbox)
         self._owner_rights = users.OwnerRights(ctx)  # who may do what, for every Requests
         self._running: dict[str, Running] = {}
@@ -126,7 +141,10 @@ class Runner:
         while True:
             self._wake.clear()
             try:
+                await self._settle_owed_ends()
                 await self._claim_while_room()
+            except errors.StoreUnavailable as exc:
+                log.warning("claiming executions failed: %s", exc.message)
             except Exception:  # the loop's edge: record and go on
                 log.exception("claiming executions failed")
             with contextlib.suppress(TimeoutError):
@@ -217,19 +235,20 @@ class Runner:
     async def _run(self, running: Running) -> None:
         ex = running.execution
         try:
-            end = await self._converse(running)
-            await self._finish(running, end)
-        except Exception:  # the runner's edge: the execution must still end
-            log.exception("running execution %s failed", ex.id)
-            running.process.kill()
-            with contextlib.suppress(errors.TetherError):
-                await asyncio.to_thread(
-                    execution_actions.end,
-                    self._ctx,
-                    ex.id,
-                    executions.ENDED_ERROR,
-                    "the engine failed while running this execution: see the server log",
-                )
+            try:
+                end = await self._converse(running)
+                status, message = await self._outcome(running, end)
+            except errors.StoreUnavailable as exc:
+                log.warning("execution %s stopped: %s", ex.id, exc.message)
+                running.process.kill()
+                status = executions.ENDED_ERROR
+                message = STORE_FAILED_MESSAGE.format(detail=exc.message)
+            except Exception:  # the runner's edge: the execution must still end
+                log.exception("running execution %s failed", ex.id)
+                running.process.kill()
+                status = executions.ENDED_ERROR
+                message = "the engine failed while running this execution: see the server log"
+            await self._end(ex.id, status, message)
         finally:
             for timer in (running.killer, running.deadline, running.log_timer):
                 if timer is not None:
@@ -305,12 +324,12 @@ class Runner:
                 await self._flush_log(running)
                 continue
             if message is not None and message.get("op") == "log":
-                entry = (
+                self._add_entry(
+                    running,
                     float(message["time"]),
                     str(message["message"]),
                     dict(message.get("fields") or {}),
                 )
-                running.log_lines.append(entry)
                 if len(running.log_lines) >= LOG_BATCH:
                     await self._flush_log(running)
                 continue
@@ -344,11 +363,25 @@ class Runner:
         """A line a program of the script wrote to fd 1 or 2 (the script's own print() comes
         over the channel); stored within LOG_FLUSH_S, as the channel's lines are."""
         fields = {} if stream == "stdout" else {"stream": stream}
-        running.log_lines.append((time.time(), line, fields))
-        if running.log_timer is None:
+        self._add_entry(running, time.time(), line, fields)
+        if running.log_timer is None and running.log_lines:
             running.log_timer = asyncio.get_running_loop().call_later(
                 LOG_FLUSH_S, self._flush_in_background, running
             )
+
+    def _add_entry(self, running: Running, at: float, text: str, fields: dict[str, Any]) -> None:
+        """Keep one log entry for the store, cut to the entry cap; past the execution's log
+        cap (or once the store refused its log) entries are dropped, the first with a marker."""
+        if running.is_log_cut or running.store_failure is not None:
+            return
+        # Cut here too: a script can write to its channel without flow_api.
+        text = limits.cut_text(text, limits.MAX_LOG_ENTRY_BYTES)
+        fields, fields_bytes = limits.cut_fields(fields)
+        running.log_bytes += limits.text_bytes(text) + fields_bytes
+        if running.log_bytes > self._max_log_mb * 1024 * 1024:
+            running.is_log_cut = True
+            text, fields = LOG_CUT.format(mb=self._max_log_mb), {}
+        running.log_lines.append((at, text, fields))
 
     def _flush_in_background(self, running: Running) -> None:
         running.log_timer = None
@@ -367,15 +400,47 @@ class Runner:
         async with running.log_lock:
             if running.log_lines:
                 lines, running.log_lines = running.log_lines, []
-                await asyncio.to_thread(
-                    execution_actions.append_log, self._ctx, running.execution.id, lines
-                )
+                try:
+                    await asyncio.to_thread(
+                        execution_actions.append_log, self._ctx, running.execution.id, lines
+                    )
+                except errors.StoreUnavailable as exc:
+                    # A full disk: stop the execution rather than lose its log unnoticed; its
+                    # end is written once the store takes writes again (_settle_owed_ends).
+                    running.store_failure = exc.message
+                    running.log_lines = []
+                    self._stop(running, "store")
 
-    async def _finish(self, running: Running, end: dict[str, Any] | None) -> None:
-        status, message = await self._outcome(running, end)
-        await asyncio.to_thread(
-            execution_actions.end, self._ctx, running.execution.id, status, message
-        )
+    async def _end(self, execution_id: str, status: str, message: str | None) -> None:
+        """End an execution; one the store cannot end now (a full disk) is ended later."""
+        try:
+            await asyncio.to_thread(execution_actions.end, self._ctx, execution_id, status, message)
+        except errors.StoreUnavailable as exc:
+            log.warning(
+                "execution %s cannot be ended now (%s): trying again every %g s",
+                execution_id,
+                exc.message,
+                CLAIM_POLL_S,
+            )
+            self._owed_ends[execution_id] = (status, message)
+        except errors.TetherError as exc:  # deleted meanwhile: nothing left to end
+            log.warning("execution %s could not be ended: %s", execution_id, exc.message)
+        except Exception:  # the runner's edge: record and go on with the others
+            log.exception("ending execution %s failed", execution_id)
+
+    async def _settle_owed_ends(self) -> None:
+        """Write the ends the store refused before; stop at the first it still refuses."""
+        for execution_id, (status, message) in list(self._owed_ends.items()):
+            try:
+                await asyncio.to_thread(
+                    execution_actions.end, self._ctx, execution_id, status, message
+                )
+            except errors.StoreUnavailable:
+                return  # refused still: the next round tries again
+            except errors.NotFound:
+                pass
+            del self._owed_ends[execution_id]
+            log.info("execution %s ended %s at last", execution_id, status)
 
     async def _outcome(
         self, running: Running, end: dict[str, Any] | None
@@ -389,6 +454,8 @@ class Runner:
             )
         if reason == "shutdown":
             return executions.ENDED_ERROR, RESTART_MESSAGE
+        if reason == "store":
+            return executions.ENDED_ERROR, STORE_FAILED_MESSAGE.format(detail=running.store_failure)
         if end is not None and end.get("status") in executions.ENDED:
             if reason == "cancel" and end["status"] != executions.ENDED_CANCELLED:
                 return executions.ENDED_CANCELLED, "cancelled"

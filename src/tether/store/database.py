@@ -160,7 +160,9 @@ def translated_errors() -> Iterator[None]:
     except sa.exc.IntegrityError as exc:
         detail, unique = _first_line(exc.orig), is_unique_violation(exc)
         raise errors.StoreConflict(detail=detail, is_unique_violation=unique) from exc
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+    except sa.exc.OperationalError as exc:
+        raise store_error(exc) from exc
+    except (sa.exc.InterfaceError, sa.exc.InternalError) as exc:
         raise errors.StoreUnavailable(detail=str(exc.orig).strip()) from exc
     except sa.exc.DBAPIError:
         raise
@@ -170,6 +172,25 @@ def translated_errors() -> Iterator[None]:
 
 def _first_line(error: BaseException | None) -> str:
     return (str(error).strip().splitlines() or ["a value does not fit"])[0]
+
+
+# SQLite's SQLITE_FULL, PostgreSQL's disk_full, and the OS's ENOSPC wherever it surfaces.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+_DISK_FULL_WORDS = ("database or disk is full", "no space left on device")
+
+
+def store_error(exc: sa.exc.OperationalError) -> errors.StoreUnavailable:
+    """The error that says why the store failed: StoreFull for a full disk, on either dialect."""
+    detail = str(exc.orig).strip()
+    is_full = (
+        getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(exc.orig, "sqlstate", None) == _PG_DISK_FULL
+        or any(words in detail.lower() for words in _DISK_FULL_WORDS)
+    )
+    if is_full:
+        return errors.StoreFull(detail=detail)
+    return errors.StoreUnavailable(detail=detail)
 
 
 def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:

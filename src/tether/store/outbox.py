@@ -68,6 +68,26 @@ def rewrite_pending(
     return conn.execute(query).rowcount > 0
 
 
+def find(conn: sa.Connection, name: str, seq: int) -> OutboxMessage | None:
+    """Message ``seq`` of sync config ``name``, if it still waits."""
+    query = sa.select(outbox.c.seq, outbox.c.type, outbox.c.body).where(
+        outbox.c.sync_config == name, outbox.c.seq == seq
+    )
+    row = conn.execute(query).first()
+    return None if row is None else OutboxMessage(*row)
+
+
+def rewrite(conn: sa.Connection, name: str, seq: int, type_: str, body: dict[str, Any]) -> None:
+    """Replace message ``seq`` of sync config ``name``, keeping its number (a gap would stall
+    the link)."""
+    query = (
+        outbox.update()
+        .where(outbox.c.sync_config == name, outbox.c.seq == seq)
+        .values(type=type_, body=body)
+    )
+    conn.execute(query)
+
+
 def pending(conn: sa.Connection, name: str, limit: int, after: int = 0) -> list[OutboxMessage]:
     """The oldest messages not yet acknowledged by the other side, numbered above ``after``."""
     rows = conn.execute(_SELECT_PENDING, {"b_name": name, "b_after": after, "b_limit": limit})

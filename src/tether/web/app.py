@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_running=settings.max_running,
         cancel_grace_s=settings.cancel_grace_s,
         sandbox=confinement,
+        max_log_mb=settings.execution_log_mb,
     )
 
     linker = Linker(
