@@ -11,8 +11,15 @@ from typing import Any
 from tether import config
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
-    field = name.lstrip("-").replace("-", "_")
+def _flag(
+    parser: argparse.ArgumentParser,
+    name: str,
+    help_text: str,
+    *,
+    field: str | None = None,
+    **kwargs: Any,
+) -> None:
+    field = field or name.lstrip("-").replace("-", "_")
     help_line = f"{help_text} [env {config.env_name(field)}]"
     parser.add_argument(name, dest=field, default=None, help=help_line, **kwargs)
 
@@ -27,16 +34,55 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore
     _flag(serve, "--secret-file", "file holding the workspace secret (default DATA_DIR/secret.key)")
     _flag(serve, "--tls-cert", "PEM certificate to serve HTTPS with")
     _flag(serve, "--tls-key", "PEM private key of --tls-cert")
-    _flag(serve, "--max-running", "how many executions run at once; the rest wait queued", type=int)
+    _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
     _flag(
         serve,
+        "--no-runner",
+        "run no executions here (API, UI and links only); needs PostgreSQL and `tether worker`s",
+        action="store_true",
+    )
+    _flag(
+        serve,
+        "--process-name",
+        "this process's name in the workspace's process list (default: the host's name)",
+    )
+    _execution_flags(serve)
+    _session_flags(serve)
+
+
+def _worker_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    worker = commands.add_parser(
+        "worker", help="run a PostgreSQL workspace's executions (no HTTP, no links)"
+    )
+    _flag(worker, "--database-url", "the workspace's PostgreSQL URL (required)")
+    _flag(
+        worker,
+        "--name",
+        "this worker's name in the workspace's process list (default: the host's name)",
+        field="process_name",
+    )
+    _execution_flags(worker)
+
+
+def _execution_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of running executions, shared by `serve` and `worker`."""
+    _flag(
+        parser, "--max-running", "how many executions run at once; the rest wait queued", type=int
+    )
+    _flag(
+        parser,
         "--cancel-grace-s",
         "seconds a cancelled script gets before its processes are killed",
         type=float,
     )
-    _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
-    _sandbox_flags(serve)
-    _session_flags(serve)
+    _flag(
+        parser,
+        "--lease-s",
+        "seconds this process's lease lasts; it renews it six times as often, and one that "
+        "could not is counted dead and its executions end (default 30)",
+        type=float,
+    )
+    _sandbox_flags(parser)
 
 
 def _sandbox_flags(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +197,65 @@ def serve(args: argparse.Namespace) -> int:
 
     server.shutdown = shutdown  # type: ignore[method-assign]
     server.run()
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from tether import errors
+    from tether.actions.context import Context
+    from tether.actions.events import Events
+    from tether.actions.membership import Membership
+    from tether.runner import runner, sandbox
+    from tether.store.database import Database
+
+    try:
+        settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
+        config.require_shared_store(settings, "tether worker")
+        if settings.is_sandbox_on:
+            sandbox.check_kernel()
+        confinement = sandbox.policy(settings)
+    except errors.TetherError as exc:
+        return _fail(exc.message)
+
+    async def run() -> None:
+        database = Database(settings.resolved_database_url)
+        try:
+            database.migrate()
+            ctx = Context(db=database, events=Events(), workspace_name=settings.name)
+            ctx.events.bind(asyncio.get_running_loop())
+            membership = Membership(
+                ctx, kind="worker", name=settings.process_name, lease_s=settings.lease_s
+            )
+            await membership.start()
+            worker_runner = runner.Runner(
+                ctx,
+                membership=membership,
+                max_running=settings.max_running,
+                cancel_grace_s=settings.cancel_grace_s,
+                sandbox=confinement,
+            )
+            await worker_runner.start()
+            print(
+                f"tether worker running executions as process {membership.process_id}", flush=True
+            )
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for number in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(number, stopping.set)
+            await stopping.wait()
+            await worker_runner.stop()
+            await membership.stop()
+            await loop.shutdown_default_executor()
+        finally:
+            database.dispose()
+
+    try:
+        asyncio.run(run())
+    except errors.TetherError as exc:
+        return _fail(exc.message)
     return 0
 
 
@@ -269,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands)
+    _worker_parser(commands)
     keygen_parser = commands.add_parser("keygen", help="write an RSA key pair for a link")
     keygen_parser.add_argument(
         "path", help="private key file (mode 0600); the public key goes to PATH.pub"
@@ -282,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--once", action="store_true", help="exit after printing the result")
     _admin_parser(commands)
     args = parser.parse_args(argv)
-    handlers = {"serve": serve, "keygen": keygen, "demo": demo, "admin": admin}
+    handlers = {"serve": serve, "worker": worker, "keygen": keygen, "demo": demo, "admin": admin}
     return handlers[args.command](args)
 
 

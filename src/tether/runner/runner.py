@@ -16,6 +16,7 @@ from tether import errors
 from tether.actions import events, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.actions.membership import Membership
 from tether.runner.forkserver import ForkServer
 from tether.runner.process import ChildProcess, describe_exit
 from tether.runner.requests import Requests
@@ -64,13 +65,13 @@ class Runner:
         self,
         ctx: Context,
         *,
-        worker: str,
+        membership: Membership,
         max_running: int,
         cancel_grace_s: float,
         sandbox: dict[str, Any] | None = None,
     ) -> None:
         self._ctx = ctx
-        self._worker = worker
+        self._membership = membership
         self._max_running = max_running
         self._grace_s = cancel_grace_s
         self._server = ForkServer(sandbox)
@@ -86,17 +87,23 @@ class Runner:
         self._is_short_of_room = False
 
     async def start(self) -> None:
-        """Fail what a previous process left running, start the fork server, begin claiming."""
-        interrupted = await asyncio.to_thread(
-            execution_actions.fail_interrupted, self._ctx, None, RESTART_MESSAGE
-        )
-        if interrupted:
-            log.warning("ended %d executions interrupted by a restart", len(interrupted))
+        """Start the fork server and begin claiming (the membership has joined already)."""
         await self._server.start()
         log.info("executions run %s", describe_sandbox(self.sandbox))
         self._ctx.events.listen(events.QUEUED, lambda _key: self._wake.set())
         self._ctx.events.listen(events.CANCEL, self._on_cancel)
+        self._membership.on_lost(self.fence)
         self._loop_task = asyncio.create_task(self._claim_loop())
+
+    async def fence(self) -> None:
+        """The lease was lost: kill every execution's process group at once and write
+        nothing more about them (whoever reaps this process ends them)."""
+        for running in list(self._running.values()):
+            running.stop_reason = "fenced"
+            running.process.kill()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+        self._wake.set()
 
     async def stop(self) -> None:
         """Stop claiming, kill running children, and end their executions."""
@@ -136,8 +143,11 @@ class Runner:
         while (room := self._max_running - self.active_count) > 0:
             self._is_short_of_room = False
             limit = min(room, CLAIM_BATCH)
+            process_id = self._membership.process_id
+            if process_id is None or not self._membership.check():
+                return  # fencing: the membership wakes the loop when it has rejoined
             claimed = await asyncio.to_thread(
-                execution_actions.claim_some, self._ctx, self._worker, limit
+                execution_actions.claim_some, self._ctx, process_id, limit
             )
             for ex in claimed:
                 process = await self._spawn(ex)
@@ -222,6 +232,8 @@ class Runner:
         except Exception:  # the runner's edge: the execution must still end
             log.exception("running execution %s failed", ex.id)
             running.process.kill()
+            if not self._may_write(running):
+                return
             with contextlib.suppress(errors.TetherError):
                 await asyncio.to_thread(
                     execution_actions.end,
@@ -320,7 +332,13 @@ class Runner:
     async def _reply(
         self, process: ChildProcess, requests: Requests, message: dict[str, Any]
     ) -> None:
+        if not self._membership.check():
+            return  # the lease is lost: the child is being killed, its requests change nothing
         await process.send(await self._answer(requests, message))
+
+    def _may_write(self, running: Running) -> bool:
+        """Whether this runner may still write about ``running`` (not once its lease is lost)."""
+        return running.stop_reason != "fenced" and self._membership.check()
 
     async def _answer(self, requests: Requests, message: dict[str, Any]) -> dict[str, Any]:
         rid = message.get("rid")
@@ -365,6 +383,8 @@ class Runner:
 
     async def _flush_log(self, running: Running) -> None:
         async with running.log_lock:
+            if running.log_lines and not self._may_write(running):
+                running.log_lines.clear()
             if running.log_lines:
                 lines, running.log_lines = running.log_lines, []
                 await asyncio.to_thread(
@@ -372,7 +392,11 @@ class Runner:
                 )
 
     async def _finish(self, running: Running, end: dict[str, Any] | None) -> None:
+        if not self._may_write(running):
+            return
         status, message = await self._outcome(running, end)
+        if not self._may_write(running):
+            return
         await asyncio.to_thread(
             execution_actions.end, self._ctx, running.execution.id, status, message
         )
@@ -407,11 +431,3 @@ def describe_sandbox(sandbox: dict[str, Any]) -> str:
     if sandbox.get("sandbox") != "on":
         return "WITHOUT a sandbox (--sandbox off): every flow has the server's own powers"
     return f"in the sandbox, as {sandbox['identity']}"
-
-
-def worker_name(workspace: str) -> str:
-    """A name for this process's runner, unique enough to tell workers apart in the store."""
-    import os
-    import socket
-
-    return f"{workspace}@{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
