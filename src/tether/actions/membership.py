@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from tether.actions import processes
 from tether.actions.context import Context
@@ -27,6 +30,7 @@ RENEWALS_PER_LEASE = 6  # a 30 s lease is renewed every 5 s
 HELD_FRACTION = 0.75
 
 Fence = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Membership:
@@ -56,7 +60,11 @@ class Membership:
         self._fences: list[Fence] = []
         self._task: asyncio.Task[None] | None = None
         self._renewal: asyncio.Task[bool] | None = None
+        self._reaping: asyncio.Task[None] | None = None
         self._fencing: asyncio.Task[None] | None = None
+        # A thread of its own: a renewal must never queue behind the claims and log writes
+        # that fill the shared worker threads in a burst.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tether-lease")
 
     def on_lost(self, fence: Fence) -> None:
         """Await ``fence()`` whenever the lease is lost, before the process rejoins."""
@@ -90,19 +98,26 @@ class Membership:
 
     async def stop(self) -> None:
         """Stop renewing and leave the registry (the caller ended its executions first)."""
-        for task in (self._task, self._renewal, self._fencing):
+        for task in (self._task, self._renewal, self._reaping, self._fencing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if self.process_id is not None:
             with contextlib.suppress(Exception):  # the lease runs out by itself
-                await asyncio.to_thread(processes.leave, self._ctx, self.process_id)
+                await self._call(processes.leave, self._ctx, self.process_id)
             self.process_id = None
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._thread, functools.partial(function, *args, **kwargs)
+        )
 
     async def _join(self) -> None:
         started = time.monotonic()
-        joined = await asyncio.to_thread(
+        joined = await self._call(
             processes.join, self._ctx, kind=self._kind, name=self._name, lease_s=self.lease_s
         )
         self._held_until = started + self.lease_s * HELD_FRACTION
@@ -124,9 +139,11 @@ class Membership:
             self._fencing = None
         if not self.check():
             return
+        # Neither waits here: a store out of reach must not keep the next check from running.
         if self._renewal is None or self._renewal.done():
             self._renewal = asyncio.create_task(self._renew())
-        await self._reap()
+        if self._reaping is None or self._reaping.done():
+            self._reaping = asyncio.create_task(self._reap())
 
     async def _renew(self) -> bool:
         process_id = self.process_id
@@ -134,7 +151,7 @@ class Membership:
             return False
         started = time.monotonic()
         try:
-            is_renewed = await asyncio.to_thread(processes.renew, self._ctx, process_id)
+            is_renewed = await self._call(processes.renew, self._ctx, process_id)
         except Exception as exc:  # the store is out of reach: the lease may still run out
             log.warning("renewing the lease of %s failed: %s", process_id, exc)
             return False
@@ -147,7 +164,11 @@ class Membership:
         return is_renewed
 
     async def _reap(self) -> None:
-        ended = await asyncio.to_thread(processes.reap, self._ctx)
+        try:
+            ended = await asyncio.to_thread(processes.reap, self._ctx)
+        except Exception as exc:  # the store is out of reach: the next tick tries again
+            log.warning("ending the executions of lost processes failed: %s", exc)
+            return
         if ended:
             log.warning("ended %d executions of processes that lost their lease", len(ended))
 
