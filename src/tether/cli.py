@@ -208,6 +208,7 @@ def worker(args: argparse.Namespace) -> int:
     from tether.actions.context import Context
     from tether.actions.events import Events
     from tether.actions.membership import Membership
+    from tether.actions.wakeups import Wakeups, origin_token
     from tether.runner import runner, sandbox
     from tether.store.database import Database
 
@@ -224,8 +225,12 @@ def worker(args: argparse.Namespace) -> int:
         database = Database(settings.resolved_database_url)
         try:
             database.migrate()
-            ctx = Context(db=database, events=Events(), workspace_name=settings.name)
+            ctx = Context(
+                db=database, events=Events(), workspace_name=settings.name, origin=origin_token()
+            )
             ctx.events.bind(asyncio.get_running_loop())
+            wakeups = Wakeups(ctx)
+            await wakeups.start()
             membership = Membership(
                 ctx, kind="worker", name=settings.process_name, lease_s=settings.lease_s
             )
@@ -248,6 +253,7 @@ def worker(args: argparse.Namespace) -> int:
             await stopping.wait()
             await worker_runner.stop()
             await membership.stop()
+            await wakeups.stop()
             await loop.shutdown_default_executor()
         finally:
             database.dispose()

@@ -23,11 +23,13 @@ from tests.acceptance.test_serve import descendants, wait_all_gone
 from tests.conftest import PG_ENV, _postgres_database
 from tests.support.workers import WorkerProcess
 from tests.support.workspace import ApiClient, ServedWorkspace, flow_writable_dir
+from tether.store import notices
 from tether.store.database import normalize_url
 
 LEASE_S = "2"  # short, so that a lost worker is noticed within a few seconds
 WAIT_S = 60.0  # generous bounds for waits on a loaded machine; never a measured time
 RACED = 300
+REVOKED_S = 20.0  # a token revoked on one server is refused by another within this
 
 # Appends one line to a marker file of its own: a second run would add a second line.
 RUN_ONCE = """
@@ -259,3 +261,67 @@ def test_the_process_list_is_for_admins_and_shows_kinds_and_running_work(
     with httpx.Client(base_url=cluster.server.api_url, timeout=30) as http:
         user = ApiClient.login(http, "u", "password-u")
         assert user.get("/process").status_code == 403
+
+
+# --- wake-ups across processes ----------------------------------------------------------
+
+
+def listen_connections(cluster: Cluster) -> list[int]:
+    query = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+        "AND datname = current_database()"
+    )
+    with cluster.engine.connect() as conn:
+        return list(conn.execute(query, {"name": notices.APPLICATION_NAME}).scalars())
+
+
+def kill_listen_connections(cluster: Cluster) -> None:
+    """Terminate every process's LISTEN connection, as a broken network would."""
+    with cluster.engine.connect() as conn:
+        for pid in listen_connections(cluster):
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+@pytest.mark.parametrize("is_listen_killed", [False, True])
+def test_a_cancel_on_the_server_stops_the_execution_a_worker_runs(
+    cluster: Cluster, is_listen_killed: bool
+) -> None:
+    """With its LISTEN connection killed, the worker still learns of the cancel by polling."""
+    directory = flow_writable_dir("cancelled-")
+    cluster.api.create_flow("busy", BUSY)
+    cluster.add_worker("cancelled")
+    execution = cluster.api.start("busy", input_value={"dir": str(directory)})
+    execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
+    if is_listen_killed:
+        wait_until(lambda: len(listen_connections(cluster)) == 2, "both processes listen")
+        kill_listen_connections(cluster)
+    cluster.api.ok("POST", f"/execution/{execution['id']}/cancel")
+    record = cluster.api.wait_ended(execution["id"], WAIT_S)
+    assert record["status"] == "ENDED_CANCELLED"
+    wait_all_gone({execution_pid, helper_pid})
+    if is_listen_killed:
+        wait_until(lambda: len(listen_connections(cluster)) == 2, "both listen again")
+
+
+def test_a_token_revoked_on_one_server_is_refused_by_the_other(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    other = ServedWorkspace(
+        "scaled",
+        tmp_path / "other",
+        extra_args=["--database-url", cluster.url, "--no-runner", "--lease-s", LEASE_S],
+    ).start()
+    try:
+        with httpx.Client(base_url=other.api_url, timeout=30) as http:
+            # The token of the cluster's client, used on the other server: it is kept there.
+            there = ApiClient(http, cluster.api.token)
+            assert there.get("/flow").status_code == 200
+            assert there.get("/flow").status_code == 200
+            cluster.api.ok("POST", "/auth/logout")
+            # The other server re-reads a kept session only once a minute by itself: within
+            # this bound, only the wake-up from the first one can have told it.
+            refused = lambda: there.get("/flow").status_code == 401  # noqa: E731
+            wait_until(refused, "refused on the other server", timeout_s=REVOKED_S)
+    finally:
+        other.stop()
+        other.kill()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from tether.actions.events import Events
+from tether.store import notices
 from tether.store.database import Database
 
 
@@ -35,6 +36,9 @@ class Context:
     workspace_name: str
     secret: bytes = b""
     clock: Callable[[], float] = time.time
+    # Set when other processes share the store (PostgreSQL): each transaction's events are
+    # announced to them too, marked with this process's token (actions/wakeups.py).
+    origin: str | None = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -42,6 +46,8 @@ class Context:
         with self.db.begin() as conn:
             tx = Transaction(conn)
             yield tx
+            if tx.pending and self.origin is not None:
+                notices.send(conn, self.origin, dict.fromkeys(tx.pending))
         for kind, key in dict.fromkeys(tx.pending):
             self.events.publish(kind, key)
 

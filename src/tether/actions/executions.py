@@ -367,6 +367,12 @@ def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str
         return ids
 
 
+def cancels_requested(ctx: Context, ids: Sequence[str]) -> list[str]:
+    """Those of ``ids`` asked to stop: the poll behind cancels announced in other processes."""
+    with ctx.db.read() as conn:
+        return executions.cancel_requested(conn, ids)
+
+
 def get(ctx: Context, execution_id: str) -> Execution:
     """One execution."""
     with ctx.db.read() as conn:

@@ -26,6 +26,9 @@ from tether.store.executions import Execution
 log = logging.getLogger(__name__)
 
 CLAIM_POLL_S = 1.0  # look for queued executions this often even without a wake-up
+# On a store other processes share, look this often for cancels of running executions that
+# were announced elsewhere and whose notification may have been lost.
+CANCEL_POLL_S = 1.0
 CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
@@ -85,6 +88,7 @@ class Runner:
         self._early_cancels: set[str] = set()
         # Whether the last look for work stopped for want of a slot (not for want of work).
         self._is_short_of_room = False
+        self._cancels_checked_at = 0.0  # time.monotonic() of the last look for cancels
 
     async def start(self) -> None:
         """Start the fork server and begin claiming (the membership has joined already)."""
@@ -134,6 +138,7 @@ class Runner:
             self._wake.clear()
             try:
                 await self._claim_while_room()
+                await self._look_for_cancels()
             except Exception:  # the loop's edge: record and go on
                 log.exception("claiming executions failed")
             with contextlib.suppress(TimeoutError):
@@ -161,6 +166,22 @@ class Runner:
                 return  # none left queued; a new one announces itself (events.QUEUED)
         # Queued executions may be waiting for a slot: a slot freed must wake the loop.
         self._is_short_of_room = True
+
+    async def _look_for_cancels(self) -> None:
+        """The poll behind cancels announced in other processes (shared stores only)."""
+        now = time.monotonic()
+        if self._ctx.origin is None or not self._running:
+            return
+        if now - self._cancels_checked_at < CANCEL_POLL_S:
+            return
+        self._cancels_checked_at = now
+        ids = list(self._running)
+        for execution_id in await asyncio.to_thread(
+            execution_actions.cancels_requested, self._ctx, ids
+        ):
+            running = self._running.get(execution_id)
+            if running is not None:
+                self._stop(running, "cancel")
 
     def _slot_freed(self) -> None:
         if self._is_short_of_room:

@@ -331,6 +331,19 @@ def running_ids(conn: sa.Connection, worker: str | None = None) -> list[str]:
     return list(conn.execute(query).scalars())
 
 
+_SELECT_CANCEL_REQUESTED = sa.select(execution.c.id).where(
+    _IN_IDS, execution.c.is_cancel_requested, execution.c.status.not_in(ENDED)
+)
+
+
+def cancel_requested(conn: sa.Connection, ids: Sequence[str]) -> list[str]:
+    """Those of ``ids`` that were asked to stop and have not ended."""
+    found: list[str] = []
+    for chunk in _chunks(ids):
+        found += conn.execute(_SELECT_CANCEL_REQUESTED, {"b_ids": chunk}).scalars()
+    return found
+
+
 def orphaned(conn: sa.Connection) -> list[tuple[str, str]]:
     """(id, worker) of the running executions whose claimer is in no process row."""
     return [(row.id, row.worker) for row in conn.execute(_SELECT_ORPHANS)]

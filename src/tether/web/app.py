@@ -17,6 +17,7 @@ from tether.actions import passwords, sessions, users
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.actions.membership import Membership
+from tether.actions.wakeups import Wakeups, origin_token
 from tether.config import Settings
 from tether.link.linker import Linker
 from tether.runner import runner as runner_module
@@ -52,7 +53,9 @@ def create_app(settings: Settings) -> FastAPI:
         events=Events(),
         workspace_name=settings.name,
         secret=config.workspace_secret(settings),
+        origin=origin_token() if settings.is_shared_store else None,
     )
+    wakeups = Wakeups(ctx) if settings.is_shared_store else None
     generated = users.ensure_admin(ctx, settings.admin_password)
     if generated:
         print(f"created the organization admin 'admin' with password: {generated}", flush=True)
@@ -85,6 +88,8 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.events.bind(asyncio.get_running_loop())
+        if wakeups is not None:
+            await wakeups.start()
         await membership.start()
         if runner is not None:
             await runner.start()
@@ -101,6 +106,8 @@ def create_app(settings: Settings) -> FastAPI:
             if runner is not None:
                 await runner.stop()
             await membership.stop()
+            if wakeups is not None:
+                await wakeups.stop()
             await asyncio.to_thread(login_threads.shutdown, wait=True, cancel_futures=True)
             # A cancelled task leaves its asyncio.to_thread call running; wait for those
             # threads, or a connection they hold outlives the pool that dispose() closes.
