@@ -24,6 +24,9 @@ ORPHAN_MESSAGE = (
 )
 
 
+_KIND_WORDS = {processes.SERVE: "server", processes.WORKER: "worker"}
+
+
 @dataclass(frozen=True)
 class ProcessView:
     """A live process as the API shows it."""
@@ -93,7 +96,7 @@ def lost_message(dead: Process) -> str:
     """What an execution of a process that lost its lease says: who, when, and what now."""
     heartbeat = datetime.datetime.fromtimestamp(dead.heartbeat_at, datetime.UTC)
     return (
-        f"the {dead.kind} '{dead.name}' (process {dead.id}, pid {dead.pid} on {dead.host}) "
+        f"the {_KIND_WORDS.get(dead.kind, dead.kind)} '{dead.name}' (process {dead.id}, pid {dead.pid} on {dead.host}) "
         f"running this execution was lost: its last heartbeat was at "
         f"{heartbeat.isoformat(timespec='seconds')} and it did not renew its {dead.lease_s:g} s "
         "lease. The script may have partly run; it will not run again: start a new "
