@@ -142,8 +142,10 @@ _CLAIMABLE_IDS = (
 _CLAIM_QUEUED = (
     execution.update()
     .where(
+        # No second `status = 'QUEUED'` here: the locking pick re-checks its WHERE against
+        # the newest row version, and SQLite would then scan every queued row by status
+        # instead of looking the picked ids up by key (0.55 ms a claim at 3,000 queued).
         execution.c.id.in_(sa.select(_CLAIMABLE_IDS.c.id)),
-        execution.c.status == QUEUED,
         processes.HOLDS_LEASE,
     )
     .values(status=RUNNING, worker=sa.bindparam("b_worker"), started_at=sa.bindparam("b_now"))
