@@ -202,15 +202,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     import asyncio
-    import signal
 
     from tether import errors
-    from tether.actions.context import Context
-    from tether.actions.events import Events
-    from tether.actions.membership import Membership
-    from tether.actions.wakeups import Wakeups, origin_token
-    from tether.runner import runner, sandbox
-    from tether.store.database import Database
+    from tether.runner import sandbox
 
     try:
         settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
@@ -218,51 +212,55 @@ def worker(args: argparse.Namespace) -> int:
         if settings.is_sandbox_on:
             sandbox.check_kernel()
         confinement = sandbox.policy(settings)
-    except errors.TetherError as exc:
-        return _fail(exc.message)
-
-    async def run() -> None:
-        database = Database(settings.resolved_database_url)
-        try:
-            database.migrate()
-            ctx = Context(
-                db=database, events=Events(), workspace_name=settings.name, origin=origin_token()
-            )
-            ctx.events.bind(asyncio.get_running_loop())
-            wakeups = Wakeups(ctx)
-            await wakeups.start()
-            membership = Membership(
-                ctx, kind="worker", name=settings.process_name, lease_s=settings.lease_s
-            )
-            await membership.start()
-            worker_runner = runner.Runner(
-                ctx,
-                membership=membership,
-                max_running=settings.max_running,
-                cancel_grace_s=settings.cancel_grace_s,
-                sandbox=confinement,
-            )
-            await worker_runner.start()
-            print(
-                f"tether worker running executions as process {membership.process_id}", flush=True
-            )
-            stopping = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for number in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(number, stopping.set)
-            await stopping.wait()
-            await worker_runner.stop()
-            await membership.stop()
-            await wakeups.stop()
-            await loop.shutdown_default_executor()
-        finally:
-            database.dispose()
-
-    try:
-        asyncio.run(run())
+        asyncio.run(_run_worker(settings, confinement))
     except errors.TetherError as exc:
         return _fail(exc.message)
     return 0
+
+
+async def _run_worker(settings: config.Settings, confinement: dict[str, Any] | None) -> None:
+    """Join the workspace's processes and run executions until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from tether.actions.context import Context
+    from tether.actions.events import Events
+    from tether.actions.membership import Membership
+    from tether.actions.wakeups import Wakeups, origin_token
+    from tether.runner.runner import Runner
+    from tether.store.database import Database
+
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+        ctx = Context(database, Events(), settings.name, origin=origin_token())
+        loop = asyncio.get_running_loop()
+        ctx.events.bind(loop)
+        wakeups = Wakeups(ctx)
+        membership = Membership(
+            ctx, kind="worker", name=settings.process_name, lease_s=settings.lease_s
+        )
+        runner = Runner(
+            ctx,
+            membership=membership,
+            max_running=settings.max_running,
+            cancel_grace_s=settings.cancel_grace_s,
+            sandbox=confinement,
+        )
+        await wakeups.start()
+        await membership.start()
+        await runner.start()
+        print(f"tether worker running executions as process {membership.process_id}", flush=True)
+        stopping = asyncio.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stopping.set)
+        await stopping.wait()
+        await runner.stop()
+        await membership.stop()
+        await wakeups.stop()
+        await loop.shutdown_default_executor()
+    finally:
+        database.dispose()
 
 
 def keygen(args: argparse.Namespace) -> int:

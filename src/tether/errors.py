@@ -29,7 +29,8 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── NameTaken
     │   ├── ExecutionEnded
     │   ├── RemoteWorkspaceUnusable
-    │   └── LastAdmin
+    │   ├── LastAdmin
+    │   └── DialerLeaseLost
     ├── PayloadTooLarge                   413
     ├── TooManyLogins                     429
     ├── StoreUnavailable                  503
@@ -183,6 +184,10 @@ class RemoteWorkspaceUnusable(Conflict):
 
 class LastAdmin(Conflict):
     """'{name}' is the last enabled organization admin: make another user an organization admin first"""
+
+
+class DialerLeaseLost(Conflict):
+    """this server no longer dials sync config '{name}': another server took its dialer over after epoch {epoch}, and answers to this one's requests are not applied"""
 
 
 class PayloadTooLarge(TetherError):

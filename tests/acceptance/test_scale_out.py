@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.acceptance.conftest import generated_keys
 from tests.acceptance.test_serve import descendants, wait_all_gone
 from tests.conftest import PG_ENV, _postgres_database
 from tests.support.workers import WorkerProcess
@@ -325,3 +326,72 @@ def test_a_token_revoked_on_one_server_is_refused_by_the_other(
     finally:
         other.stop()
         other.kill()
+
+
+# --- one dialer per link across servers -------------------------------------------------
+
+
+def hub_server(name: str, root: Path, url: str, secret: Path) -> ServedWorkspace:
+    args = [
+        "--database-url",
+        url,
+        "--no-runner",
+        "--lease-s",
+        LEASE_S,
+        "--secret-file",
+        str(secret),
+    ]
+    return ServedWorkspace("hub", root / name, extra_args=[*args, "--process-name", name]).start()
+
+
+def dialers_of(api: ApiClient, link: str) -> list[str]:
+    """The names of the live servers that say they dial ``link``."""
+    return [p["name"] for p in api.ok("GET", "/process") if link in p["dials"]]
+
+
+def test_one_server_dials_a_link_and_another_takes_over_when_it_is_killed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.key"  # the servers of one workspace share their secret
+    secret.write_text("ab" * 32 + "\n")
+    secret.chmod(0o600)
+    edge = ServedWorkspace("edge", tmp_path / "edge").start()
+    servers = {name: hub_server(name, tmp_path, pg_url, secret) for name in ("web1", "web2")}
+    apis = {name: server.client() for name, server in servers.items()}
+    edge_api = edge.client()
+    directory = flow_writable_dir("dialed-")
+    try:
+        hub_keys, edge_keys = generated_keys(), generated_keys()
+        edge_api.ok("POST", "/sync_config", json={
+            "name": "hub", "role": "controlled",
+            "own_private_key": edge_keys.private, "remote_public_key": hub_keys.public,
+        })  # fmt: skip
+        apis["web1"].ok("POST", "/sync_config", json={
+            "name": "edge", "role": "controlling",
+            "own_private_key": hub_keys.private, "remote_public_key": edge_keys.public,
+            "remote_url": f"{edge.api_url}/sync_config/hub/sync",
+        })  # fmt: skip
+        apis["web1"].create_flow("once", RUN_ONCE)
+        [holder] = wait_until(lambda: dialers_of(apis["web1"], "edge"), "a server dials")
+        survivor = "web2" if holder == "web1" else "web1"
+        first = apis[survivor].run(
+            "once", input_value={"dir": str(directory), "n": 1}, remote_workspace_name="edge"
+        )
+        assert first["status"] == "ENDED_SUCCESS", first
+        assert dialers_of(apis[survivor], "edge") == [holder], "one dialer at a time"
+
+        servers[holder].kill()
+        wait_until(
+            lambda: dialers_of(apis[survivor], "edge") == [survivor], "the other server takes over"
+        )
+        second = apis[survivor].run(
+            "once", input_value={"dir": str(directory), "n": 2}, remote_workspace_name="edge"
+        )
+        assert second["status"] == "ENDED_SUCCESS", second
+        assert markers(directory) == {"1": "ran\n", "2": "ran\n"}
+    finally:
+        for api in [*apis.values(), edge_api]:
+            api.client.close()
+        for server in [*servers.values(), edge]:
+            server.stop()
+            server.kill()

@@ -12,9 +12,10 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from tether.actions import dialing as dialing_actions
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
-from tether.store import executions, processes, sync_configs
+from tether.store import dialer_leases, executions, processes, sync_configs
 from tether.store.processes import Process
 
 ORPHAN_MESSAGE = (
@@ -109,12 +110,28 @@ def live(ctx: Context) -> list[ProcessView]:
     with ctx.db.read() as conn:
         found = processes.live(conn)
         _names, dialing = sync_configs.dialing_versions(conn)
+        holders = {
+            name: holding.holder
+            for name, holding in dialer_leases.holdings(
+                conn, dialing_actions.DEFAULT_TAKEOVER_S
+            ).items()
+            if name in dialing
+        }
         return [
             ProcessView(
                 process=item,
                 running=executions.running_ids(conn, item.id),
-                # Every server dials every enabled sync config with a Remote URL.
-                dials=sorted(dialing) if item.kind == processes.SERVE else [],
+                dials=_dials(item, holders, sorted(dialing)),
             )
             for item in found
         ]
+
+
+def _dials(item: Process, holders: dict[str, str | None], dialing: list[str]) -> list[str]:
+    """The links ``item`` dials: those whose dialer lease it holds; on a store without
+    leases (one server, SQLite), every dialing link is the server's."""
+    if item.kind != processes.SERVE:
+        return []
+    if not holders:
+        return dialing
+    return sorted(name for name, holder in holders.items() if holder == item.id)

@@ -78,8 +78,11 @@ class Dialer:
         long_poll_s: float,
         max_skew_s: float,
         health: exchange.Health,
+        lease: tuple[str, int] | None = None,
     ) -> None:
         self._ctx = ctx
+        # (process id, epoch) of this link's dialer lease; every apply checks it is current
+        self._lease = lease
         self._ring = ring
         self._config = config
         self._name = config.name
@@ -351,7 +354,7 @@ class Dialer:
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
         health = self._health.success_values(config, answer.hello)
         applied = incoming.apply_envelope(
-            self._ctx, config, inbound, answer.ack, None, health
+            self._ctx, config, inbound, answer.ack, None, health, dialer=self._lease
         ).cursor
         if health is not None:
             self._health.recorded(config)

@@ -319,7 +319,7 @@ class Runner:
     async def _announce_running(self, running: Running) -> None:
         """Report RUNNING over the link once the execution has run a moment and not ended."""
         await asyncio.sleep(RUNNING_ANNOUNCE_S)
-        if self._running.get(running.execution.id) is running:
+        if self._running.get(running.execution.id) is running and self._may_write(running):
             with contextlib.suppress(errors.TetherError):
                 await asyncio.to_thread(
                     execution_actions.announce_running, self._ctx, running.execution.id

@@ -202,3 +202,20 @@ process = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
 )
+
+# Which server dials a sync config: one at a time across all servers of the workspace. The
+# holder is a process id; the hold lasts while that process renews its lease (checked with
+# a takeover bound, see store/dialer_leases.py). Every takeover raises the epoch, and every
+# apply of the dialer's answers checks the epoch it started with.
+dialer_lease = sa.Table(
+    "dialer_lease",
+    metadata,
+    sa.Column(
+        "sync_config",
+        sa.String(100),
+        sa.ForeignKey("sync_config.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("holder", sa.String(36), nullable=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+)

@@ -80,7 +80,13 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
 
-    linker = Linker(ctx, long_poll_s=settings.long_poll_s, max_skew_s=settings.max_clock_skew_s)
+    linker = Linker(
+        ctx,
+        long_poll_s=settings.long_poll_s,
+        max_skew_s=settings.max_clock_skew_s,
+        # Several servers share the store: each link is dialed by one of them at a time.
+        membership=membership if settings.is_shared_store else None,
+    )
     # Logins wait for a password check of a quarter second: on threads of their own, so that
     # a flood of them never takes the worker threads every other request needs.
     login_threads = ThreadPoolExecutor(passwords.MAX_HASHING, thread_name_prefix="tether-login")

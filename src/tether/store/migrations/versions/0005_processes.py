@@ -1,4 +1,5 @@
-"""processes: the registry of serve and worker processes and their leases
+"""processes: the registry of serve and worker processes and their leases, and the lease
+of each sync config's one dialer
 
 Revision ID: 0005_processes
 Revises: 0004
@@ -28,7 +29,15 @@ def upgrade() -> None:
         sa.Column("started_at", sa.Float(), nullable=False),
         sa.Column("heartbeat_at", sa.Float(), nullable=False),
     )
+    op.create_table(
+        "dialer_lease",
+        sa.Column("sync_config", sa.String(100), primary_key=True),
+        sa.Column("holder", sa.String(36), nullable=True),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["sync_config"], ["sync_config.name"], ondelete="CASCADE"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("dialer_lease")
     op.drop_table("process")
