@@ -395,3 +395,48 @@ def test_one_server_dials_a_link_and_another_takes_over_when_it_is_killed(
         for server in [*servers.values(), edge]:
             server.stop()
             server.kill()
+
+
+PARENT = """
+def handler(system, this, inputs):
+    this.flow('busy', remote_workspace_name='edge', dir=inputs['dir'])
+"""
+
+
+def test_a_remote_parent_learns_that_the_worker_running_its_child_was_lost(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The cluster is the controlled side of a link; a SQLite workspace controls it."""
+    hub = ServedWorkspace("hub", tmp_path / "hub").start()
+    hub_api = hub.client()
+    directory = flow_writable_dir("remote-")
+    try:
+        hub_keys, edge_keys = generated_keys(), generated_keys()
+        cluster.api.ok("POST", "/sync_config", json={
+            "name": "hub", "role": "controlled",
+            "own_private_key": edge_keys.private, "remote_public_key": hub_keys.public,
+        })  # fmt: skip
+        hub_api.ok("POST", "/sync_config", json={
+            "name": "edge", "role": "controlling",
+            "own_private_key": hub_keys.private, "remote_public_key": edge_keys.public,
+            "remote_url": f"{cluster.server.api_url}/sync_config/hub/sync",
+        })  # fmt: skip
+        hub_api.create_flow("busy", BUSY)
+        hub_api.create_flow("parent", PARENT)
+        worker = cluster.add_worker("far")
+        parent = hub_api.start("parent", input_value={"dir": str(directory)})
+        cluster.api.wait_setting("pids", WAIT_S)
+
+        worker.signal(signal.SIGKILL)
+        ended = hub_api.wait_ended(parent["id"], WAIT_S)
+
+        assert ended["status"] == "ENDED_ERROR"
+        [child] = hub_api.ok("GET", "/execution", params={"parent_id": parent["id"]})
+        assert child["status"] == "ENDED_ERROR"
+        assert f"the worker 'far' (process {worker.process_id}" in child["message"]
+        assert "may have partly run" in child["message"]
+        assert markers(directory) == {"busy": "ran\n"}
+    finally:
+        hub_api.client.close()
+        hub.stop()
+        hub.kill()
