@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, celery_peer, common, fleet, idle, local, remote, soak, wan
+from bench import backfill, celery_peer, cluster, common, fleet, idle, local, remote, soak, wan
 
 BASELINE_RUNS = 20
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -69,6 +69,12 @@ def run_backfill(
     return backfill.run(backfill.Sizes(executions=options.backfill_executions), baseline_ms)
 
 
+def run_cluster(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    return cluster.run(cluster.Sizes(executions=options.cluster_executions), baseline_ms)
+
+
 def run_soak(
     options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
 ) -> list[common.Figure]:
@@ -97,9 +103,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     fleet.NAME: run_fleet,
     backfill.NAME: run_backfill,
     soak.NAME: run_soak,
+    cluster.NAME: run_cluster,
 }
-# soak is issue 4's, not a speed: run only when named
-ON_REQUEST = (soak.NAME,)
+# soak is issue 4's, not a speed; cluster needs a PostgreSQL: run only when named
+ON_REQUEST = (soak.NAME, cluster.NAME)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -176,6 +183,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=3.0,
         help="mean seconds between the soak proxy's cuts of every link connection (default 3)",
     )
+    parser.add_argument(
+        "--cluster-executions",
+        type=int,
+        default=1000,
+        help="executions of each cluster burst, on PostgreSQL (default 1000)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
     sizes = (
@@ -187,6 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         options.backfill_executions,
         options.soak_executions,
         options.wan_calls,
+        options.cluster_executions,
         *options.fleet_sizes,
     )
     if min(sizes) < 1:

@@ -35,9 +35,10 @@ import uvloop
 
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.actions.membership import Membership
 from tether.link import configs
 from tether.link.linker import Linker
-from tether.runner.runner import Runner, worker_name
+from tether.runner.runner import Runner
 from tether.store import sync_configs
 from tether.store.database import Database
 
@@ -93,10 +94,12 @@ async def serve(args: argparse.Namespace) -> None:
         return
     loop = asyncio.get_running_loop()
     ctx.events.bind(loop)
+    membership = Membership(ctx, kind="serve", name=WORKSPACE, is_alone=True)
     runner = Runner(
-        ctx, worker=worker_name(WORKSPACE), max_running=MAX_RUNNING, cancel_grace_s=CANCEL_GRACE_S
+        ctx, membership=membership, max_running=MAX_RUNNING, cancel_grace_s=CANCEL_GRACE_S
     )
     linker = Linker(ctx, long_poll_s=args.long_poll_s, max_skew_s=MAX_SKEW_S)
+    await membership.start()
     await runner.start()
     await linker.start()
     gc.freeze()  # as `tether serve` does once started (web/app.py)
@@ -106,6 +109,7 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         await linker.stop()
         await runner.stop()
+        await membership.stop()
         await loop.shutdown_default_executor()
         database.dispose()
 

@@ -15,8 +15,15 @@ from tether import client, config
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(config.Settings)}
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, help_text: str, **kwargs: Any) -> None:
-    field = name.lstrip("-").replace("-", "_")
+def _flag(
+    parser: argparse.ArgumentParser,
+    name: str,
+    help_text: str,
+    *,
+    field: str | None = None,
+    **kwargs: Any,
+) -> None:
+    field = field or name.lstrip("-").replace("-", "_")
     default = _DEFAULTS.get(field)
     if "(default" not in help_text and default not in (None, (), dataclasses.MISSING):
         help_text = f"{help_text} (default {default})"
@@ -34,16 +41,55 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore
     _flag(serve, "--secret-file", "file holding the workspace secret (default DATA_DIR/secret.key)")
     _flag(serve, "--tls-cert", "PEM certificate to serve HTTPS with")
     _flag(serve, "--tls-key", "PEM private key of --tls-cert")
-    _flag(serve, "--max-running", "how many executions run at once; the rest wait queued", type=int)
+    _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
     _flag(
         serve,
+        "--no-runner",
+        "run no executions here (API, UI and links only); needs PostgreSQL and `tether worker`s",
+        action="store_true",
+    )
+    _flag(
+        serve,
+        "--process-name",
+        "this process's name in the workspace's process list (default: the host's name)",
+    )
+    _execution_flags(serve)
+    _session_flags(serve)
+
+
+def _worker_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    worker = commands.add_parser(
+        "worker", help="run a PostgreSQL workspace's executions (no HTTP, no links)"
+    )
+    _flag(worker, "--database-url", "the workspace's PostgreSQL URL (required)")
+    _flag(
+        worker,
+        "--name",
+        "this worker's name in the workspace's process list (default: the host's name)",
+        field="process_name",
+    )
+    _execution_flags(worker)
+
+
+def _execution_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of running executions, shared by `serve` and `worker`."""
+    _flag(
+        parser, "--max-running", "how many executions run at once; the rest wait queued", type=int
+    )
+    _flag(
+        parser,
         "--cancel-grace-s",
         "seconds a cancelled script gets before its processes are killed",
         type=float,
     )
-    _flag(serve, "--long-poll-s", "seconds a link's long-poll request is held open", type=float)
-    _sandbox_flags(serve)
-    _session_flags(serve)
+    _flag(
+        parser,
+        "--lease-s",
+        "seconds this process's lease lasts; it renews it six times as often, and one that "
+        "could not is counted dead and its executions end (default 30)",
+        type=float,
+    )
+    _sandbox_flags(parser)
 
 
 def _sandbox_flags(parser: argparse.ArgumentParser) -> None:
@@ -168,6 +214,69 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tether import errors
+    from tether.runner import sandbox
+
+    try:
+        settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
+        config.require_shared_store(settings, "tether worker")
+        if settings.is_sandbox_on:
+            sandbox.check_kernel()
+        confinement = sandbox.policy(settings)
+        asyncio.run(_run_worker(settings, confinement))
+    except errors.TetherError as exc:
+        return _fail(exc.message)
+    return 0
+
+
+async def _run_worker(settings: config.Settings, confinement: dict[str, Any] | None) -> None:
+    """Join the workspace's processes and run executions until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from tether.actions.context import Context
+    from tether.actions.events import Events
+    from tether.actions.membership import Membership
+    from tether.actions.wakeups import Wakeups, origin_token
+    from tether.runner.runner import Runner
+    from tether.store.database import Database
+
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+        ctx = Context(database, Events(), settings.name, origin=origin_token())
+        loop = asyncio.get_running_loop()
+        ctx.events.bind(loop)
+        wakeups = Wakeups(ctx)
+        membership = Membership(
+            ctx, kind="worker", name=settings.process_name, lease_s=settings.lease_s
+        )
+        runner = Runner(
+            ctx,
+            membership=membership,
+            max_running=settings.max_running,
+            cancel_grace_s=settings.cancel_grace_s,
+            sandbox=confinement,
+        )
+        await wakeups.start()
+        await membership.start()
+        await runner.start()
+        print(f"tether worker running executions as process {membership.process_id}", flush=True)
+        stopping = asyncio.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stopping.set)
+        await stopping.wait()
+        await runner.stop()
+        await membership.stop()
+        await wakeups.stop()
+        await loop.shutdown_default_executor()
+    finally:
+        database.dispose()
+
+
 def keygen(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -287,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"tether {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands)
+    _worker_parser(commands)
     keygen_parser = commands.add_parser("keygen", help="write an RSA key pair for a link")
     keygen_parser.add_argument(
         "path", help="private key file (mode 0600); the public key goes to PATH.pub"
@@ -301,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     _admin_parser(commands)
     client.add_commands(commands)
     args = parser.parse_args(argv)
-    handlers = {"serve": serve, "keygen": keygen, "demo": demo, "admin": admin}
+    handlers = {"serve": serve, "worker": worker, "keygen": keygen, "demo": demo, "admin": admin}
     return handlers.get(args.command, client.main)(args)
 
 

@@ -66,6 +66,16 @@ class Settings:
     # sessions (API tokens and UI cookies alike): lifetime from login, and idle timeout
     session_ttl_s: float = 12 * 3600.0
     session_idle_s: float = 3600.0
+    # scale-out (docs/scale-out.md): serve without a runner; this process's name in the
+    # registry (default: the host's name); the lease every process renews
+    no_runner: bool = False
+    process_name: str | None = None
+    lease_s: float = 30.0
+
+    @property
+    def is_shared_store(self) -> bool:
+        """Whether the store can take several processes at once (PostgreSQL)."""
+        return self.resolved_database_url.startswith(("postgresql", "postgres:"))
 
     @property
     def sqlite_path(self) -> Path:
@@ -130,6 +140,8 @@ _CONVERTERS: dict[str, Any] = {
     "execution_log_mb": int,
     "session_ttl_s": float,
     "session_idle_s": float,
+    "no_runner": lambda raw: raw.strip().lower() in ("1", "true", "yes", "on"),
+    "lease_s": float,
 }
 _SEQUENCES = ("sandbox_writable", "sandbox_env")
 
@@ -164,7 +176,28 @@ def load(**flags: Any) -> Settings:
         values[field.name] = convert(raw) if convert and is_convertible else raw
     settings = Settings(**values)
     _check_sandbox(settings)
+    _check_lease(settings)
     return settings
+
+
+def _check_lease(settings: Settings) -> None:
+    if settings.lease_s < 1:
+        raise errors.SettingsInvalid(
+            detail=f"--lease-s {settings.lease_s:g}: a lease shorter than a second would run "
+            "out under ordinary load; give 1 or more (default 30)"
+        )
+
+
+def require_shared_store(settings: Settings, what: str) -> None:
+    """Refuse ``what`` (a command or flag that needs other processes) on a SQLite store."""
+    if settings.is_shared_store:
+        return
+    raise errors.SettingsInvalid(
+        detail=f"{what} needs the workspace's PostgreSQL store (--database-url "
+        "postgresql://...): a SQLite store belongs to the one `tether serve` process in its "
+        "data directory, which runs that workspace's executions itself, and no other process "
+        "may share it"
+    )
 
 
 def _check_sandbox(settings: Settings) -> None:

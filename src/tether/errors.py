@@ -30,7 +30,8 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── NameTaken
     │   ├── ExecutionEnded
     │   ├── RemoteWorkspaceUnusable
-    │   └── LastAdmin
+    │   ├── LastAdmin
+    │   └── DialerLeaseLost
     ├── PayloadTooLarge                   413
     ├── TooManyLogins                     429
     ├── StoreUnavailable                  503
@@ -208,6 +209,10 @@ class StoreConflict(Conflict):
     def is_unique_violation(self) -> bool:
         """Whether a primary key or unique constraint refused it (the same row, stored twice)."""
         return bool(self.fields.get("is_unique_violation"))
+
+
+class DialerLeaseLost(Conflict):
+    """this server no longer dials sync config '{name}': another server took its dialer over after epoch {epoch}, and answers to this one's requests are not applied"""
 
 
 class PayloadTooLarge(TetherError):

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from tests.support.envelopes import LISTENER, Link, create_controlling, start_message
 from tether.actions import executions as execution_actions
+from tether.actions import processes
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.link import configs
@@ -217,9 +218,11 @@ def claim_together(open_context: Callable[[], Context], workers: int) -> list[st
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [
-        threading.Thread(target=work, args=(open_context(), f"w{i}")) for i in range(workers)
-    ]
+    def joined() -> tuple[Context, str]:
+        ctx = open_context()
+        return ctx, processes.join(ctx, kind="worker", name="w", lease_s=3600).id
+
+    threads = [threading.Thread(target=work, args=joined()) for _ in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -15,10 +15,11 @@ from alembic.script import ScriptDirectory
 
 from tether import errors
 from tether.actions import executions as execution_actions
-from tether.actions import flows
+from tether.actions import flows, processes
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.store import database, executions, schema
+from tether.store import processes as processes_store
 from tether.store.database import Database
 
 QUICK = "def handler(system, this):\n    pass\n"
@@ -45,6 +46,11 @@ def ctx(open_context: Callable[[], Context]) -> Context:
     context = open_context()
     flows.create(context, "f", QUICK)
     return context
+
+
+def join(ctx: Context, name: str = "w") -> str:
+    """A process in the registry that may claim (its lease outlasts the test)."""
+    return processes.join(ctx, kind="worker", name=name, lease_s=3600).id
 
 
 def queue(ctx: Context, count: int) -> list[str]:
@@ -121,25 +127,27 @@ def test_concurrent_workers_never_claim_the_same_execution(
 ) -> None:
     queued = queue(ctx, 30)
 
-    def worker(name: str) -> Callable[[], list[str]]:
+    workers = [join(ctx, f"w{i}") for i in range(4)]
+
+    def worker(process_id: str) -> Callable[[], list[str]]:
         own = open_context()
 
         def claim_all() -> list[str]:
             claimed = []
-            while (ex := execution_actions.claim_next(own, name)) is not None:
+            while (ex := execution_actions.claim_next(own, process_id)) is not None:
                 claimed.append(ex.id)
             return claimed
 
         return claim_all
 
-    results = run_together([worker(f"w{i}") for i in range(4)])
+    results = run_together([worker(process_id) for process_id in workers])
     claimed = [i for result in results for i in result]
     assert sorted(claimed) == sorted(queued)  # each exactly once
     with ctx.db.begin() as conn:
         rows = [executions.get(conn, i) for i in queued]
     assert {r.status for r in rows} == {executions.RUNNING}
     for index, result in enumerate(results):
-        assert all(r.worker == f"w{index}" for r in rows if r.id in result)
+        assert all(r.worker == workers[index] for r in rows if r.id in result)
 
 
 def test_two_claims_of_one_execution_succeed_once(
@@ -147,26 +155,41 @@ def test_two_claims_of_one_execution_succeed_once(
 ) -> None:
     [execution_id] = queue(ctx, 1)
 
-    def claimer(name: str) -> Callable[[], bool]:
+    def claimer(process_id: str) -> Callable[[], bool]:
         own = open_context()
 
         def claim() -> bool:
             with own.db.begin() as conn:
-                return executions.claim(conn, execution_id, name, 1.0)
+                claimed = executions.claim_queued(conn, process_id, 5, 1.0)
+            return [ex.id for ex in claimed] == [execution_id]
 
         return claim
 
-    assert sorted(run_together([claimer("a"), claimer("b")])) == [False, True]
+    claimers = [claimer(join(ctx, "a")), claimer(join(ctx, "b"))]
+    assert sorted(run_together(claimers)) == [False, True]
+
+
+def test_a_process_whose_lease_ran_out_claims_nothing(ctx: Context) -> None:
+    """The claim itself checks the lease on the database's clock, whatever the process thinks."""
+    queue(ctx, 2)
+    expired = processes.join(ctx, kind="worker", name="late", lease_s=1).id
+    with ctx.db.begin() as conn:
+        conn.execute(schema.process.update().values(heartbeat_at=schema.process.c.heartbeat_at - 5))
+        assert executions.claim_queued(conn, expired, 5, 1.0) == []
+        assert executions.claim_queued(conn, "no such process", 5, 1.0) == []
+        assert not processes_store.renew(conn, expired), "a lease that ran out is not renewed"
+    assert len(execution_actions.claim_some(ctx, join(ctx), 5)) == 2
 
 
 def test_only_queued_executions_are_claimed(ctx: Context) -> None:
+    worker = join(ctx)
     pending = execution_actions.start(ctx, flow_name="f", run=False, owner="admin")
-    assert execution_actions.claim_next(ctx, "w") is None
+    assert execution_actions.claim_next(ctx, worker) is None
     execution_actions.run_pending(ctx, pending.id)
-    claimed = execution_actions.claim_next(ctx, "w")
+    claimed = execution_actions.claim_next(ctx, worker)
     assert claimed is not None and claimed.id == pending.id
     assert claimed.started_at is not None
-    assert execution_actions.claim_next(ctx, "w") is None
+    assert execution_actions.claim_next(ctx, worker) is None
 
 
 # --- forward-only status ----------------------------------------------------------------
@@ -174,8 +197,9 @@ def test_only_queued_executions_are_claimed(ctx: Context) -> None:
 
 @pytest.mark.parametrize("final", executions.ENDED)
 def test_an_ended_execution_never_changes_status_again(ctx: Context, final: str) -> None:
+    worker = join(ctx)
     [execution_id] = queue(ctx, 1)
-    execution_actions.claim_next(ctx, "w")
+    execution_actions.claim_next(ctx, worker)
     ended = execution_actions.end(ctx, execution_id, final, "first end")
     again = execution_actions.end(ctx, execution_id, executions.ENDED_SUCCESS, "second end")
     assert (again.status, again.message, again.ended_at) == (final, "first end", ended.ended_at)
@@ -209,8 +233,9 @@ def test_status_never_moves_backwards(ctx: Context, path: tuple[str, ...], backw
 
 
 def test_paused_and_running_may_alternate(ctx: Context) -> None:
+    worker = join(ctx)
     [execution_id] = queue(ctx, 1)
-    execution_actions.claim_next(ctx, "w")
+    execution_actions.claim_next(ctx, worker)
     with ctx.db.begin() as conn:
         executions.update(conn, execution_id, status=executions.PAUSED)
         executions.update(conn, execution_id, status=executions.RUNNING)

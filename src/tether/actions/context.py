@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from tether.actions.events import Events
-from tether.store import database
+from tether.store import database, notices
 from tether.store.database import Database
 
 
@@ -34,6 +34,9 @@ class Context:
     workspace_name: str
     secret: bytes = b""
     clock: Callable[[], float] = time.time
+    # Set when other processes share the store (PostgreSQL): each transaction's events are
+    # announced to them too, marked with this process's token (actions/wakeups.py).
+    origin: str | None = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -41,6 +44,8 @@ class Context:
         with self.db.begin() as conn:
             tx = Transaction(conn)
             yield tx
+            if tx.pending and self.origin is not None:
+                notices.send(conn, self.origin, dict.fromkeys(tx.pending))
         for kind, key in dict.fromkeys(tx.pending):
             self.events.publish(kind, key)
 

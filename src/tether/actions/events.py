@@ -78,6 +78,23 @@ class Events:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._deliver, kind, key)
 
+    def wake_all(self, kinds: Iterable[str]) -> None:
+        """End every wait, and announce a change of each of ``kinds`` with no key; from any
+        thread. For a time in which events may have been missed: waiters read the store."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._wake_all, tuple(kinds))
+
+    def _wake_all(self, kinds: tuple[str, ...]) -> None:
+        for watching in list(self._watches.values()):
+            for watch in list(watching):
+                watch._fire()
+        for kind in kinds:
+            for callback in self._listeners.get(kind, ()):
+                callback("")
+
     def _deliver(self, kind: str, key: str) -> None:
         for watch in list(self._watches.get((kind, key), ())):
             watch._fire()

@@ -138,7 +138,8 @@ def claim_next(ctx: Context, worker: str) -> Execution | None:
 
 
 def claim_some(ctx: Context, worker: str, limit: int) -> list[Execution]:
-    """Claim up to ``limit`` of the oldest runnable QUEUED executions, in one transaction."""
+    """Claim up to ``limit`` of the oldest runnable QUEUED executions for process ``worker``
+    (it must hold its lease), in one transaction."""
     # Looking costs no write lock; most calls find nothing, or find what they then claim.
     with ctx.db.read() as conn:
         if not executions.queued_ids(conn, limit=1):
@@ -146,23 +147,22 @@ def claim_some(ctx: Context, worker: str, limit: int) -> list[Execution]:
     claimed: list[Execution] = []
     with ctx.transaction() as tx:
         rooms = _link_rooms(tx)
-        full = {name for name, room in rooms.items() if room <= 0}
         while len(claimed) < limit:
-            wanted = limit - len(claimed) + 4
-            candidates = executions.queued_candidates(tx.conn, wanted, full)
-            is_progress = False
-            for candidate, link in candidates:
-                if len(claimed) == limit:
-                    break
-                if link in full or not executions.claim(tx.conn, candidate, worker, ctx.now()):
-                    continue
-                is_progress = True
-                claimed.append(_claimed(ctx, tx, candidate))
-                if link in rooms:
-                    rooms[link] -= 1
-                    if rooms[link] <= 0:
-                        full.add(link)
-            if not is_progress or len(candidates) < wanted:
+            full = {name for name, room in rooms.items() if room <= 0}
+            # A link with a cap takes at most its room from one statement: a round claims no
+            # more than the smallest room left, and rounds go on while they claim any.
+            open_rooms = [room for room in rooms.values() if room > 0]
+            wanted = min([limit - len(claimed), *open_rooms])
+            batch = executions.claim_queued(tx.conn, worker, wanted, ctx.now(), full)
+            for ex in batch:
+                claimed.append(ex)
+                if ex.origin != executions.RECEIVED:
+                    # The controlling side hears of a received one from announce_running or
+                    # from its end: a short execution then costs one message back, not two.
+                    outgoing.after_change(ctx, tx, ex)
+                elif ex.sync_config in rooms:
+                    rooms[ex.sync_config] -= 1
+            if len(batch) < wanted or not rooms:
                 break
     return claimed
 
@@ -178,15 +178,6 @@ def _link_rooms(tx: Transaction) -> dict[str, int]:
         return {}
     running = executions.running_received(tx.conn, list(caps))
     return {name: cap - running.get(name, 0) for name, cap in caps.items()}
-
-
-def _claimed(ctx: Context, tx: Transaction, execution_id: str) -> Execution:
-    ex = executions.get(tx.conn, execution_id)
-    if ex.origin != executions.RECEIVED:
-        # The controlling side hears of a received one from announce_running or from its
-        # end: a short execution then costs one message back, not two.
-        outgoing.after_change(ctx, tx, ex)
-    return ex
 
 
 def announce_running(ctx: Context, execution_id: str) -> None:
@@ -230,6 +221,8 @@ def append_log(
     """Append log lines (time, message, fields) to an execution's log."""
     with ctx.transaction() as tx:
         ex = executions.get_for_update(tx.conn, execution_id)
+        if ex.is_ended:
+            return  # late lines, e.g. of a process that lost its lease: they change nothing
         entries = [
             LogEntry(seq=ex.log_count + i, time=t, message=m, fields=f)
             for i, (t, m, f) in enumerate(lines)
@@ -249,20 +242,32 @@ def end(
     if status not in executions.ENDED:
         raise errors.InvalidInput(detail=f"'{status}' is not a final status")
     with ctx.transaction() as tx:
-        ex = executions.get_for_update(tx.conn, execution_id)
-        if ex.is_ended:
-            return ex
-        values: dict[str, Any] = {"status": status, "ended_at": ctx.now()}
-        if message is not None:  # a message the script saved stays unless the end names one
-            values["message"] = limits.cut_text(str(message), limits.MAX_EXECUTION_MESSAGE_BYTES)
-        if output_value is not None:
-            values["output_value"] = _checked_outputs(output_value)
-        executions.update(tx.conn, ex.id, **values)
-        ex = executions.get(tx.conn, ex.id)
-        outgoing.after_change(ctx, tx, ex)
-        if ex.origin == executions.RECEIVED:
-            tx.publish(events.QUEUED)  # its link's max_running may have held others back
+        return end_in(ctx, tx, execution_id, status, message, output_value)
+
+
+def end_in(
+    ctx: Context,
+    tx: Transaction,
+    execution_id: str,
+    status: str,
+    message: str | None,
+    output_value: dict[str, Any] | None = None,
+) -> Execution:
+    """End an execution inside ``tx`` and tell whoever waits on it, here or over a link."""
+    ex = executions.get_for_update(tx.conn, execution_id)
+    if ex.is_ended:
         return ex
+    values: dict[str, Any] = {"status": status, "ended_at": ctx.now()}
+    if message is not None:  # a message the script saved stays unless the end names one
+        values["message"] = limits.cut_text(str(message), limits.MAX_EXECUTION_MESSAGE_BYTES)
+    if output_value is not None:
+        values["output_value"] = _checked_outputs(output_value)
+    executions.update(tx.conn, ex.id, **values)
+    ex = executions.get(tx.conn, ex.id)
+    outgoing.after_change(ctx, tx, ex)
+    if ex.origin == executions.RECEIVED:
+        tx.publish(events.QUEUED)  # its link's max_running may have held others back
+    return ex
 
 
 def cancel(ctx: Context, execution_id: str) -> Execution:
@@ -350,19 +355,19 @@ def end_unfinished_of_link(ctx: Context, tx: Transaction, name: str) -> None:
 
 
 def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str]:
-    """End executions left RUNNING by a process that stopped; return their ids."""
+    """End executions left RUNNING by a process that stopped (all, or one process's); return
+    their ids."""
     with ctx.transaction() as tx:
         ids = executions.running_ids(tx.conn, worker)
         for execution_id in ids:
-            executions.update(
-                tx.conn,
-                execution_id,
-                status=executions.ENDED_ERROR,
-                message=message,
-                ended_at=ctx.now(),
-            )
-            outgoing.after_change(ctx, tx, executions.get(tx.conn, execution_id))
+            end_in(ctx, tx, execution_id, executions.ENDED_ERROR, message)
         return ids
+
+
+def cancels_requested(ctx: Context, ids: Sequence[str]) -> list[str]:
+    """Those of ``ids`` asked to stop: the poll behind cancels announced in other processes."""
+    with ctx.db.read() as conn:
+        return executions.cancel_requested(conn, ids)
 
 
 def get(ctx: Context, execution_id: str) -> Execution:

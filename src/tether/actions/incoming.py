@@ -16,7 +16,7 @@ from tether import errors, limits
 from tether.actions import events, outgoing, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context, Transaction
-from tether.store import database, executions, outbox, sync_configs
+from tether.store import database, dialer_leases, executions, outbox, sync_configs
 from tether.store.executions import LogEntry
 from tether.store.sync_configs import SyncConfig
 
@@ -67,6 +67,7 @@ def apply_envelope(
     *,
     is_pending_asked: bool = False,
     sender: str | None = None,
+    dialer: tuple[str, int] | None = None,
 ) -> Applied:
     """Apply new messages in order, advance the cursor, drop acked outbox rows.
 
@@ -74,9 +75,12 @@ def apply_envelope(
     health after a good exchange). ``is_pending_asked``: also look, in the same
     transaction, whether messages wait in this side's outbox (a listener holding a poll).
     ``sender``: the other side's sync config name as a request states it; the first one
-    heard binds the link, and another is refused.
+    heard binds the link, and another is refused. ``dialer``: (process id, epoch) of the
+    dialer lease the answer was fetched under; when another server took it over since,
+    nothing is applied.
 
     Raises:
+        DialerLeaseLost: ``dialer`` no longer holds the link's dialer lease.
         Replay: ``nonce`` was already used on this sync config (nothing is changed).
         WrongSender: ``sender`` is not the name the link is bound to (nothing is changed).
     """
@@ -86,11 +90,11 @@ def apply_envelope(
     # each in a savepoint, skipping the ones that fail.
     try:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, False
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, dialer, False
         )
     except _Refused:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, True
+            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, dialer, True
         )
 
 
@@ -103,6 +107,7 @@ def _apply(
     state_values: dict[str, Any] | None,
     is_pending_asked: bool,
     sender: str | None,
+    dialer: tuple[str, int] | None,
     is_careful: bool,
 ) -> Applied:
     try:
@@ -112,6 +117,8 @@ def _apply(
             ):
                 raise Replay()
             sync_configs.lock_inbox(tx.conn, config.name)
+            if dialer is not None and not dialer_leases.holds(tx.conn, config.name, *dialer):
+                raise errors.DialerLeaseLost(name=config.name, epoch=dialer[1])
             state = sync_configs.get_state(tx.conn, config.name)
             values: dict[str, Any] = dict(state_values or {})
             if sender is not None:

@@ -152,8 +152,11 @@ class Dialer:
         max_skew_s: float,
         health: exchange.Health,
         env_proxies: dict[str, str] | None = None,
+        lease: tuple[str, int] | None = None,
     ) -> None:
         self._ctx = ctx
+        # (process id, epoch) of this link's dialer lease; every apply checks it is current
+        self._lease = lease
         self._ring = ring
         self._config = config
         self._name = config.name
@@ -403,7 +406,9 @@ class Dialer:
             raise LinkDown(problem)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
         health = self._health.success_values(config, answer.hello)
-        applied = incoming.apply_envelope(self._ctx, config, inbound, answer.ack, None, health)
+        applied = incoming.apply_envelope(
+            self._ctx, config, inbound, answer.ack, None, health, dialer=self._lease
+        )
         if health is not None:
             self._health.recorded(config)
         self._health.counted(config.name, len(inbound), applied.repeats)

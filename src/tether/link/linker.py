@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import logging
 
-from tether.actions import events, mirroring
+from tether import errors
+from tether.actions import dialing, events, mirroring
 from tether.actions.context import Context
+from tether.actions.membership import Membership
 from tether.link import exchange
 from tether.link.dialer import Dialer
 from tether.link.endpoint import Listener
@@ -31,9 +33,16 @@ class Linker:
         long_poll_s: float,
         max_skew_s: float,
         env_proxies: dict[str, str] | None = None,
+        membership: Membership | None = None,
+        takeover_s: float = dialing.DEFAULT_TAKEOVER_S,
     ) -> None:
+        """``membership``: given on a store several servers share, where each link is
+        dialed by one of them at a time (actions/dialing.py); without it, this server
+        dials every link. ``env_proxies``: the server's HTTPS_PROXY and friends."""
         self._ctx = ctx
         self._env_proxies = env_proxies or {}
+        self._membership = membership
+        self._takeover_s = takeover_s
         self._ring = KeyRing(ctx)
         self._long_poll_s = long_poll_s
         self._max_skew_s = max_skew_s
@@ -41,7 +50,8 @@ class Linker:
         self.listener = Listener(
             ctx, self._ring, self._health, max_poll_s=long_poll_s, max_skew_s=max_skew_s
         )
-        self._dialers: dict[str, tuple[float, asyncio.Task[None]]] = {}
+        # name -> (config version, dialer lease (holder, epoch) or None, task)
+        self._dialers: dict[str, tuple[float, tuple[str, int] | None, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
         self._backfill_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,13 +79,18 @@ class Linker:
             self._ctx.events.publish(events.OUTBOX, name)
 
     async def stop(self) -> None:
-        tasks = [task for _, task in self._dialers.values()] + self._tasks
+        tasks = [task for _, _, task in self._dialers.values()] + self._tasks
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._dialers.clear()
+        holder = self._membership.process_id if self._membership is not None else None
+        if holder is not None:
+            # Released at once, so that another server takes the links over without waiting.
+            with contextlib.suppress(errors.TetherError):
+                await asyncio.to_thread(dialing.release, self._ctx, holder)
 
     async def _supervise(self) -> None:
         rounds = 0
@@ -110,17 +125,20 @@ class Linker:
     async def _reconcile(self) -> None:
         """Start, restart and stop dialers to match the sync configs."""
         self._names, wanted = await asyncio.to_thread(self._versions)
-        for name, (version, task) in list(self._dialers.items()):
-            if wanted.get(name) != version or task.done():
+        leases = await self._leases(wanted)
+        for name, (version, lease, task) in list(self._dialers.items()):
+            if wanted.get(name) != version or name not in leases or leases[name] != lease:
                 task.cancel()
+            if task.done() or task.cancelled() or task.cancelling():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
                 del self._dialers[name]
-        missing = [name for name in wanted if name not in self._dialers]
+        missing = [name for name in wanted if name not in self._dialers and name in leases]
         starting = await asyncio.to_thread(self._configs, missing) if missing else []
         for config in starting:
             if not (config.is_enabled and config.remote_url):
                 continue  # changed since the versions were read; the next round sees it
+            lease = leases[config.name]
             dialer = Dialer(
                 self._ctx,
                 self._ring,
@@ -129,11 +147,25 @@ class Linker:
                 max_skew_s=self._max_skew_s,
                 health=self._health,
                 env_proxies=self._env_proxies,
+                lease=lease,
             )
             self._dialers[config.name] = (
                 config.updated_at,
+                lease,
                 asyncio.create_task(_guarded(dialer), name=f"dialer {config.name}"),
             )
+
+    async def _leases(self, wanted: dict[str, float]) -> dict[str, tuple[str, int] | None]:
+        """The links this server dials now, each with its dialer lease (None: no leases)."""
+        if self._membership is None:
+            return dict.fromkeys(wanted)
+        holder = self._membership.process_id
+        if holder is None or not wanted:
+            return {}  # fencing (or nothing to dial): dial nothing
+        held = await asyncio.to_thread(
+            dialing.settle, self._ctx, holder, list(wanted), self._takeover_s
+        )
+        return {name: (holder, epoch) for name, epoch in held.items()}
 
     def _versions(self) -> tuple[list[str], dict[str, float]]:
         with self._ctx.db.read() as conn:
@@ -150,5 +182,20 @@ async def _guarded(dialer: Dialer) -> None:
         await dialer.run()
     except asyncio.CancelledError:
         raise
-    except Exception:  # the dialer's edge: the supervisor restarts it
+    except Exception as exc:  # the dialer's edge: the supervisor restarts it
+        if _is_lease_lost(exc):
+            log.warning("%s", _lease_lost_message(exc))
+            return
         log.exception("a dialer stopped unexpectedly; it will be restarted")
+
+
+def _is_lease_lost(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_lease_lost(inner) for inner in exc.exceptions)
+    return isinstance(exc, errors.DialerLeaseLost)
+
+
+def _lease_lost_message(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return str(exc)

@@ -16,6 +16,7 @@ from tether import errors, limits
 from tether.actions import events, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.actions.membership import Membership
 from tether.runner.forkserver import ForkServer
 from tether.runner.process import ChildProcess, describe_exit
 from tether.runner.requests import Requests
@@ -25,6 +26,9 @@ from tether.store.executions import Execution
 log = logging.getLogger(__name__)
 
 CLAIM_POLL_S = 1.0  # look for queued executions this often even without a wake-up
+# On a store other processes share, look this often for cancels of running executions that
+# were announced elsewhere and whose notification may have been lost.
+CANCEL_POLL_S = 1.0
 CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
@@ -75,14 +79,14 @@ class Runner:
         self,
         ctx: Context,
         *,
-        worker: str,
+        membership: Membership,
         max_running: int,
         cancel_grace_s: float,
         sandbox: dict[str, Any] | None = None,
         max_log_mb: int = limits.DEFAULT_EXECUTION_LOG_MB,
     ) -> None:
         self._ctx = ctx
-        self._worker = worker
+        self._membership = membership
         self._max_running = max_running
         self._grace_s = cancel_grace_s
         self._max_log_mb = max_log_mb
@@ -99,19 +103,26 @@ class Runner:
         self._early_cancels: set[str] = set()
         # Whether the last look for work stopped for want of a slot (not for want of work).
         self._is_short_of_room = False
+        self._cancels_checked_at = 0.0  # time.monotonic() of the last look for cancels
 
     async def start(self) -> None:
-        """Fail what a previous process left running, start the fork server, begin claiming."""
-        interrupted = await asyncio.to_thread(
-            execution_actions.fail_interrupted, self._ctx, None, RESTART_MESSAGE
-        )
-        if interrupted:
-            log.warning("ended %d executions interrupted by a restart", len(interrupted))
+        """Start the fork server and begin claiming (the membership has joined already)."""
         await self._server.start()
         log.info("executions run %s", describe_sandbox(self.sandbox))
         self._ctx.events.listen(events.QUEUED, lambda _key: self._wake.set())
         self._ctx.events.listen(events.CANCEL, self._on_cancel)
+        self._membership.on_lost(self.fence)
         self._loop_task = asyncio.create_task(self._claim_loop())
+
+    async def fence(self) -> None:
+        """The lease was lost: kill every execution's process group at once and write
+        nothing more about them (whoever reaps this process ends them)."""
+        for running in list(self._running.values()):
+            running.stop_reason = "fenced"
+            running.process.kill()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+        self._wake.set()
 
     async def stop(self) -> None:
         """Stop claiming, kill running children, and end their executions."""
@@ -143,6 +154,7 @@ class Runner:
             try:
                 await self._settle_owed_ends()
                 await self._claim_while_room()
+                await self._look_for_cancels()
             except errors.StoreUnavailable as exc:
                 log.warning("claiming executions failed: %s", exc.message)
             except Exception:  # the loop's edge: record and go on
@@ -154,8 +166,11 @@ class Runner:
         while (room := self._max_running - self.active_count) > 0:
             self._is_short_of_room = False
             limit = min(room, CLAIM_BATCH)
+            process_id = self._membership.process_id
+            if process_id is None or not self._membership.check():
+                return  # fencing: the membership wakes the loop when it has rejoined
             claimed = await asyncio.to_thread(
-                execution_actions.claim_some, self._ctx, self._worker, limit
+                execution_actions.claim_some, self._ctx, process_id, limit
             )
             for ex in claimed:
                 process = await self._spawn(ex)
@@ -169,6 +184,22 @@ class Runner:
                 return  # none left queued; a new one announces itself (events.QUEUED)
         # Queued executions may be waiting for a slot: a slot freed must wake the loop.
         self._is_short_of_room = True
+
+    async def _look_for_cancels(self) -> None:
+        """The poll behind cancels announced in other processes (shared stores only)."""
+        now = time.monotonic()
+        if self._ctx.origin is None or not self._running:
+            return
+        if now - self._cancels_checked_at < CANCEL_POLL_S:
+            return
+        self._cancels_checked_at = now
+        ids = list(self._running)
+        for execution_id in await asyncio.to_thread(
+            execution_actions.cancels_requested, self._ctx, ids
+        ):
+            running = self._running.get(execution_id)
+            if running is not None:
+                self._stop(running, "cancel")
 
     def _slot_freed(self) -> None:
         if self._is_short_of_room:
@@ -237,6 +268,8 @@ class Runner:
         try:
             try:
                 end = await self._converse(running)
+                if not self._may_write(running):
+                    return
                 status, message = await self._outcome(running, end)
             except errors.StoreUnavailable as exc:
                 log.warning("execution %s stopped: %s", ex.id, exc.message)
@@ -248,6 +281,8 @@ class Runner:
                 running.process.kill()
                 status = executions.ENDED_ERROR
                 message = "the engine failed while running this execution: see the server log"
+            if not self._may_write(running):
+                return  # fenced: another process has taken over what this one ran
             await self._end(ex.id, status, message)
         finally:
             for timer in (running.killer, running.deadline, running.log_timer):
@@ -305,7 +340,7 @@ class Runner:
     async def _announce_running(self, running: Running) -> None:
         """Report RUNNING over the link once the execution has run a moment and not ended."""
         await asyncio.sleep(RUNNING_ANNOUNCE_S)
-        if self._running.get(running.execution.id) is running:
+        if self._running.get(running.execution.id) is running and self._may_write(running):
             with contextlib.suppress(errors.TetherError):
                 await asyncio.to_thread(
                     execution_actions.announce_running, self._ctx, running.execution.id
@@ -339,7 +374,13 @@ class Runner:
     async def _reply(
         self, process: ChildProcess, requests: Requests, message: dict[str, Any]
     ) -> None:
+        if not self._membership.check():
+            return  # the lease is lost: the child is being killed, its requests change nothing
         await process.send(await self._answer(requests, message))
+
+    def _may_write(self, running: Running) -> bool:
+        """Whether this runner may still write about ``running`` (not once its lease is lost)."""
+        return running.stop_reason != "fenced" and self._membership.check()
 
     async def _answer(self, requests: Requests, message: dict[str, Any]) -> dict[str, Any]:
         rid = message.get("rid")
@@ -398,6 +439,8 @@ class Runner:
 
     async def _flush_log(self, running: Running) -> None:
         async with running.log_lock:
+            if running.log_lines and not self._may_write(running):
+                running.log_lines.clear()
             if running.log_lines:
                 lines, running.log_lines = running.log_lines, []
                 try:
@@ -474,11 +517,3 @@ def describe_sandbox(sandbox: dict[str, Any]) -> str:
     if sandbox.get("sandbox") != "on":
         return "WITHOUT a sandbox (--sandbox off): every flow has the server's own powers"
     return f"in the sandbox, as {sandbox['identity']}"
-
-
-def worker_name(workspace: str) -> str:
-    """A name for this process's runner, unique enough to tell workers apart in the store."""
-    import os
-    import socket
-
-    return f"{workspace}@{socket.gethostname()}:{os.getpid()}:{int(time.time())}"

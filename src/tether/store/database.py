@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from tether import errors
 
@@ -27,7 +29,7 @@ Connection = sa.Connection
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions (a test holds it to Alembic's own head): a
 # store already there is not handed to Alembic, whose import alone costs a start 0.2 s.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0005_processes"
 
 
 def normalize_url(url: str) -> str:
@@ -197,3 +199,22 @@ def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
     """Whether ``exc`` is a primary key or unique constraint violation, on either dialect."""
     text = str(exc.orig).lower()
     return "unique" in text or "duplicate key" in text
+
+
+class ClockNow(FunctionElement[float]):
+    """The database's clock, in seconds since the epoch: the one clock every process of a
+    workspace shares, so that leases never depend on the hosts' clocks agreeing."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(ClockNow, "postgresql")
+def _clock_now_postgresql(_element, _compiler, **_kw) -> str:  # type: ignore[no-untyped-def]
+    # clock_timestamp(), not now(): now() stays at the transaction's start.
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(ClockNow, "sqlite")
+def _clock_now_sqlite(_element, _compiler, **_kw) -> str:  # type: ignore[no-untyped-def]
+    return "((julianday('now') - 2440587.5) * 86400.0)"

@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from tether import errors
-from tether.store.schema import execution, execution_log
+from tether.store import processes
+from tether.store.schema import execution, execution_log, process
 from tether.store.statements import check_field_order, set_params
 
 PENDING = "PENDING"
@@ -115,9 +116,13 @@ _SELECT_QUEUED_IDS = (
     .order_by(execution.c.created_at)
     .limit(sa.bindparam("b_limit", type_=sa.Integer))
 )
-# Runnable QUEUED executions but those received over a sync config at its max_running.
-_SELECT_CANDIDATES = (
-    sa.select(execution.c.id, execution.c.origin, execution.c.sync_config)
+# Runnable QUEUED executions but those received over the sync configs in b_full, skipping
+# rows another claimer holds: one statement claims them for the process b_worker, and only
+# while that process holds its lease. The pick is a materialized CTE: as a plain
+# `IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`, PostgreSQL 15 was seen to update every
+# queued row, not n.
+_CLAIMABLE_IDS = (
+    sa.select(execution.c.id)
     .where(
         execution.c.status == QUEUED,
         sa.or_(
@@ -130,6 +135,30 @@ _SELECT_CANDIDATES = (
     )
     .order_by(execution.c.created_at)
     .limit(sa.bindparam("b_limit", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+    .cte("picked")
+    .prefix_with("MATERIALIZED")
+)
+_CLAIM_QUEUED = (
+    execution.update()
+    .where(
+        # No second `status = 'QUEUED'` here: the locking pick re-checks its WHERE against
+        # the newest row version, and SQLite would then scan every queued row by status
+        # instead of looking the picked ids up by key (0.55 ms a claim at 3,000 queued).
+        execution.c.id.in_(sa.select(_CLAIMABLE_IDS.c.id)),
+        processes.HOLDS_LEASE,
+    )
+    .values(status=RUNNING, worker=sa.bindparam("b_worker"), started_at=sa.bindparam("b_now"))
+    .returning(*execution.c)
+)
+_SELECT_RUNNING = sa.select(execution.c.id).where(
+    execution.c.status.in_((RUNNING, PAUSED)), execution.c.origin != MIRROR
+)
+# RUNNING or PAUSED executions whose claimer has no process row: claimed by a process of an
+# older version, or left by a process whose row went without them.
+_SELECT_ORPHANS = _SELECT_RUNNING.add_columns(execution.c.worker).where(
+    execution.c.worker.is_not(None),
+    ~sa.exists().where(process.c.id == execution.c.worker),
 )
 _COUNT_RUNNING_RECEIVED = (
     sa.select(execution.c.sync_config, sa.func.count())
@@ -141,7 +170,6 @@ _COUNT_RUNNING_RECEIVED = (
     .group_by(execution.c.sync_config)
 )
 _INSERT = execution.insert()
-_CLAIM = execution.update().where(_BY_ID, execution.c.status == QUEUED)
 _SET_COLUMNS = execution.update().where(_BY_ID)
 _UPDATE_UNENDED = _SET_COLUMNS.where(execution.c.status.not_in(ENDED))
 # The check that a status only moves forward sits in the WHERE clause so that it holds
@@ -254,28 +282,21 @@ def queued_ids(conn: sa.Connection, limit: int) -> list[str]:
     return list(conn.execute(_SELECT_QUEUED_IDS, {"b_limit": limit}).scalars())
 
 
-def queued_candidates(
-    conn: sa.Connection, limit: int, full_links: Collection[str]
-) -> list[tuple[str, str | None]]:
-    """Oldest first, runnable QUEUED executions as (id, sync config of a received one, else
-    None), leaving out those received over the sync configs in ``full_links``."""
-    params = {"b_limit": limit, "b_full": list(full_links)}
-    return [
-        (row.id, row.sync_config if row.origin == RECEIVED else None)
-        for row in conn.execute(_SELECT_CANDIDATES, params)
-    ]
-
-
 def running_received(conn: sa.Connection, links: Sequence[str]) -> dict[str, int]:
     """How many received executions of each sync config in ``links`` run (or pause) now."""
     rows = conn.execute(_COUNT_RUNNING_RECEIVED, {"b_links": list(links)})
     return {name: int(number) for name, number in rows}
 
 
-def claim(conn: sa.Connection, execution_id: str, worker: str, now: float) -> bool:
-    """Atomically move one QUEUED execution to RUNNING for ``worker``; False if taken."""
-    params = {"b_id": execution_id, "status": RUNNING, "worker": worker, "started_at": now}
-    return conn.execute(_CLAIM, params).rowcount == 1
+def claim_queued(
+    conn: sa.Connection, worker: str, limit: int, now: float, full_links: Collection[str] = ()
+) -> list[Execution]:
+    """Move up to ``limit`` of the oldest runnable QUEUED executions to RUNNING for process
+    ``worker``, in one statement, and return them oldest first; none unless ``worker`` holds
+    its lease. Executions received over the sync configs in ``full_links`` stay queued."""
+    params = {"b_worker": worker, "b_now": now, "b_limit": limit, "b_full": list(full_links)}
+    claimed = [_row(row) for row in conn.execute(_CLAIM_QUEUED, params)]
+    return sorted(claimed, key=lambda ex: (ex.created_at, ex.id))
 
 
 def update(conn: sa.Connection, execution_id: str, **values: Any) -> None:
@@ -303,14 +324,31 @@ def set_columns(conn: sa.Connection, execution_id: str, **values: Any) -> None:
 
 
 def running_ids(conn: sa.Connection, worker: str | None = None) -> list[str]:
-    """Ids of RUNNING or PAUSED executions run by this workspace (or one worker)."""
-    query = sa.select(execution.c.id).where(
-        execution.c.status.in_((RUNNING, PAUSED)), execution.c.origin != MIRROR
+    """Ids of RUNNING or PAUSED executions run by this workspace (or one process)."""
+    query = _SELECT_RUNNING.where(
+        sa.or_(execution.c.origin == RECEIVED, execution.c.sync_config.is_(None))
     )
-    query = query.where(sa.or_(execution.c.origin == RECEIVED, execution.c.sync_config.is_(None)))
     if worker is not None:
         query = query.where(execution.c.worker == worker)
     return list(conn.execute(query).scalars())
+
+
+_SELECT_CANCEL_REQUESTED = sa.select(execution.c.id).where(
+    _IN_IDS, execution.c.is_cancel_requested, execution.c.status.not_in(ENDED)
+)
+
+
+def cancel_requested(conn: sa.Connection, ids: Sequence[str]) -> list[str]:
+    """Those of ``ids`` that were asked to stop and have not ended."""
+    found: list[str] = []
+    for chunk in _chunks(ids):
+        found += conn.execute(_SELECT_CANCEL_REQUESTED, {"b_ids": chunk}).scalars()
+    return found
+
+
+def orphaned(conn: sa.Connection) -> list[tuple[str, str]]:
+    """(id, worker) of the running executions whose claimer is in no process row."""
+    return [(row.id, row.worker) for row in conn.execute(_SELECT_ORPHANS)]
 
 
 def append_log(

@@ -66,6 +66,7 @@ execution = sa.Table(
     sa.Column("remote_execution_id", sa.String(36), nullable=True),
     sa.Column("is_cancel_requested", sa.Boolean, nullable=False),
     sa.Column("max_runtime_s", sa.Float, nullable=True),
+    # the id of the process (table "process") that claimed it; its lease fences the run
     sa.Column("worker", sa.String(100), nullable=True),
     # the user whose rights bound the execution's flow_api requests; None on mirrors
     sa.Column("owner", sa.String(100), nullable=True),
@@ -186,4 +187,37 @@ nonce = sa.Table(
     sa.Column("sync_config", sa.String(100), primary_key=True),
     sa.Column("nonce", sa.String(64), primary_key=True),
     sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+
+# Every live serve and worker process of the workspace, one row per start (a fresh id each
+# time, never host:pid). Times are the database's clock (epoch seconds): a process holds its
+# lease while heartbeat_at + lease_s has not passed.
+process = sa.Table(
+    "process",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("lease_s", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
+# Which server dials a sync config: one at a time across all servers of the workspace. The
+# holder is a process id; the hold lasts while that process renews its lease (checked with
+# a takeover bound, see store/dialer_leases.py). Every takeover raises the epoch, and every
+# apply of the dialer's answers checks the epoch it started with.
+dialer_lease = sa.Table(
+    "dialer_lease",
+    metadata,
+    sa.Column(
+        "sync_config",
+        sa.String(100),
+        sa.ForeignKey("sync_config.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("holder", sa.String(36), nullable=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
 )

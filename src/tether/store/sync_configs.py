@@ -145,6 +145,17 @@ def dialing_versions(conn: sa.Connection) -> tuple[list[str], dict[str, float]]:
     return names, dialing
 
 
+_SELECT_HEADS = sa.select(
+    link_state.c.sync_config, link_state.c.next_seq, link_state.c.acked_seq
+).order_by(link_state.c.sync_config)
+
+
+def heads(conn: sa.Connection) -> dict[str, tuple[int, int]]:
+    """Per sync config, the next outbox sequence number and the acked one: a change of
+    either means its link has something new to do."""
+    return {name: (int(nxt), int(acked)) for name, nxt, acked in conn.execute(_SELECT_HEADS)}
+
+
 def insert(conn: sa.Connection, item: SyncConfig) -> None:
     """Add a sync config and its link state."""
     try:

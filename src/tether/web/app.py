@@ -16,17 +16,20 @@ from tether import config
 from tether.actions import passwords, sessions, users
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.actions.membership import Membership
+from tether.actions.wakeups import Wakeups, origin_token
 from tether.config import Settings
 from tether.link.linker import Linker
+from tether.runner import runner as runner_module
 from tether.runner import sandbox
-from tether.runner.runner import Runner, worker_name
+from tether.runner.runner import Runner
 from tether.store.database import Database
 from tether.web import errors as web_errors
 from tether.web import pages
 from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
-from tether.web.routes import executions, files, flows, sync_configs
+from tether.web.routes import executions, files, flows, processes, sync_configs
 from tether.web.routes import settings as setting_routes
 from tether.web.routes import users as user_routes
 
@@ -36,9 +39,12 @@ API_PREFIX = "/api/latest"
 
 def create_app(settings: Settings) -> FastAPI:
     """A workspace's web app; starting it (lifespan) starts its runner."""
-    if settings.is_sandbox_on:
+    if settings.no_runner:
+        config.require_shared_store(settings, "--no-runner")
+    if settings.is_sandbox_on and not settings.no_runner:
         sandbox.check_kernel()
-    confinement = sandbox.policy(settings)  # checked before anything is written
+    # checked before anything is written
+    confinement = None if settings.no_runner else sandbox.policy(settings)
     config.make_data_dir_private(settings)
     database = Database(settings.resolved_database_url)
     database.migrate()
@@ -47,18 +53,32 @@ def create_app(settings: Settings) -> FastAPI:
         events=Events(),
         workspace_name=settings.name,
         secret=config.workspace_secret(settings),
+        origin=origin_token() if settings.is_shared_store else None,
     )
+    wakeups = Wakeups(ctx) if settings.is_shared_store else None
     generated = users.ensure_admin(ctx, settings.admin_password)
     if generated:
         print(f"created the organization admin 'admin' with password: {generated}", flush=True)
     users.ensure_link_account(ctx)
-    runner = Runner(
+    membership = Membership(
         ctx,
-        worker=worker_name(settings.name),
-        max_running=settings.max_running,
-        cancel_grace_s=settings.cancel_grace_s,
-        sandbox=confinement,
-        max_log_mb=settings.execution_log_mb,
+        kind="serve",
+        name=settings.process_name,
+        lease_s=settings.lease_s,
+        is_alone=not settings.is_shared_store,
+        alone_message=runner_module.RESTART_MESSAGE,
+    )
+    runner = (
+        None
+        if settings.no_runner
+        else Runner(
+            ctx,
+            membership=membership,
+            max_running=settings.max_running,
+            cancel_grace_s=settings.cancel_grace_s,
+            sandbox=confinement,
+            max_log_mb=settings.execution_log_mb,
+        )
     )
 
     linker = Linker(
@@ -66,6 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
         long_poll_s=settings.long_poll_s,
         max_skew_s=settings.max_clock_skew_s,
         env_proxies=config.proxies_from_environment(),
+        # Several servers share the store: each link is dialed by one of them at a time.
+        membership=membership if settings.is_shared_store else None,
     )
     # Logins wait for a password check of a quarter second: on threads of their own, so that
     # a flood of them never takes the worker threads every other request needs.
@@ -74,7 +96,11 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.events.bind(asyncio.get_running_loop())
-        await runner.start()
+        if wakeups is not None:
+            await wakeups.start()
+        await membership.start()
+        if runner is not None:
+            await runner.start()
         await linker.start()
         # What exists now (modules, routes, the store's metadata, a dialer per link) lives as
         # long as the process: frozen, the collector's full passes no longer walk it. They
@@ -85,7 +111,11 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await linker.stop()
-            await runner.stop()
+            if runner is not None:
+                await runner.stop()
+            await membership.stop()
+            if wakeups is not None:
+                await wakeups.stop()
             await asyncio.to_thread(login_threads.shutdown, wait=True, cancel_futures=True)
             # A cancelled task leaves its asyncio.to_thread call running; wait for those
             # threads, or a connection they hold outlives the pool that dispose() closes.
@@ -104,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_threads = login_threads
     app.state.settings = settings
     app.state.runner = runner
+    app.state.membership = membership
     app.state.linker = linker
     web_errors.install(app)
     app.add_middleware(LinkLane, listener=linker.listener, api_prefix=API_PREFIX)
@@ -115,9 +146,11 @@ def create_app(settings: Settings) -> FastAPI:
     @api.get("/health", tags=["health"])
     def health() -> dict[str, Any]:
         """Open: whether the workspace serves, and how its executions are confined."""
-        return {"status": "ok", "workspace": settings.name, **runner.sandbox}
+        confined = runner.sandbox if runner is not None else {"sandbox": "no runner"}
+        return {"status": "ok", "workspace": settings.name, **confined}
 
-    for module in (flows, executions, user_routes, setting_routes, files, sync_configs):
+    modules = (flows, executions, user_routes, setting_routes, files, sync_configs, processes)
+    for module in modules:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)

@@ -1,0 +1,442 @@
+"""One workspace on several processes over one PostgreSQL: `tether serve --no-runner` and
+real `tether worker` processes race for executions, die, and are paused past their lease.
+
+Leases are short here (flags); the times they take are measured in bench/, not asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.acceptance.conftest import generated_keys
+from tests.acceptance.test_serve import descendants, wait_all_gone
+from tests.conftest import PG_ENV, _postgres_database
+from tests.support.workers import WorkerProcess
+from tests.support.workspace import ApiClient, ServedWorkspace, flow_writable_dir
+from tether.store import notices
+from tether.store.database import normalize_url
+
+LEASE_S = "2"  # short, so that a lost worker is noticed within a few seconds
+WAIT_S = 60.0  # generous bounds for waits on a loaded machine; never a measured time
+RACED = 300
+REVOKED_S = 20.0  # a token revoked on one server is refused by another within this
+
+# Appends one line to a marker file of its own: a second run would add a second line.
+RUN_ONCE = """
+import os
+
+def handler(system, this, inputs):
+    with open(os.path.join(inputs['dir'], str(inputs['n'])), 'a') as marker:
+        marker.write('ran\\n')
+"""
+
+# Marks that it ran, starts a helper, records both pids, then saves a tick until stopped.
+BUSY = """
+import os
+import subprocess
+
+def handler(system, this, inputs):
+    with open(os.path.join(inputs['dir'], 'busy'), 'a') as marker:
+        marker.write('ran\\n')
+    helper = subprocess.Popen(['sleep', '300'])
+    system.setting('pids').save(value=[os.getpid(), helper.pid])
+    tick = 0
+    while True:
+        tick += 1
+        this.save(output_value={'tick': tick})
+        this.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database; the tests skip when none is configured."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"scale-out tests need PostgreSQL: set {PG_ENV}")
+    yield from _postgres_database(base)
+
+
+class Cluster:
+    """A `tether serve --no-runner` and the workers started on its store."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        self.url = url
+        self.root = root
+        self.workers: list[WorkerProcess] = []
+        self.server = ServedWorkspace(
+            "scaled",
+            root / "server",
+            extra_args=["--database-url", url, "--no-runner", "--lease-s", LEASE_S],
+        ).start()
+        self.api = self.server.client()
+        self.engine = sa.create_engine(normalize_url(url))
+
+    def add_worker(self, name: str, *args: str) -> WorkerProcess:
+        worker = WorkerProcess(self.url, name, ["--lease-s", LEASE_S, *args])
+        self.workers.append(worker)
+        return worker.start()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.api.client.close()
+        self.server.stop()
+        self.server.kill()
+        self.engine.dispose()
+
+    def claimers(self) -> dict[str, int]:
+        """How many executions each process id claimed."""
+        query = sa.text("SELECT worker, count(*) FROM execution GROUP BY worker")
+        with self.engine.connect() as conn:
+            return {row[0]: row[1] for row in conn.execute(query)}
+
+    def processes(self) -> list[dict[str, Any]]:
+        return list(self.api.ok("GET", "/process"))
+
+    def runner_of(self, execution_id: str) -> WorkerProcess:
+        """The worker whose process runs ``execution_id`` now."""
+        for item in self.processes():
+            if execution_id in item["running_executions"]:
+                return next(w for w in self.workers if w.process_id == item["id"])
+        raise AssertionError(f"no live process runs {execution_id}: {self.processes()}")
+
+
+@pytest.fixture
+def cluster(pg_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    started = Cluster(pg_url, tmp_path)
+    yield started
+    started.close()
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    """``condition()``'s first true value; fails the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.05)
+    return value
+
+
+def markers(directory: Path) -> dict[str, str]:
+    return {path.name: path.read_text() for path in directory.iterdir()}
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    command = [sys.executable, "-m", "tether.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_worker_refuses_a_sqlite_store_saying_why(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    done = run_cli("worker", "--database-url", url, tmp_path=tmp_path)
+    assert done.returncode == 1
+    assert "tether worker needs the workspace's PostgreSQL store" in done.stderr
+    assert "no other process may share it" in done.stderr
+    assert not (tmp_path / "store.sqlite3").exists()
+
+
+def test_serve_without_a_runner_refuses_a_sqlite_store_saying_why(tmp_path: Path) -> None:
+    done = run_cli("serve", "--data-dir", str(tmp_path / "data"), "--no-runner", tmp_path=tmp_path)
+    assert done.returncode == 1
+    assert "--no-runner needs the workspace's PostgreSQL store" in done.stderr
+
+
+# --- on PostgreSQL ----------------------------------------------------------------------
+
+
+def test_three_workers_racing_run_each_queued_execution_exactly_once(cluster: Cluster) -> None:
+    directory = flow_writable_dir("raced-")
+    cluster.api.create_flow("once", RUN_ONCE)
+    workers = [cluster.add_worker(f"racer-{i}", "--max-running", "4") for i in range(3)]
+    ids = [
+        cluster.api.start("once", input_value={"dir": str(directory), "n": n})["id"]
+        for n in range(RACED)
+    ]
+    for execution_id in ids:
+        assert cluster.api.wait_ended(execution_id, WAIT_S)["status"] == "ENDED_SUCCESS"
+    assert markers(directory) == {str(n): "ran\n" for n in range(RACED)}
+    claimers = cluster.claimers()
+    assert sum(claimers.values()) == RACED
+    assert set(claimers) <= {w.process_id for w in workers}
+    assert len(claimers) >= 2, f"the workers did not race: {claimers}"
+
+
+def test_a_killed_worker_s_execution_ends_with_error_and_the_other_worker_goes_on(
+    cluster: Cluster,
+) -> None:
+    directory = flow_writable_dir("killed-")
+    cluster.api.create_flow("busy", BUSY)
+    cluster.api.create_flow("once", RUN_ONCE)
+    for name in ("first", "second"):
+        cluster.add_worker(name)
+    execution = cluster.api.start("busy", input_value={"dir": str(directory)})
+    execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
+    victim = cluster.runner_of(execution["id"])
+    survivor = next(w for w in cluster.workers if w is not victim)
+    family = descendants(victim.pid)
+    assert {execution_pid, helper_pid} <= family
+
+    victim.signal(signal.SIGKILL)
+    wait_all_gone(family)
+    record = cluster.api.wait_ended(execution["id"], WAIT_S)
+
+    assert record["status"] == "ENDED_ERROR"
+    assert f"the worker '{victim.name}' (process {victim.process_id}" in record["message"]
+    assert "its last heartbeat was at" in record["message"]
+    assert "The script may have partly run; it will not run again" in record["message"]
+    assert markers(directory) == {"busy": "ran\n"}
+    after = cluster.api.run("once", input_value={"dir": str(directory), "n": 1})
+    assert after["status"] == "ENDED_SUCCESS"
+    assert cluster.claimers()[survivor.process_id] == 1
+    live = {item["id"] for item in cluster.processes()}
+    assert victim.process_id not in live and survivor.process_id in live
+
+
+def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
+    cluster: Cluster,
+) -> None:
+    directory = flow_writable_dir("paused-")
+    cluster.api.create_flow("busy", BUSY)
+    cluster.add_worker("pausing")
+    execution = cluster.api.start("busy", input_value={"dir": str(directory)})
+    execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
+    [paused] = cluster.workers
+    path = f"/execution/{execution['id']}"
+    wait_until(lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick saved")
+
+    paused.signal(signal.SIGSTOP)
+    ended = cluster.api.wait_ended(execution["id"], WAIT_S)
+    assert ended["status"] == "ENDED_ERROR"
+    assert f"the worker 'pausing' (process {paused.process_id}" in ended["message"]
+    log_before = cluster.api.log(execution["id"])
+    paused.signal(signal.SIGCONT)
+
+    wait_all_gone({execution_pid, helper_pid})
+    rejoined = wait_until(
+        lambda: [p for p in cluster.processes() if p["pid"] == paused.pid],
+        "the resumed worker rejoins",
+    )
+    assert rejoined[0]["id"] != paused.process_id
+    assert paused.process is not None and paused.process.poll() is None
+    # Its late writes (ticks, log lines, an end) changed nothing.
+    assert cluster.api.ok("GET", path) == ended
+    assert cluster.api.log(execution["id"]) == log_before
+    assert markers(directory) == {"busy": "ran\n"}
+    # And it runs new work under its new id.
+    cluster.api.create_flow("once", RUN_ONCE)
+    after = cluster.api.run("once", input_value={"dir": str(directory), "n": 1})
+    assert after["status"] == "ENDED_SUCCESS"
+    assert cluster.claimers().get(rejoined[0]["id"]) == 1
+
+
+def test_the_process_list_is_for_admins_and_shows_kinds_and_running_work(
+    cluster: Cluster,
+) -> None:
+    directory = flow_writable_dir("listed-")
+    cluster.api.create_flow("busy", BUSY)
+    worker = cluster.add_worker("listed")
+    execution = cluster.api.start("busy", input_value={"dir": str(directory)})
+    cluster.api.wait_setting("pids", WAIT_S)
+    listed = {item["id"]: item for item in cluster.processes()}
+    assert listed[worker.process_id]["kind"] == "worker"
+    assert listed[worker.process_id]["pid"] == worker.pid
+    assert listed[worker.process_id]["running_executions"] == [execution["id"]]
+    assert [item["kind"] for item in listed.values()].count("serve") == 1
+    cluster.api.ok("POST", "/user", json={"name": "u", "password": "password-u", "role": "user"})
+    with httpx.Client(base_url=cluster.server.api_url, timeout=30) as http:
+        user = ApiClient.login(http, "u", "password-u")
+        assert user.get("/process").status_code == 403
+
+
+# --- wake-ups across processes ----------------------------------------------------------
+
+
+def listen_connections(cluster: Cluster) -> list[int]:
+    query = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = :name "
+        "AND datname = current_database()"
+    )
+    with cluster.engine.connect() as conn:
+        return list(conn.execute(query, {"name": notices.APPLICATION_NAME}).scalars())
+
+
+def kill_listen_connections(cluster: Cluster) -> None:
+    """Terminate every process's LISTEN connection, as a broken network would."""
+    with cluster.engine.connect() as conn:
+        for pid in listen_connections(cluster):
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+@pytest.mark.parametrize("is_listen_killed", [False, True])
+def test_a_cancel_on_the_server_stops_the_execution_a_worker_runs(
+    cluster: Cluster, is_listen_killed: bool
+) -> None:
+    """With its LISTEN connection killed, the worker still learns of the cancel by polling."""
+    directory = flow_writable_dir("cancelled-")
+    cluster.api.create_flow("busy", BUSY)
+    cluster.add_worker("cancelled")
+    execution = cluster.api.start("busy", input_value={"dir": str(directory)})
+    execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
+    if is_listen_killed:
+        wait_until(lambda: len(listen_connections(cluster)) == 2, "both processes listen")
+        kill_listen_connections(cluster)
+    cluster.api.ok("POST", f"/execution/{execution['id']}/cancel")
+    record = cluster.api.wait_ended(execution["id"], WAIT_S)
+    assert record["status"] == "ENDED_CANCELLED"
+    wait_all_gone({execution_pid, helper_pid})
+    if is_listen_killed:
+        wait_until(lambda: len(listen_connections(cluster)) == 2, "both listen again")
+
+
+def test_a_token_revoked_on_one_server_is_refused_by_the_other(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    other = ServedWorkspace(
+        "scaled",
+        tmp_path / "other",
+        extra_args=["--database-url", cluster.url, "--no-runner", "--lease-s", LEASE_S],
+    ).start()
+    try:
+        with httpx.Client(base_url=other.api_url, timeout=30) as http:
+            # The token of the cluster's client, used on the other server: it is kept there.
+            there = ApiClient(http, cluster.api.token)
+            assert there.get("/flow").status_code == 200
+            assert there.get("/flow").status_code == 200
+            cluster.api.ok("POST", "/auth/logout")
+            # The other server re-reads a kept session only once a minute by itself: within
+            # this bound, only the wake-up from the first one can have told it.
+            refused = lambda: there.get("/flow").status_code == 401  # noqa: E731
+            wait_until(refused, "refused on the other server", timeout_s=REVOKED_S)
+    finally:
+        other.stop()
+        other.kill()
+
+
+# --- one dialer per link across servers -------------------------------------------------
+
+
+def hub_server(name: str, root: Path, url: str, secret: Path) -> ServedWorkspace:
+    args = [
+        "--database-url",
+        url,
+        "--no-runner",
+        "--lease-s",
+        LEASE_S,
+        "--secret-file",
+        str(secret),
+    ]
+    return ServedWorkspace("hub", root / name, extra_args=[*args, "--process-name", name]).start()
+
+
+def dialers_of(api: ApiClient, link: str) -> list[str]:
+    """The names of the live servers that say they dial ``link``."""
+    return [p["name"] for p in api.ok("GET", "/process") if link in p["dials"]]
+
+
+def test_one_server_dials_a_link_and_another_takes_over_when_it_is_killed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.key"  # the servers of one workspace share their secret
+    secret.write_text("ab" * 32 + "\n")
+    secret.chmod(0o600)
+    edge = ServedWorkspace("edge", tmp_path / "edge").start()
+    servers = {name: hub_server(name, tmp_path, pg_url, secret) for name in ("web1", "web2")}
+    apis = {name: server.client() for name, server in servers.items()}
+    edge_api = edge.client()
+    directory = flow_writable_dir("dialed-")
+    try:
+        hub_keys, edge_keys = generated_keys(), generated_keys()
+        edge_api.ok("POST", "/sync_config", json={
+            "name": "hub", "role": "controlled",
+            "own_private_key": edge_keys.private, "remote_public_key": hub_keys.public,
+        })  # fmt: skip
+        apis["web1"].ok("POST", "/sync_config", json={
+            "name": "edge", "role": "controlling",
+            "own_private_key": hub_keys.private, "remote_public_key": edge_keys.public,
+            "remote_url": f"{edge.api_url}/sync_config/hub/sync",
+        })  # fmt: skip
+        apis["web1"].create_flow("once", RUN_ONCE)
+        [holder] = wait_until(lambda: dialers_of(apis["web1"], "edge"), "a server dials")
+        survivor = "web2" if holder == "web1" else "web1"
+        first = apis[survivor].run(
+            "once", input_value={"dir": str(directory), "n": 1}, remote_workspace_name="edge"
+        )
+        assert first["status"] == "ENDED_SUCCESS", first
+        assert dialers_of(apis[survivor], "edge") == [holder], "one dialer at a time"
+
+        servers[holder].kill()
+        wait_until(
+            lambda: dialers_of(apis[survivor], "edge") == [survivor], "the other server takes over"
+        )
+        second = apis[survivor].run(
+            "once", input_value={"dir": str(directory), "n": 2}, remote_workspace_name="edge"
+        )
+        assert second["status"] == "ENDED_SUCCESS", second
+        assert markers(directory) == {"1": "ran\n", "2": "ran\n"}
+    finally:
+        for api in [*apis.values(), edge_api]:
+            api.client.close()
+        for server in [*servers.values(), edge]:
+            server.stop()
+            server.kill()
+
+
+PARENT = """
+def handler(system, this, inputs):
+    this.flow('busy', remote_workspace_name='edge', dir=inputs['dir'])
+"""
+
+
+def test_a_remote_parent_learns_that_the_worker_running_its_child_was_lost(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The cluster is the controlled side of a link; a SQLite workspace controls it."""
+    hub = ServedWorkspace("hub", tmp_path / "hub").start()
+    hub_api = hub.client()
+    directory = flow_writable_dir("remote-")
+    try:
+        hub_keys, edge_keys = generated_keys(), generated_keys()
+        cluster.api.ok("POST", "/sync_config", json={
+            "name": "hub", "role": "controlled",
+            "own_private_key": edge_keys.private, "remote_public_key": hub_keys.public,
+        })  # fmt: skip
+        hub_api.ok("POST", "/sync_config", json={
+            "name": "edge", "role": "controlling",
+            "own_private_key": hub_keys.private, "remote_public_key": edge_keys.public,
+            "remote_url": f"{cluster.server.api_url}/sync_config/hub/sync",
+        })  # fmt: skip
+        hub_api.create_flow("busy", BUSY)
+        hub_api.create_flow("parent", PARENT)
+        worker = cluster.add_worker("far")
+        parent = hub_api.start("parent", input_value={"dir": str(directory)})
+        cluster.api.wait_setting("pids", WAIT_S)
+
+        worker.signal(signal.SIGKILL)
+        ended = hub_api.wait_ended(parent["id"], WAIT_S)
+
+        assert ended["status"] == "ENDED_ERROR"
+        [child] = hub_api.ok("GET", "/execution", params={"parent_id": parent["id"]})
+        assert child["status"] == "ENDED_ERROR"
+        assert f"the worker 'far' (process {worker.process_id}" in child["message"]
+        assert "may have partly run" in child["message"]
+        assert markers(directory) == {"busy": "ran\n"}
+    finally:
+        hub_api.client.close()
+        hub.stop()
+        hub.kill()
