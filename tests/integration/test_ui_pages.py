@@ -208,3 +208,19 @@ def test_every_page_warns_while_the_sandbox_is_off(tmp_path: Path, sandbox: str)
     for page in pages:
         assert page.status_code == 200, page.text
         assert ("The sandbox is off" in page.text) == (sandbox == "off")
+
+
+def test_every_page_names_its_workspace_in_the_header_and_the_title(tmp_path: Path) -> None:
+    """Two workspaces' tabs must not look alike: each page says whose it is."""
+    settings = config.Settings(
+        data_dir=tmp_path / "data", name="north-lab", admin_password=ADMIN_PASSWORD
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        pages = [client.get("/ui/login")]
+        log_in(client)
+        paths = ("/ui/flows", "/ui/executions", "/ui/links", "/ui/users", "/ui/flows/missing")
+        pages += [client.get(path) for path in paths]
+    for page in pages:
+        title = re.search(r"<title>(.*?)</title>", page.text, re.S)
+        assert title and "north-lab" in title.group(1), page.url
+        assert 'id="workspace-name"' in page.text and ">north-lab</span>" in page.text, page.url

@@ -134,6 +134,7 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     values.setdefault("errors", {})
     values["user"] = user
     values["is_sandbox_off"] = not request.app.state.settings.is_sandbox_on
+    values["workspace_name"] = workspace_context(request).workspace_name
     values["csrf_token"] = getattr(request.state, "csrf_token", "")
     values["can"] = lambda permission: (
         user is not None and user.role in (users.PERMISSIONS[permission])
