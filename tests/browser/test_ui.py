@@ -218,7 +218,7 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     parent_id = run_flow(hub, "fan-out")
     wait_status(hub, "ENDED_SUCCESS", timeout_ms=30_000)
     assert "hello hub" in hub.inner_text("#ex-outputs")
-    child_row = hub.locator("#children tbody tr")
+    child_row = hub.locator("#children li").first
     assert "remote" in child_row.inner_text() and "edge" in child_row.inner_text()
     remote_id = child_row.locator(".remote").inner_text()
     assert UUID.fullmatch(remote_id)

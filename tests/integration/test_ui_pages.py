@@ -158,10 +158,13 @@ def test_executions_list_filters_and_pages_newest_first(browser: TestClient) -> 
         body = {"flow_name": "f", "name": f"n{number:02d}", "run": False}
         assert browser.post("/api/latest/execution", json=body, headers=api).status_code == 201
     first = browser.get("/ui/executions?status=PENDING&flow=f").text
-    assert first.count("<td>n") == 50 and "n50" in first and "n00" not in first
+    names = re.findall(r">(n\d\d)</a>", first)
+    assert len(names) == 50 and names[0] == "n50" and "n00" not in names
     assert "older →" in first
     second = browser.get("/ui/executions?status=PENDING&flow=f&origin=&page=2").text
-    assert second.count("<td>n") == 1 and "n00" in second and "older →" not in second
+    assert re.findall(r">(n\d\d)</a>", second) == ["n00"] and "older →" not in second
+    table = browser.get("/ui/executions/table?status=PENDING&flow=f&page=2").text
+    assert re.findall(r">(n\d\d)</a>", table) == ["n00"] and "<html" not in table
     assert "No execution matches" in browser.get("/ui/executions?origin=received").text
 
 
@@ -224,3 +227,39 @@ def test_every_page_names_its_workspace_in_the_header_and_the_title(tmp_path: Pa
         title = re.search(r"<title>(.*?)</title>", page.text, re.S)
         assert title and "north-lab" in title.group(1), page.url
         assert 'id="workspace-name"' in page.text and ">north-lab</span>" in page.text, page.url
+
+
+def wait_ended(client: TestClient, execution_page: str) -> None:
+    """Wait until the execution of ``execution_page`` has ended (before the app stops)."""
+    deadline = time.monotonic() + 30
+    while not client.get(execution_page + "/log.json").json()["is_ended"]:
+        assert time.monotonic() < deadline, "the execution never ended"
+        time.sleep(0.05)
+
+
+TIME_ELEMENT = re.compile(
+    r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">'
+)
+
+
+def test_lists_and_execution_pages_show_started_ended_and_duration_in_one_format(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    script = "def handler(system, this):\n    this.log('one line')\n"
+    post_form(browser, "/ui/flows/new", {"name": "f", "description": "", "script": script})
+    location = post_form(browser, "/ui/flows/f/run", {"input_value": "{}"}).headers["location"]
+    wait_ended(browser, location)
+    page = browser.get(location).text
+    for fact in ("ex-started", "ex-ended"):
+        assert re.search(f'id="{fact}">' + TIME_ELEMENT.pattern, page), fact
+    assert re.search(r'id="ex-duration"><span class="duration">\d+\.\d s</span>', page)
+    assert len(TIME_ELEMENT.findall(page)) == 4  # created, started, ended, the log line
+    listing = browser.get("/ui/executions").text
+    assert len(TIME_ELEMENT.findall(listing)) == 2  # started and ended
+    assert re.search(r'<span class="duration">\d+\.\d s</span>', listing)
+    recent = browser.get("/ui/flows/f").text
+    assert re.search(r'<span class="duration">\d+\.\d s</span>', recent)
+    for text in (page, listing, recent):
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d", text)  # never fractions of a second
+        assert "(UTC)" not in text  # the browser shows local times; UTC is on hover

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tether import errors
 from tether.actions import executions as execution_actions
+from tether.actions import flows
 from tether.actions.context import Context
 from tether.link import configs
 from tether.store import executions
 from tether.store.executions import Execution
 from tether.web import render as api_render
 from tether.web.auth import context
-from tether.web.pages import common
+from tether.web.pages import common, times
+from tether.web.routes import executions as execution_routes
 
 router = APIRouter(
     prefix="/ui/executions",
@@ -26,6 +28,8 @@ router = APIRouter(
 PAGE_SIZE = 50
 MAX_PAGE = 100_000
 LOG_CHUNK = 1000
+MAX_TREE_NODES = 500
+MAX_TREE_DEPTH = 20
 ORIGINS = {
     "local": "started here",
     "received": "received over a link",
@@ -65,15 +69,8 @@ def _filters(status: str, flow: str, origin: str) -> dict[str, str | None]:
     }
 
 
-@router.get("")
-def list_executions(
-    request: Request,
-    status: str = "",
-    flow: str = "",
-    origin: str = "",
-    page: str = "1",
-    ctx: Context = Depends(context),
-) -> Response:
+def _listing(status: str, flow: str, origin: str, page: str, ctx: Context) -> dict[str, Any]:
+    """The values of the list page and of its live table, for one filter and page."""
     filters = _filters(status, flow, origin)
     page_number = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
     with ctx.db.read() as conn:
@@ -85,17 +82,98 @@ def list_executions(
     def page_url(number: int) -> str:
         return "?" + urllib.parse.urlencode({**query, "page": number})
 
-    return common.render(
-        request,
-        "executions/list.html",
-        executions=found[:PAGE_SIZE],
-        query=query,
-        page=page_number,
-        previous_url=page_url(page_number - 1) if page_number > 1 else None,
-        next_url=page_url(page_number + 1) if len(found) > PAGE_SIZE else None,
-        statuses=executions.STATUSES,
-        origins=ORIGINS,
-    )
+    return {
+        "executions": found[:PAGE_SIZE],
+        "query": query,
+        "table_query": urllib.parse.urlencode({**query, "page": page_number}),
+        "page": page_number,
+        "previous_url": page_url(page_number - 1) if page_number > 1 else None,
+        "next_url": page_url(page_number + 1) if len(found) > PAGE_SIZE else None,
+        "statuses": executions.STATUSES,
+        "origins": ORIGINS,
+    }
+
+
+@router.get("")
+def list_executions(
+    request: Request,
+    status: str = "",
+    flow: str = "",
+    origin: str = "",
+    page: str = "1",
+    ctx: Context = Depends(context),
+) -> Response:
+    values = _listing(status, flow, origin, page, ctx)
+    return common.render(request, "executions/list.html", **values)
+
+
+@router.get("/table")
+def executions_table(
+    request: Request,
+    status: str = "",
+    flow: str = "",
+    origin: str = "",
+    page: str = "1",
+    ctx: Context = Depends(context),
+) -> Response:
+    """The list's table alone, which the page reloads to keep statuses and durations live."""
+    values = _listing(status, flow, origin, page, ctx)
+    return common.render(request, "executions/table.html", **values)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One execution of a tree of children, with where it runs and its own children."""
+
+    ex: Execution
+    place: LinkedPlace | None
+    children: list[Node]
+
+
+def child_tree(ctx: Context, parent_id: str) -> list[Node]:
+    """The descendants of ``parent_id`` known on this side, oldest first at each level.
+
+    A remote child's own children live in the other workspace; it shows as a leaf here.
+    """
+    budget = [MAX_TREE_NODES]
+
+    def level(conn: Any, node_id: str, depth: int) -> list[Node]:
+        if depth > MAX_TREE_DEPTH or budget[0] <= 0:
+            return []
+        found = executions.list_filtered(conn, parent_id=node_id, limit=budget[0])
+        budget[0] -= len(found)
+        found.reverse()  # oldest first, in the order the parent started them
+        return [
+            Node(child, linked_place(ctx, child), level(conn, child.id, depth + 1))
+            for child in found
+        ]
+
+    with ctx.db.read() as conn:
+        return level(conn, parent_id, 1)
+
+
+def _has_flow_here(ctx: Context, ex: Execution) -> bool:
+    """Whether the execution's flow exists here, so that its name can link to the flow's page."""
+    if ex.flow_name is None or ex.origin != executions.LOCAL:
+        return False
+    try:
+        flows.get(ctx, ex.flow_name)
+    except errors.FlowNotFound:
+        return False
+    return True
+
+
+def _summary(request: Request, ctx: Context, ex: Execution) -> dict[str, Any]:
+    """What the page's live part shows: times, why it waits, and its children."""
+    waits = execution_actions.remote_waits(ctx, ex)
+    return {
+        "ex": ex,
+        "place": linked_place(ctx, ex),
+        "waiting_on": [execution_routes.link_wait(request, w, link) for w, link in waits],
+        "children": child_tree(ctx, ex.id),
+        "origins": ORIGINS,
+        "has_flow": _has_flow_here(ctx, ex),
+    }
 
 
 @router.get("/{execution_id}")
@@ -104,20 +182,22 @@ def execution_page(
 ) -> Response:
     ex = execution_actions.get(ctx, execution_id)
     with ctx.db.read() as conn:
-        children = executions.list_filtered(conn, parent_id=ex.id, limit=1000)
         log = executions.read_log(conn, ex.id, 0, LOG_CHUNK)
-    children.reverse()  # oldest first, in the order the parent started them
     return common.render(
         request,
         "executions/page.html",
-        ex=ex,
-        place=linked_place(ctx, ex),
-        children=[(child, linked_place(ctx, child)) for child in children],
+        **_summary(request, ctx, ex),
         log=log,
         log_offset=(log[-1].seq + 1) if log else 0,
-        origins=ORIGINS,
         is_cancellable=not ex.is_ended and ex.origin != executions.MIRROR,
     )
+
+
+@router.get("/{execution_id}/summary")
+def summary(request: Request, execution_id: str, ctx: Context = Depends(context)) -> Response:
+    """The page's live part alone (times, waiting, children), which the page reloads."""
+    ex = execution_actions.get(ctx, execution_id)
+    return common.render(request, "executions/summary.html", **_summary(request, ctx, ex))
 
 
 @router.get("/{execution_id}/log.json")
@@ -131,7 +211,10 @@ def live_log(
     return {
         "status": ex.status,
         "is_ended": ex.is_ended,
-        "entries": [{**api_render.log_entry(e), "time": common.when(e.time)[11:]} for e in entries],
+        "entries": [
+            {**api_render.log_entry(e), "time": times.iso(e.time), "utc": times.when(e.time)}
+            for e in entries
+        ],
     }
 
 

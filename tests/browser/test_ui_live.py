@@ -1,0 +1,109 @@
+"""The pages a daily user watches, in a real browser: whose workspace it is, local times,
+and lists and execution headers that follow executions without a reload.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser.conftest import OpenPage, screenshot
+from tests.support.workspace import ServedWorkspace
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+Workspaces = dict[str, ServedWorkspace]
+
+pytestmark = pytest.mark.timeout(300)  # the first test may install Chromium from Debian
+
+QUICK_SCRIPT = """def handler(system, this):
+    this.log("done")
+"""
+HELD_SCRIPT = """def handler(system, this, inputs):
+    this.log("held until setting", inputs["release"], "exists")
+    while not system.setting(inputs["release"]).exists():
+        this.sleep(0.1)
+"""
+
+
+def wait_text(page: Page, selector: str, text: str) -> None:
+    """Wait until the element at ``selector`` reads ``text``."""
+    page.wait_for_function(
+        "([s, t]) => { const e = document.querySelector(s); return e && e.textContent.trim() === t; }",
+        arg=[selector, text],
+    )
+
+
+def stays(page: Page) -> None:
+    """Mark the loaded document, so that ``has_stayed`` can tell a live update from a reload."""
+    page.evaluate("window.tetherStayed = true")
+
+
+def has_stayed(page: Page) -> bool:
+    return page.evaluate("window.tetherStayed === true") is True
+
+
+def test_every_page_names_its_workspace_and_shows_local_times_with_utc_on_hover(
+    new_page: OpenPage, workspaces: Workspaces
+) -> None:
+    hub = workspaces["hub"]
+    api = hub.client()
+    api.create_flow("quick", QUICK_SCRIPT)
+    execution = api.run("quick")
+    page = new_page(hub, timezone_id="Asia/Kolkata")  # UTC+05:30, no summer time
+    for path in ("/ui/flows", "/ui/executions", f"/ui/executions/{execution['id']}"):
+        page.goto(path)
+        assert page.inner_text("#workspace-name") == "hub", path
+        assert "hub" in page.title(), path
+    started = page.locator("#ex-started time")
+    utc = started.get_attribute("title")
+    assert utc is not None and utc.endswith(" UTC")
+    moment = datetime.datetime.strptime(utc, "%Y-%m-%d %H:%M:%S UTC")
+    local = moment + datetime.timedelta(hours=5, minutes=30)
+    assert started.inner_text() == local.strftime("%Y-%m-%d %H:%M:%S")
+    log_time = page.locator("#log time").first
+    assert ":" in log_time.inner_text() and (log_time.get_attribute("title") or "").endswith("UTC")
+
+
+def test_the_executions_list_and_an_execution_header_follow_without_a_reload(
+    new_page: OpenPage, workspaces: Workspaces
+) -> None:
+    hub = workspaces["hub"]
+    api = hub.client()
+    api.create_flow("held", HELD_SCRIPT)
+    page = new_page(hub)
+    page.goto("/ui/executions?flow=held")
+    stays(page)
+    pending = api.start("held", name="held-live", run=False, input_value={"release": "go-1"})
+    row = f"#executions tr[data-execution='{pending['id']}']"
+    page.wait_for_selector(row)  # a new execution appears by itself
+    wait_text(page, f"{row} .status", "PENDING")
+    api.ok("POST", f"/execution/{pending['id']}/run")
+    wait_text(page, f"{row} .status", "RUNNING")
+    assert page.locator(f"{row} time").count() == 1  # started, not ended
+    assert has_stayed(page)
+    screenshot(page, "executions-live")
+
+    # The header follows: status, started, and a duration that counts while it runs.
+    other = api.start("held", name="held-header", run=False, input_value={"release": "go-2"})
+    page.goto(f"/ui/executions/{other['id']}")
+    stays(page)
+    assert page.inner_text("#ex-started") == "—"
+    api.ok("POST", f"/execution/{other['id']}/run")
+    wait_text(page, "#ex-status", "RUNNING")
+    page.wait_for_selector("#ex-started time")
+    first = page.inner_text("#ex-duration")
+    page.wait_for_function(
+        "s => document.getElementById('ex-duration').textContent !== s", arg=first
+    )
+    assert has_stayed(page)
+
+    api.set_setting("go-1", True)
+    api.set_setting("go-2", True)
+    wait_text(page, "#ex-status", "ENDED_SUCCESS")
+    page.wait_for_selector("#ex-ended time")
+    page.goto("/ui/executions?flow=held")
+    assert page.locator("#executions .status", has_text="ENDED_SUCCESS").count() == 2
