@@ -7,6 +7,7 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     ├── InvalidInput                      400
     │   ├── MalformedJson
     │   ├── FlowScriptInvalid
+    │   ├── FlowHandlerInvalid
     │   ├── InvalidKey
     │   └── LinkConfigInvalid
     │       └── LinkPolicyInvalid         422
@@ -70,6 +71,12 @@ class FlowScriptInvalid(InvalidInput):
     """the script of flow '{name}' does not compile: line {line}: {detail}; fix the script and save again"""
 
     kind = "script_invalid"
+
+
+class FlowHandlerInvalid(InvalidInput):
+    """flow '{name}' cannot run: {detail}; write 'def handler(system, this):' or 'def handler(system, this, inputs):' at the top level of the script"""
+
+    kind = "handler_invalid"
 
 
 class InvalidKey(InvalidInput):

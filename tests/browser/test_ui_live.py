@@ -5,12 +5,13 @@ and lists and execution headers that follow executions without a reload.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.conftest import OpenPage, screenshot
-from tests.support.workspace import ServedWorkspace
+from tests.support.workspace import ApiClient, ServedWorkspace
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -27,6 +28,14 @@ HELD_SCRIPT = """def handler(system, this, inputs):
     while not system.setting(inputs["release"]).exists():
         this.sleep(0.1)
 """
+
+
+@pytest.fixture
+def api(workspaces: Workspaces) -> Iterator[ApiClient]:
+    """The hub's API as its admin."""
+    client = workspaces["hub"].client()
+    yield client
+    client.client.close()
 
 
 def wait_text(page: Page, selector: str, text: str) -> None:
@@ -47,10 +56,9 @@ def has_stayed(page: Page) -> bool:
 
 
 def test_every_page_names_its_workspace_and_shows_local_times_with_utc_on_hover(
-    new_page: OpenPage, workspaces: Workspaces
+    new_page: OpenPage, workspaces: Workspaces, api: ApiClient
 ) -> None:
     hub = workspaces["hub"]
-    api = hub.client()
     api.create_flow("quick", QUICK_SCRIPT)
     execution = api.run("quick")
     page = new_page(hub, timezone_id="Asia/Kolkata")  # UTC+05:30, no summer time
@@ -69,10 +77,9 @@ def test_every_page_names_its_workspace_and_shows_local_times_with_utc_on_hover(
 
 
 def test_the_executions_list_and_an_execution_header_follow_without_a_reload(
-    new_page: OpenPage, workspaces: Workspaces
+    new_page: OpenPage, workspaces: Workspaces, api: ApiClient
 ) -> None:
     hub = workspaces["hub"]
-    api = hub.client()
     api.create_flow("held", HELD_SCRIPT)
     page = new_page(hub)
     page.goto("/ui/executions?flow=held")

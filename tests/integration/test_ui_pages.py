@@ -263,3 +263,21 @@ def test_lists_and_execution_pages_show_started_ended_and_duration_in_one_format
     for text in (page, listing, recent):
         assert not re.search(r"\d\d:\d\d:\d\d\.\d", text)  # never fractions of a second
         assert "(UTC)" not in text  # the browser shows local times; UTC is on hover
+
+
+def test_the_flow_form_refuses_a_handler_the_engine_cannot_call_and_says_what_to_write(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    script = "import json\n\n\ndef handler(system):\n    pass\n"
+    form = {"name": "lonely", "description": "", "script": script}
+    answer = post_form(browser, "/ui/flows/new", form)
+    assert answer.status_code == 400
+    assert "takes (system)" in answer.text and "def handler(system, this):" in answer.text
+    assert 'data-error-line="4"' in answer.text  # the editor selects the def
+    assert browser.get("/ui/flows/lonely").status_code == 404
+    quick = "def handler(system, this):\n    pass\n"
+    post_form(browser, "/ui/flows/new", form | {"script": quick})
+    answer = post_form(browser, "/ui/flows/lonely", {"script": "x = 1\n", "description": ""})
+    assert answer.status_code == 400 and "defines no handler" in answer.text
+    assert "x = 1" in answer.text  # what was typed stays

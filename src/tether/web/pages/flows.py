@@ -38,7 +38,7 @@ def _flow_url(name: str) -> str:
 
 def _script_field(exc: errors.TetherError) -> FieldErrors:
     """Which form field a use case's refusal belongs to."""
-    if isinstance(exc, errors.FlowScriptInvalid):
+    if isinstance(exc, errors.FlowScriptInvalid | errors.FlowHandlerInvalid):
         return {"script": exc.message, "script_line": str(exc.fields.get("line", ""))}
     if isinstance(exc, errors.NameTaken):
         return {"name": exc.message}
