@@ -22,7 +22,7 @@ def test_an_iso_time_from_the_api_reads_the_same_as_unix_seconds() -> None:
 
 
 @pytest.mark.parametrize("value", [None, ""])
-def test_no_time_is_written_as_nothing(value: None | str) -> None:
+def test_no_time_is_written_as_nothing(value: str | None) -> None:
     assert times.when(value) == "" and times.iso(value) == ""
 
 
