@@ -235,6 +235,10 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     assert edge.inner_text("#ex-status") == "ENDED_SUCCESS"
     assert "greeting from the edge" in edge.inner_text("#log")
     assert "def handler" in edge.inner_text("#ex-script")
+    # No flow of that name lives on the edge: the Flow fact points at the script, not a 404.
+    assert edge.locator("#ex-flow a[href^='/ui/flows/']").count() == 0
+    edge.click("#ex-flow a[href='#script']")
+    assert edge.locator("#ex-script").is_visible()
     back = edge.locator("#ex-origin a.remote").get_attribute("href")
     assert back == f"{hub_ws.url}/ui/executions/{child_id}"  # the way back to the hub's record
     screenshot(edge, "execution-received")

@@ -281,3 +281,44 @@ def test_the_flow_form_refuses_a_handler_the_engine_cannot_call_and_says_what_to
     answer = post_form(browser, "/ui/flows/lonely", {"script": "x = 1\n", "description": ""})
     assert answer.status_code == 400 and "defines no handler" in answer.text
     assert "x = 1" in answer.text  # what was typed stays
+
+
+PARENT_OF_REMOTE = """def handler(system, this):
+    this.flow("leaf", remote_workspace_name="nowhere")
+"""
+
+
+def test_an_execution_page_says_why_it_waits_and_shows_its_children_as_a_tree(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    link = {
+        "name": "nowhere",
+        "enabled": "on",
+        "role": "controlling",
+        "remote_url": "http://127.0.0.1:9/api/latest/sync_config/hub/sync",  # nobody listens
+        "action": "generate_key",
+    }
+    assert post_form(browser, "/ui/links/new", link).status_code == 303
+    post_form(
+        browser,
+        "/ui/flows/new",
+        {"name": "leaf", "script": "def handler(system, this):\n    pass\n"},
+    )
+    post_form(browser, "/ui/flows/new", {"name": "parent", "script": PARENT_OF_REMOTE})
+    location = post_form(browser, "/ui/flows/parent/run", {"input_value": "{}"}).headers["location"]
+    deadline = time.monotonic() + 30
+    while 'id="waiting-on"' not in (page := browser.get(location + "/summary").text):
+        assert time.monotonic() < deadline, "the parent never waited on its remote child"
+        time.sleep(0.05)
+    assert "<html" not in page  # the live part alone
+    assert "sync config <b>nowhere</b>" in page and 'class="state st-' in page
+    tree = page[page.index('id="children"') :]
+    assert tree.count("<li data-execution=") == 1 and ">remote</span>" in tree
+    child_id = re.search(r'<li data-execution="([0-9a-f-]{36})"', tree)
+    assert child_id
+    child = browser.get(f"/ui/executions/{child_id.group(1)}").text
+    assert 'id="waiting-on"' in child and "this execution" in child
+    post_form(browser, location + "/cancel", {})
+    wait_ended(browser, location)
+    assert 'id="waiting-on"' not in browser.get(location).text
