@@ -63,7 +63,7 @@ def run_flow(page: Page, flow: str, inputs: str = "{}", remote: str = "") -> str
     """Run ``flow`` from its page; return the new execution's id."""
     page.goto(f"/ui/flows/{flow}")
     page.fill("#input_value", inputs)
-    page.fill("#remote_workspace_name", remote)
+    page.select_option("#remote_workspace_name", remote)
     page.click("#run button[type=submit]")
     page.wait_for_url(re.compile(r".*/ui/executions/[0-9a-f-]{36}$"))
     return page.url.rsplit("/", 1)[1]

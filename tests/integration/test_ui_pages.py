@@ -322,3 +322,37 @@ def test_an_execution_page_says_why_it_waits_and_shows_its_children_as_a_tree(
     post_form(browser, location + "/cancel", {})
     wait_ended(browser, location)
     assert 'id="waiting-on"' not in browser.get(location).text
+
+
+def test_run_offers_only_the_links_that_can_run_and_a_rerun_repeats_the_inputs(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    for name, role, enabled in (
+        ("edge", "controlling", "on"),
+        ("off", "controlling", ""),
+        ("boss", "controlled", "on"),
+    ):
+        link = {"name": name, "role": role, "enabled": enabled}
+        assert post_form(browser, "/ui/links/new", link).status_code == 303
+    script = "def handler(system, this, inputs):\n    this.save(output_value=inputs)\n"
+    post_form(browser, "/ui/flows/new", {"name": "echo", "script": script})
+    page = browser.get("/ui/flows/echo").text
+    offered = re.findall(
+        r'<option value="([^"]*)"', page[page.index('id="remote_workspace_name"') :]
+    )
+    assert offered == ["", "edge"]  # here, or the one enabled controlling link
+    run = {"input_value": '{"n": 7}', "name": "first"}
+    location = post_form(browser, "/ui/flows/echo/run", run).headers["location"]
+    wait_ended(browser, location)
+    original = location.rsplit("/", 1)[1]
+    answer = post_form(browser, location + "/rerun", {})
+    assert answer.status_code == 303 and answer.headers["location"] != location
+    again = answer.headers["location"]
+    wait_ended(browser, again)
+    page = browser.get(again).text
+    assert f'id="ex-rerun-of"><a href="/ui/executions/{original}">' in page
+    assert "&#34;n&#34;: 7" in page and "first" in page  # same inputs, same name
+    api = {"Authorization": f"Bearer {session_token(browser)}"}
+    record = browser.get(f"/api/latest/execution/{again.rsplit('/', 1)[1]}", headers=api).json()
+    assert record["rerun_of"] == original and record["output_value"] == {"n": 7}

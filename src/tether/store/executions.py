@@ -54,6 +54,7 @@ class Execution:
     created_at: float
     started_at: float | None
     ended_at: float | None
+    rerun_of: str | None = None
 
     @property
     def is_ended(self) -> bool:
@@ -386,6 +387,7 @@ PUBLIC_FIELDS = (
     "created_at",
     "started_at",
     "ended_at",
+    "rerun_of",
 )
 
 

@@ -15,6 +15,7 @@ from tether.actions.context import Context
 from tether.link import configs
 from tether.store import executions
 from tether.store.executions import Execution
+from tether.store.users import User
 from tether.web import render as api_render
 from tether.web.auth import context
 from tether.web.pages import common, times
@@ -190,6 +191,7 @@ def execution_page(
         log=log,
         log_offset=(log[-1].seq + 1) if log else 0,
         is_cancellable=not ex.is_ended and ex.origin != executions.MIRROR,
+        is_rerunnable=ex.origin == executions.LOCAL and ex.flow_name is not None,
     )
 
 
@@ -216,6 +218,15 @@ def live_log(
             for e in entries
         ],
     }
+
+
+@router.post("/{execution_id}/rerun")
+def rerun(
+    execution_id: str, user: User = Depends(common.page_user), ctx: Context = Depends(context)
+) -> Response:
+    """Start the same flow again with the same inputs; the new execution names this one."""
+    ex = execution_actions.rerun(ctx, execution_id, owner=user.name)
+    return common.redirect(f"/ui/executions/{urllib.parse.quote(ex.id)}")
 
 
 @router.post("/{execution_id}/cancel")

@@ -98,6 +98,7 @@ def _flow_page(
         edit=edit or {"script": flow.script, "description": flow.description},
         run=run or {"input_value": "{}", "name": "", "remote_workspace_name": ""},
         recent=recent,
+        targets=execution_actions.remote_targets(ctx),
         errors=problems or {},
         is_saved=request.query_params.get("saved") == "1",
     )
