@@ -356,3 +356,58 @@ def test_run_offers_only_the_links_that_can_run_and_a_rerun_repeats_the_inputs(
     api = {"Authorization": f"Bearer {session_token(browser)}"}
     record = browser.get(f"/api/latest/execution/{again.rsplit('/', 1)[1]}", headers=api).json()
     assert record["rerun_of"] == original and record["output_value"] == {"n": 7}
+
+
+def log_in_as_user(client: TestClient) -> None:
+    """Log in as a new user of role 'user' (settings and files are for every role, as in the API)."""
+    log_in(client)
+    user = {"name": "viewer", "password": "viewer-password", "role": "user"}
+    assert post_form(client, "/ui/users", user).status_code == 303
+    client.cookies.clear()
+    log_in(client, "viewer", "viewer-password")
+
+
+def test_settings_pages_list_create_edit_and_delete_with_the_api_rules(
+    browser: TestClient,
+) -> None:
+    log_in_as_user(browser)
+    assert ">Settings<" in browser.get("/ui/flows").text
+    bad = post_form(browser, "/ui/settings/new", {"name": "limits", "value": '{"max": '})
+    assert bad.status_code == 400 and "not valid JSON: line 1" in bad.text
+    assert 'value="limits"' in bad.text and "{&#34;max&#34;: </textarea>" in bad.text
+    answer = post_form(browser, "/ui/settings/new", {"name": "limits", "value": '{"max": 3}'})
+    assert answer.headers["location"] == "/ui/settings/limits?saved=1"
+    again = post_form(browser, "/ui/settings/new", {"name": "limits", "value": "1"})
+    assert again.status_code == 400 and "exists" in again.text
+    assert "limits" in browser.get("/ui/settings").text
+    assert "&#34;max&#34;: 3" in browser.get("/ui/settings/limits").text
+    post_form(browser, "/ui/settings/limits", {"value": "[1, 2]"})
+    api = {"Authorization": f"Bearer {session_token(browser)}"}
+    assert browser.get("/api/latest/setting/limits", headers=api).json()["value"] == [1, 2]
+    unsigned = browser.post("/ui/settings/limits", data={"action": "delete"})
+    assert unsigned.status_code == 403  # no form token: refused
+    assert post_form(browser, "/ui/settings/limits", {"action": "delete"}).status_code == 303
+    assert browser.get("/ui/settings/limits").status_code == 404
+    assert "No settings yet" in browser.get("/ui/settings").text
+
+
+def test_files_pages_list_create_edit_and_delete_and_show_binary_files_as_base64(
+    browser: TestClient,
+) -> None:
+    log_in_as_user(browser)
+    answer = post_form(browser, "/ui/files/new", {"name": "conf/app.ini", "content": "a = 1\n"})
+    assert answer.headers["location"] == "/ui/files/conf/app.ini?saved=1"
+    bad = post_form(browser, "/ui/files/new", {"name": "no\\good", "content": "kept"})
+    assert bad.status_code == 400 and ">kept</textarea>" in bad.text
+    listing = browser.get("/ui/files").text
+    assert "conf/app.ini" in listing and "6 bytes" in listing
+    assert ">a = 1\n</textarea>" in browser.get("/ui/files/conf/app.ini").text
+    post_form(browser, "/ui/files/conf/app.ini", {"content": "a = 2\n"})
+    assert ">a = 2\n</textarea>" in browser.get("/ui/files/conf/app.ini").text
+    api = {"Authorization": f"Bearer {session_token(browser)}"}
+    raw = {"name": "blob", "content_base64": "/wD+"}  # bytes ff 00 fe: not UTF-8
+    assert browser.post("/api/latest/file", json=raw, headers=api).status_code == 201
+    page = browser.get("/ui/files/blob").text
+    assert "binary file of 3 bytes" in page and "/wD+" in page and "<textarea" not in page
+    assert post_form(browser, "/ui/files/conf/app.ini", {"action": "delete"}).status_code == 303
+    assert browser.get("/ui/files/conf/app.ini").status_code == 404
