@@ -411,3 +411,40 @@ def test_files_pages_list_create_edit_and_delete_and_show_binary_files_as_base64
     assert "binary file of 3 bytes" in page and "/wD+" in page and "<textarea" not in page
     assert post_form(browser, "/ui/files/conf/app.ini", {"action": "delete"}).status_code == 303
     assert browser.get("/ui/files/conf/app.ini").status_code == 404
+
+
+def test_a_link_page_rotates_this_sides_key_in_the_steps_the_guide_gives(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    made = {"name": "edge", "role": "controlling", "action": "generate_key"}
+    assert post_form(browser, "/ui/links/new", made).status_code == 303
+    api = {"Authorization": f"Bearer {session_token(browser)}"}
+    before = browser.get("/api/latest/sync_config/edge", headers=api).json()
+    assert 'id="prepare-next-key"' in browser.get("/ui/links/edge").text
+    answer = post_form(browser, "/ui/links/edge/next_key", {})
+    assert answer.headers["location"] == "/ui/links/edge?next=1#rotation"
+    prepared = browser.get("/api/latest/sync_config/edge", headers=api).json()
+    upcoming = prepared["next_own_key_fingerprint"]
+    assert upcoming and upcoming != before["own_key_fingerprint"]
+    page = browser.get("/ui/links/edge?next=1").text
+    assert 'id="next-public-key"' in page and upcoming in page
+    assert "PRIVATE KEY-----\n" not in page  # the next private key stays in the workspace
+
+    # The other side trusts both keys at once: both pasted into the one field.
+    both = before["own_public_key"] + "\n" + prepared["next_own_public_key"]
+    peer = {"name": "peer", "role": "controlled", "remote_public_key": both}
+    assert post_form(browser, "/ui/links/new", peer).status_code == 303
+    trusted = browser.get("/api/latest/sync_config/peer", headers=api).json()
+    assert trusted["remote_key_fingerprints"] == [before["own_key_fingerprint"], upcoming]
+
+    answer = post_form(browser, "/ui/links/edge/rotate_key", {})
+    assert answer.headers["location"] == "/ui/links/edge?rotated=1#rotation"
+    after = browser.get("/api/latest/sync_config/edge", headers=api).json()
+    assert after["own_key_fingerprint"] == upcoming and after["next_own_key_fingerprint"] is None
+
+    post_form(browser, "/ui/links/edge/next_key", {})
+    post_form(browser, "/ui/links/edge/next_key", {"action": "discard"})
+    discarded = browser.get("/api/latest/sync_config/edge", headers=api).json()
+    assert discarded["next_own_key_fingerprint"] is None
+    assert discarded["own_key_fingerprint"] == upcoming
