@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import time
@@ -448,3 +449,49 @@ def test_a_link_page_rotates_this_sides_key_in_the_steps_the_guide_gives(
     discarded = browser.get("/api/latest/sync_config/edge", headers=api).json()
     assert discarded["next_own_key_fingerprint"] is None
     assert discarded["own_key_fingerprint"] == upcoming
+
+
+def listed_names(page: str) -> list[str]:
+    """The execution names of an executions table, top to bottom."""
+    return re.findall(r'<td class="name"><a href="/ui/executions/[0-9a-f-]+">([^<]*)</a>', page)
+
+
+def test_executions_are_found_by_name_message_or_log_text_and_by_a_local_time_range(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    api = {"Authorization": f"Bearer {session_token(browser)}"}
+    scripts = {
+        "logs": "def handler(system, this):\n    this.log('a Needle in the log')\n",
+        "fails": "def handler(system, this):\n    this.error('it went KAPUTT')\n",
+        "idle": "def handler(system, this):\n    pass\n",
+    }
+    for name, script in scripts.items():
+        post_form(browser, "/ui/flows/new", {"name": name, "script": script})
+    for flow in ("logs", "fails"):
+        location = post_form(browser, f"/ui/flows/{flow}/run", {"name": f"run {flow}"})
+        wait_ended(browser, location.headers["location"])
+    body = {"flow_name": "idle", "name": "alpha 100%", "run": False}
+    created = browser.post("/api/latest/execution", json=body, headers=api).json()["created_at"]
+
+    def found(**query: str) -> list[str]:
+        return listed_names(browser.get("/ui/executions", params=query).text)
+
+    assert found(text="needle") == ["run logs"]  # a log entry, in any case
+    assert found(text="kaputt") == ["run fails"]  # the message
+    assert found(text="100%") == ["alpha 100%"] and found(text="0%") == ["alpha 100%"]
+    assert found(text="%") == ["alpha 100%"]  # % is a character, not a wildcard
+    table = browser.get("/ui/executions/table", params={"text": "needle"}).text
+    assert listed_names(table) == ["run logs"]  # the live table keeps the search
+
+    # A browser at UTC+01:00 (offset -60) types its local time; the page reads it as such.
+    moment = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    local = (moment + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    assert "alpha 100%" in found(**{"from": local, "tz": "-60"})
+    assert "alpha 100%" in found(**{"to": local, "tz": "-60"})  # to the end of that minute
+    earlier = (moment + datetime.timedelta(minutes=59)).strftime("%Y-%m-%dT%H:%M")
+    assert "alpha 100%" not in found(**{"to": earlier, "tz": "-60"})
+    later = (moment + datetime.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")
+    assert found(**{"from": later, "tz": "0"}) == []
+    answer = browser.get("/ui/executions", params={"from": "yesterday"})
+    assert answer.status_code == 200 and "not a date and time" in answer.text

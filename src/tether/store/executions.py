@@ -213,10 +213,17 @@ def list_filtered(
     flow_name: str | None = None,
     parent_id: str | None = None,
     origin: str | None = None,
+    text: str | None = None,
+    created_from: float | None = None,
+    created_to: float | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Execution]:
-    """Executions matching every given filter, newest first."""
+    """Executions matching every given filter, newest first.
+
+    ``text``: a part of the name, the message or a log entry, in any case.
+    ``created_from``, ``created_to``: bounds of the creation time (Unix seconds, inclusive).
+    """
     query = sa.select(execution).order_by(execution.c.created_at.desc(), execution.c.id.desc())
     for column, value in (
         (execution.c.status, status),
@@ -226,7 +233,30 @@ def list_filtered(
     ):
         if value is not None:
             query = query.where(column == value)
+    if text:
+        query = query.where(_mentions(text))
+    if created_from is not None:
+        query = query.where(execution.c.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(execution.c.created_at <= created_to)
     return [_row(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def _mentions(text: str) -> sa.ColumnElement[bool]:
+    """Whether an execution's name, message or one of its log entries contains ``text``."""
+    in_log = (
+        sa.select(execution_log.c.seq)
+        .where(
+            execution_log.c.execution_id == execution.c.id,
+            execution_log.c.message.icontains(text, autoescape=True),
+        )
+        .exists()
+    )
+    return sa.or_(
+        execution.c.name.icontains(text, autoescape=True),
+        execution.c.message.icontains(text, autoescape=True),
+        in_log,
+    )
 
 
 def unended_children(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from tether.store.users import User
 from tether.web import render as api_render
 from tether.web.auth import context
 from tether.web.pages import common, times
+from tether.web.pages.common import FieldErrors
 from tether.web.routes import executions as execution_routes
 
 router = APIRouter(
@@ -62,23 +64,49 @@ def linked_place(ctx: Context, ex: Execution) -> LinkedPlace | None:
     return LinkedPlace(ex.sync_config, ex.remote_execution_id, url)
 
 
-def _filters(status: str, flow: str, origin: str) -> dict[str, str | None]:
-    return {
-        "status": status if status in executions.STATUSES else None,
-        "flow_name": flow.strip() or None,
-        "origin": origin if origin in ORIGINS else None,
+FILTER_FIELDS = ("status", "flow", "origin", "text", "from", "to", "tz")
+
+
+def _moment(text: str, tz_minutes: str) -> float | None:
+    """A form's local date and time as Unix seconds; ``tz_minutes`` is the browser's offset
+    (JavaScript's getTimezoneOffset, filled in by the page's script; UTC without it)."""
+    moment = datetime.datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        offset = int(tz_minutes) if tz_minutes.lstrip("-").isdigit() else 0
+        moment = moment.replace(tzinfo=datetime.UTC) + datetime.timedelta(minutes=offset)
+    return moment.timestamp()
+
+
+def _filters(query: dict[str, str]) -> tuple[dict[str, Any], FieldErrors]:
+    """The store's filters from the list's query, and a message for each bound it cannot read."""
+    found: dict[str, Any] = {
+        "status": query["status"] if query["status"] in executions.STATUSES else None,
+        "flow_name": query["flow"].strip() or None,
+        "origin": query["origin"] if query["origin"] in ORIGINS else None,
+        "text": query["text"].strip() or None,
     }
+    problems: FieldErrors = {}
+    for field, key in (("from", "created_from"), ("to", "created_to")):
+        if not query[field].strip():
+            continue
+        try:
+            found[key] = _moment(query[field], query["tz"])
+        except ValueError:
+            problems[field] = "not a date and time: use the picker, or write 2026-12-31T23:59"
+            continue
+        if field == "to" and len(query[field].strip()) == len("2026-12-31T23:59"):
+            found[key] += 59.999  # to the end of the minute it names
+    return found, problems
 
 
-def _listing(status: str, flow: str, origin: str, page: str, ctx: Context) -> dict[str, Any]:
+def _listing(query: dict[str, str], page: str, ctx: Context) -> dict[str, Any]:
     """The values of the list page and of its live table, for one filter and page."""
-    filters = _filters(status, flow, origin)
+    filters, problems = _filters(query)
     page_number = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
     with ctx.db.read() as conn:
         found = executions.list_filtered(
             conn, **filters, limit=PAGE_SIZE + 1, offset=(page_number - 1) * PAGE_SIZE
         )
-    query = {"status": status, "flow": flow, "origin": origin}
 
     def page_url(number: int) -> str:
         return "?" + urllib.parse.urlencode({**query, "page": number})
@@ -86,6 +114,7 @@ def _listing(status: str, flow: str, origin: str, page: str, ctx: Context) -> di
     return {
         "executions": found[:PAGE_SIZE],
         "query": query,
+        "errors": problems,
         "table_query": urllib.parse.urlencode({**query, "page": page_number}),
         "page": page_number,
         "previous_url": page_url(page_number - 1) if page_number > 1 else None,
@@ -95,30 +124,22 @@ def _listing(status: str, flow: str, origin: str, page: str, ctx: Context) -> di
     }
 
 
+def _query(request: Request) -> dict[str, str]:
+    return {name: request.query_params.get(name, "") for name in FILTER_FIELDS}
+
+
 @router.get("")
-def list_executions(
-    request: Request,
-    status: str = "",
-    flow: str = "",
-    origin: str = "",
-    page: str = "1",
-    ctx: Context = Depends(context),
-) -> Response:
-    values = _listing(status, flow, origin, page, ctx)
+def list_executions(request: Request, page: str = "1", ctx: Context = Depends(context)) -> Response:
+    values = _listing(_query(request), page, ctx)
     return common.render(request, "executions/list.html", **values)
 
 
 @router.get("/table")
 def executions_table(
-    request: Request,
-    status: str = "",
-    flow: str = "",
-    origin: str = "",
-    page: str = "1",
-    ctx: Context = Depends(context),
+    request: Request, page: str = "1", ctx: Context = Depends(context)
 ) -> Response:
     """The list's table alone, which the page reloads to keep statuses and durations live."""
-    values = _listing(status, flow, origin, page, ctx)
+    values = _listing(_query(request), page, ctx)
     return common.render(request, "executions/table.html", **values)
 
 

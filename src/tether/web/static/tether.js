@@ -49,6 +49,11 @@
   localize(document);
   setInterval(tickDurations, 1000);
 
+  // A time range typed in local time reaches the server with the browser's offset from UTC.
+  document.querySelectorAll("input[data-timezone-offset]").forEach(function (input) {
+    input.value = new Date().getTimezoneOffset();
+  });
+
   function timeElement(iso, utc) {
     var element = document.createElement("time");
     element.setAttribute("datetime", iso);
