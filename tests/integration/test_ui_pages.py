@@ -495,3 +495,24 @@ def test_executions_are_found_by_name_message_or_log_text_and_by_a_local_time_ra
     assert found(**{"from": later, "tz": "0"}) == []
     answer = browser.get("/ui/executions", params={"from": "yesterday"})
     assert answer.status_code == 200 and "not a date and time" in answer.text
+
+
+def test_a_flow_page_counts_its_outcomes_and_charts_their_durations(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    script = (
+        "def handler(system, this, inputs):\n    if inputs['fail']:\n        this.error('no')\n"
+    )
+    post_form(browser, "/ui/flows/new", {"name": "coin", "script": script})
+    assert "0 succeeded" in browser.get("/ui/flows/coin").text
+    for fail in ("false", "true", "false"):
+        location = post_form(browser, "/ui/flows/coin/run", {"input_value": f'{{"fail": {fail}}}'})
+        wait_ended(browser, location.headers["location"])
+    page = browser.get("/ui/flows/coin").text
+    assert '<b class="count-ok">2 succeeded</b>' in page
+    assert '<b class="count-bad">1 failed</b>' in page and "0 not ended" in page
+    chart = page[page.index('<svg class="chart"') : page.index("</svg>")]
+    assert chart.count("<rect ") == 3 and "<script" not in chart
+    statuses = re.findall(r'class="bar s-(\w+)"', chart)
+    assert statuses == ["ended_success", "ended_error", "ended_success"]  # oldest first

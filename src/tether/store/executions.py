@@ -259,6 +259,16 @@ def _mentions(text: str) -> sa.ColumnElement[bool]:
     )
 
 
+def status_counts(conn: sa.Connection, flow_name: str) -> dict[str, int]:
+    """How many executions of flow ``flow_name`` started here are in each status."""
+    query = (
+        sa.select(execution.c.status, sa.func.count())
+        .where(execution.c.flow_name == flow_name, execution.c.origin == LOCAL)
+        .group_by(execution.c.status)
+    )
+    return {status: int(number) for status, number in conn.execute(query)}
+
+
 def unended_children(
     conn: sa.Connection, parent_id: str, *, remote_only: bool = False
 ) -> list[Execution]:
