@@ -245,6 +245,15 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     hub.goto(back)
     assert hub.inner_text("#ex-id") == child_id
 
+    # Run in the linked workspace, picked from the links that can run there.
+    hub.goto("/ui/flows/greet")
+    options = hub.locator("#remote_workspace_name option")
+    assert options.count() == 2 and "edge" in options.nth(1).inner_text()
+    run_flow(hub, "greet", '{"who": "a form"}', remote="edge")
+    assert "sync config edge" in hub.inner_text("#ex-origin")
+    wait_status(hub, "ENDED_SUCCESS", timeout_ms=30_000)
+    hub.wait_for_selector("#ex-outputs >> text=hello a form")
+
 
 def test_users_page_adds_a_user_whose_role_hides_links(
     new_page: OpenPage, workspaces: Workspaces

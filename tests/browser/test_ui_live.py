@@ -114,3 +114,64 @@ def test_the_executions_list_and_an_execution_header_follow_without_a_reload(
     page.wait_for_selector("#ex-ended time")
     page.goto("/ui/executions?flow=held")
     assert page.locator("#executions .status", has_text="ENDED_SUCCESS").count() == 2
+
+
+def test_settings_and_files_are_made_changed_and_deleted_from_their_pages(
+    new_page: OpenPage, workspaces: Workspaces
+) -> None:
+    page = new_page(workspaces["hub"])
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmation before Delete
+    page.click("header nav >> text=Settings")
+    page.click("text=New setting")
+    page.fill("#name", "greeting")
+    page.fill("#value", '{"text": ')
+    page.click("#setting-form button[value=save]")
+    assert "not valid JSON" in page.inner_text("#value-error")
+    assert page.input_value("#name") == "greeting"  # what was typed stays
+    page.fill("#value", '{"text": "hello"}')
+    page.click("#setting-form button[value=save]")
+    page.wait_for_url("**/ui/settings/greeting?saved=1")
+    screenshot(page, "setting")
+    page.goto("/ui/settings")
+    assert page.locator("#settings tr[data-setting=greeting]").count() == 1
+    screenshot(page, "settings")
+    page.goto("/ui/settings/greeting")
+    page.click("#delete")
+    page.wait_for_url("**/ui/settings")
+    assert "No settings yet" in page.inner_text("#settings")
+
+    page.click("header nav >> text=Files")
+    page.click("text=New file")
+    page.fill("#name", "notes/today.txt")
+    page.fill("#content", "first line\n")
+    page.click("#file-form button[value=save]")
+    page.wait_for_url("**/ui/files/notes/today.txt?saved=1")
+    page.fill("#content", "first line\nsecond line\n")
+    page.click("#file-form button[value=save]")
+    page.wait_for_url("**/ui/files/notes/today.txt?saved=1")
+    assert page.input_value("#content") == "first line\nsecond line\n"
+    page.goto("/ui/files")
+    assert "23 bytes" in page.inner_text("#files tr[data-file='notes/today.txt']")
+    screenshot(page, "files")
+    page.goto("/ui/files/notes/today.txt")
+    page.click("#delete")
+    page.wait_for_url("**/ui/files")
+    assert "No files yet" in page.inner_text("#files")
+
+
+def test_rerun_starts_the_same_flow_with_the_same_inputs_and_names_the_original(
+    new_page: OpenPage, workspaces: Workspaces, api: ApiClient
+) -> None:
+    api.create_flow(
+        "echo", "def handler(system, this, inputs):\n    this.save(output_value=inputs)\n"
+    )
+    original = api.run("echo", name="echo once", input_value={"n": 41})
+    page = new_page(workspaces["hub"])
+    page.goto(f"/ui/executions/{original['id']}")
+    page.click("#rerun button")
+    page.wait_for_url(lambda url: original["id"] not in url)
+    page.wait_for_selector("#ex-rerun-of")
+    assert page.inner_text("#ex-rerun-of") == original["id"]
+    wait_text(page, "#ex-status", "ENDED_SUCCESS")
+    page.wait_for_selector("#ex-outputs >> text=41")
+    assert page.inner_text("h1").endswith("echo once")
