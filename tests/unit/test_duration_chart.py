@@ -58,3 +58,11 @@ def test_running_and_never_started_executions_have_no_bar() -> None:
 def test_an_instant_execution_still_shows_as_a_sliver() -> None:
     bars = charts.duration_bars([ran("slow", 10.0), ran("instant", 0.0)])
     assert min(b.height for b in bars) == 1.0
+
+
+def test_a_few_bars_keep_a_bar_width_and_the_newest_stands_at_the_right_edge() -> None:
+    bars = charts.duration_bars([ran("b", 2.0), ran("a", 1.0)])
+    assert all(b.width <= charts.WIDTH / charts.MIN_SLOTS for b in bars)
+    newest = bars[-1]
+    assert newest.execution_id == "b"
+    assert newest.x == round(charts.WIDTH - charts.WIDTH / charts.MIN_SLOTS, 2)

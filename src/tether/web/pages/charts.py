@@ -14,6 +14,7 @@ from tether.web.pages import times
 WIDTH = 320
 HEIGHT = 64
 GAP = 2
+MIN_SLOTS = 20  # a few bars stay bars, not blocks: they stand at the right, the newest last
 
 
 @dataclass(frozen=True)
@@ -31,20 +32,23 @@ class Bar:
 
 def duration_bars(found: Sequence[Execution]) -> list[Bar]:
     """Bars of the ended executions in ``found`` (newest first), oldest on the left, scaled
-    to the longest; an execution that never started has no bar."""
+    to the longest; an execution that never started has no bar. The newest stands at the
+    right edge."""
     ended = [ex for ex in reversed(found) if ex.ended_at is not None and ex.started_at is not None]
     if not ended:
         return []
     spans = [(ex.ended_at or 0) - (ex.started_at or 0) for ex in ended]
     longest = max(max(spans), 0.001)
-    width = WIDTH / len(ended)
+    slots = max(len(ended), MIN_SLOTS)
+    width = WIDTH / slots
+    first = slots - len(ended)
     bars = []
     for index, (ex, seconds) in enumerate(zip(ended, spans, strict=True)):
         height = max(1.0, HEIGHT * max(seconds, 0.0) / longest)
         bars.append(
             Bar(
                 execution_id=ex.id,
-                x=round(index * width, 2),
+                x=round((first + index) * width, 2),
                 y=round(HEIGHT - height, 2),
                 width=round(max(width - GAP, 1.0), 2),
                 height=round(height, 2),

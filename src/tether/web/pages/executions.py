@@ -49,19 +49,33 @@ class LinkedPlace:
     url: str | None  # the execution's page in the other workspace, when its address is known
 
 
-def linked_place(ctx: Context, ex: Execution) -> LinkedPlace | None:
-    """The other side of ``ex``: its sync config, remote id and, from a dialer's Remote URL, its page."""
+def linked_place(
+    ctx: Context, ex: Execution, bases: dict[str, str | None] | None = None
+) -> LinkedPlace | None:
+    """The other side of ``ex``: its sync config, remote id and, from a dialer's Remote URL, its page.
+
+    ``bases``: the other sides' addresses found so far, by sync config, so that a tree of
+    many remote children reads each sync config once.
+    """
     if ex.sync_config is None:
         return None
+    bases = {} if bases is None else bases
+    if ex.sync_config not in bases:
+        bases[ex.sync_config] = _remote_base(ctx, ex.sync_config)
+    base = bases[ex.sync_config]
     url = None
-    try:
-        config, _state, _depth = configs.get(ctx, ex.sync_config)
-    except errors.SyncConfigNotFound:
-        config = None
-    if config is not None and config.remote_url and ex.remote_execution_id:
-        base = config.remote_url.split("/api/latest/", 1)[0]
+    if base and ex.remote_execution_id:
         url = f"{base}/ui/executions/{urllib.parse.quote(ex.remote_execution_id)}"
     return LinkedPlace(ex.sync_config, ex.remote_execution_id, url)
+
+
+def _remote_base(ctx: Context, name: str) -> str | None:
+    """The other workspace's address, known on the side that dials it (from its Remote URL)."""
+    try:
+        config, _state, _depth = configs.get(ctx, name)
+    except errors.SyncConfigNotFound:
+        return None
+    return config.remote_url.split("/api/latest/", 1)[0] if config.remote_url else None
 
 
 FILTER_FIELDS = ("status", "flow", "origin", "text", "from", "to", "tz")
@@ -158,6 +172,7 @@ def child_tree(ctx: Context, parent_id: str) -> list[Node]:
     A remote child's own children live in the other workspace; it shows as a leaf here.
     """
     budget = [MAX_TREE_NODES]
+    bases: dict[str, str | None] = {}
 
     def level(conn: Any, node_id: str, depth: int) -> list[Node]:
         if depth > MAX_TREE_DEPTH or budget[0] <= 0:
@@ -166,7 +181,7 @@ def child_tree(ctx: Context, parent_id: str) -> list[Node]:
         budget[0] -= len(found)
         found.reverse()  # oldest first, in the order the parent started them
         return [
-            Node(child, linked_place(ctx, child), level(conn, child.id, depth + 1))
+            Node(child, linked_place(ctx, child, bases), level(conn, child.id, depth + 1))
             for child in found
         ]
 
