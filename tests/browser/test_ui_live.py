@@ -12,6 +12,7 @@ import pytest
 
 from tests.browser.conftest import OpenPage, screenshot
 from tests.support.workspace import ApiClient, ServedWorkspace
+from tether.link import keys
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -175,3 +176,38 @@ def test_rerun_starts_the_same_flow_with_the_same_inputs_and_names_the_original(
     wait_text(page, "#ex-status", "ENDED_SUCCESS")
     page.wait_for_selector("#ex-outputs >> text=41")
     assert page.inner_text("h1").endswith("echo once")
+
+
+PARENT_OF_UNREACHABLE = """def handler(system, this):
+    this.flow("quick", remote_workspace_name="nowhere")
+"""
+
+
+def test_an_execution_waiting_on_a_link_that_is_down_says_so_and_cancels(
+    new_page: OpenPage, workspaces: Workspaces, api: ApiClient
+) -> None:
+    ours, theirs = keys.generate_private_key(2048), keys.generate_private_key(2048)
+    api.ok(
+        "POST",
+        "/sync_config",
+        json={
+            "name": "nowhere",
+            "role": "controlling",
+            "remote_url": "http://127.0.0.1:9/api/latest/sync_config/hub/sync",  # nobody listens
+            "own_private_key": keys.private_pem(ours),
+            "remote_public_key": keys.public_pem(theirs),
+        },
+    )
+    api.create_flow("quick", QUICK_SCRIPT)
+    api.create_flow("reach-out", PARENT_OF_UNREACHABLE)
+    parent = api.start("reach-out")
+    page = new_page(workspaces["hub"])
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"/ui/executions/{parent['id']}")
+    page.wait_for_selector("#waiting-on >> text=nowhere")  # appears live if not yet there
+    page.wait_for_selector("#waiting-on .state")
+    page.wait_for_selector("#children li >> text=remote")
+    screenshot(page, "execution-waiting")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    wait_text(page, "#ex-status", "ENDED_CANCELLED")
+    assert page.locator("#waiting-on").count() == 0
