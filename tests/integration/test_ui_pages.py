@@ -516,3 +516,26 @@ def test_a_flow_page_counts_its_outcomes_and_charts_their_durations(
     assert chart.count("<rect ") == 3 and "<script" not in chart
     statuses = re.findall(r'class="bar s-(\w+)"', chart)
     assert statuses == ["ended_success", "ended_error", "ended_success"]  # oldest first
+
+
+def test_children_show_as_a_tree_of_every_level_with_status_and_duration(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    scripts = {
+        "leaf": "def handler(system, this):\n    pass\n",
+        "mid": "def handler(system, this):\n    this.flow('leaf', name='leaf 1')\n",
+        "top": "def handler(system, this):\n    this.flow('mid', name='mid a')\n"
+        "    this.flow('mid', name='mid b')\n",
+    }
+    for name, script in scripts.items():
+        post_form(browser, "/ui/flows/new", {"name": name, "script": script})
+    location = post_form(browser, "/ui/flows/top/run", {}).headers["location"]
+    wait_ended(browser, location)
+    page = browser.get(location).text
+    tree = page[page.index('id="children"') :]
+    names = re.findall(r'<a href="/ui/executions/[0-9a-f-]{36}">([^<]+)</a>', tree)
+    assert names[:4] == ["mid a", "leaf 1", "mid b", "leaf 1"]  # each leaf under its parent
+    assert tree.count('<ul class="tree">') == 3  # the top level and one under each mid
+    assert tree.count("ENDED_SUCCESS") == 4
+    assert len(re.findall(r'<span class="duration">\d+\.\d s</span>', tree)) == 4

@@ -259,6 +259,18 @@ def _mentions(text: str) -> sa.ColumnElement[bool]:
     )
 
 
+def children_of(conn: sa.Connection, parent_ids: Sequence[str], limit: int) -> list[Execution]:
+    """Up to ``limit`` children of the executions in ``parent_ids``, oldest first: one level
+    of a tree in one query."""
+    query = (
+        sa.select(execution)
+        .where(execution.c.parent_id.in_(list(parent_ids)))
+        .order_by(execution.c.created_at, execution.c.id)
+        .limit(limit)
+    )
+    return [_row(r) for r in conn.execute(query)]
+
+
 def status_counts(conn: sa.Connection, flow_name: str) -> dict[str, int]:
     """How many executions of flow ``flow_name`` started here are in each status."""
     query = (

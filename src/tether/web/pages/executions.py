@@ -167,26 +167,31 @@ class Node:
 
 
 def child_tree(ctx: Context, parent_id: str) -> list[Node]:
-    """The descendants of ``parent_id`` known on this side, oldest first at each level.
+    """The descendants of ``parent_id`` known on this side, oldest first at each level, read
+    one level per query (at most MAX_TREE_NODES of them, MAX_TREE_DEPTH levels deep).
 
     A remote child's own children live in the other workspace; it shows as a leaf here.
     """
-    budget = [MAX_TREE_NODES]
     bases: dict[str, str | None] = {}
+    kids: dict[str, list[Execution]] = {}
+    level, budget = [parent_id], MAX_TREE_NODES
+    with ctx.db.read() as conn:
+        for _depth in range(MAX_TREE_DEPTH):
+            if not level or budget <= 0:
+                break
+            found = executions.children_of(conn, level, budget)
+            budget -= len(found)
+            for child in found:
+                kids.setdefault(child.parent_id or "", []).append(child)
+            level = [child.id for child in found]
 
-    def level(conn: Any, node_id: str, depth: int) -> list[Node]:
-        if depth > MAX_TREE_DEPTH or budget[0] <= 0:
-            return []
-        found = executions.list_filtered(conn, parent_id=node_id, limit=budget[0])
-        budget[0] -= len(found)
-        found.reverse()  # oldest first, in the order the parent started them
+    def nodes(node_id: str) -> list[Node]:
         return [
-            Node(child, linked_place(ctx, child, bases), level(conn, child.id, depth + 1))
-            for child in found
+            Node(child, linked_place(ctx, child, bases), nodes(child.id))
+            for child in kids.get(node_id, [])
         ]
 
-    with ctx.db.read() as conn:
-        return level(conn, parent_id, 1)
+    return nodes(parent_id)
 
 
 def _has_flow_here(ctx: Context, ex: Execution) -> bool:
