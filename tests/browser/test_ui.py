@@ -206,7 +206,9 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     hub.fill("#remote_public_key", edge_public)
     hub.click("#link-form button[value=save]")
     hub.wait_for_url("**/ui/links/edge?saved=1")
+    hub.evaluate("window.tetherStayed = true")
     hub.wait_for_selector("#status >> text=connected", timeout=45_000)  # past a dialer backoff
+    assert hub.evaluate("window.tetherStayed === true")  # the panel updated, the page stayed
     assert "edge" in hub.inner_text("#status")  # the other side's workspace name
     screenshot(hub, "link")
     hub.goto("/ui/links")

@@ -148,6 +148,10 @@ def test_a_user_gets_403_pages_for_links_and_users(browser: TestClient) -> None:
         answer = browser.get(path)
         assert answer.status_code == 403, path
         assert "text/html" in answer.headers["content-type"]
+    for path in ("/ui/links/edge/next_key", "/ui/links/edge/rotate_key"):
+        assert post_form(browser, path, {}).status_code == 403, path  # admins only
+    assert browser.get("/ui/settings").status_code == 200  # as the API: every role
+    assert browser.get("/ui/files").status_code == 200
 
 
 def test_executions_list_filters_and_pages_newest_first(browser: TestClient) -> None:
