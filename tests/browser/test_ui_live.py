@@ -179,7 +179,7 @@ def test_rerun_starts_the_same_flow_with_the_same_inputs_and_names_the_original(
 
 
 PARENT_OF_UNREACHABLE = """def handler(system, this):
-    this.flow("quick", remote_workspace_name="nowhere")
+    this.flow("far-leaf", remote_workspace_name="nowhere")
 """
 
 
@@ -198,7 +198,7 @@ def test_an_execution_waiting_on_a_link_that_is_down_says_so_and_cancels(
             "remote_public_key": keys.public_pem(theirs),
         },
     )
-    api.create_flow("quick", QUICK_SCRIPT)
+    api.create_flow("far-leaf", QUICK_SCRIPT)
     api.create_flow("reach-out", PARENT_OF_UNREACHABLE)
     parent = api.start("reach-out")
     page = new_page(workspaces["hub"])
