@@ -543,3 +543,20 @@ def test_children_show_as_a_tree_of_every_level_with_status_and_duration(
     assert tree.count('<ul class="tree">') == 3  # the top level and one under each mid
     assert tree.count("ENDED_SUCCESS") == 4
     assert len(re.findall(r'<span class="duration">\d+\.\d s</span>', tree)) == 4
+
+
+def test_a_link_page_says_a_sync_interval_does_nothing_on_the_side_that_listens(
+    browser: TestClient,
+) -> None:
+    log_in(browser)
+    listening = {"name": "hub", "role": "controlled", "sync_interval": "30"}
+    assert post_form(browser, "/ui/links/new", listening).status_code == 303
+    assert 'id="sync-interval-unused"' in browser.get("/ui/links/hub").text
+    dialing = {
+        "name": "edge",
+        "role": "controlling",
+        "remote_url": "http://127.0.0.1:9/api/latest/sync_config/hub/sync",
+        "sync_interval": "30",
+    }
+    assert post_form(browser, "/ui/links/new", dialing).status_code == 303
+    assert 'id="sync-interval-unused"' not in browser.get("/ui/links/edge").text
