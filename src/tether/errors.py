@@ -7,6 +7,7 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     ├── InvalidInput                      400
     │   ├── MalformedJson
     │   ├── FlowScriptInvalid
+    │   ├── FlowHandlerInvalid
     │   ├── InvalidKey
     │   ├── OutputsTooLarge
     │   └── LinkConfigInvalid
@@ -83,6 +84,12 @@ class FlowScriptsRefused(InvalidInput):
     """nothing was saved: {count} of the scripts were refused: {details}"""
 
     kind = "scripts_invalid"
+
+
+class FlowHandlerInvalid(InvalidInput):
+    """flow '{name}' cannot run: {detail}; write 'def handler(system, this):' or 'def handler(system, this, inputs):' at the top level of the script"""
+
+    kind = "handler_invalid"
 
 
 class InvalidKey(InvalidInput):

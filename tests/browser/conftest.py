@@ -93,9 +93,14 @@ def new_page(browser: Browser) -> Iterator[OpenPage]:
     contexts = []
 
     def open_page(
-        workspace: ServedWorkspace, user: str = "admin", password: str = ADMIN_PASSWORD
+        workspace: ServedWorkspace,
+        user: str = "admin",
+        password: str = ADMIN_PASSWORD,
+        timezone_id: str | None = None,
     ) -> Page:
-        context = browser.new_context(base_url=workspace.url, viewport=VIEWPORT)
+        context = browser.new_context(
+            base_url=workspace.url, viewport=VIEWPORT, timezone_id=timezone_id
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()

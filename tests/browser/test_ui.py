@@ -63,7 +63,7 @@ def run_flow(page: Page, flow: str, inputs: str = "{}", remote: str = "") -> str
     """Run ``flow`` from its page; return the new execution's id."""
     page.goto(f"/ui/flows/{flow}")
     page.fill("#input_value", inputs)
-    page.fill("#remote_workspace_name", remote)
+    page.select_option("#remote_workspace_name", remote)
     page.click("#run button[type=submit]")
     page.wait_for_url(re.compile(r".*/ui/executions/[0-9a-f-]{36}$"))
     return page.url.rsplit("/", 1)[1]
@@ -206,7 +206,9 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     hub.fill("#remote_public_key", edge_public)
     hub.click("#link-form button[value=save]")
     hub.wait_for_url("**/ui/links/edge?saved=1")
+    hub.evaluate("window.tetherStayed = true")
     hub.wait_for_selector("#status >> text=connected", timeout=45_000)  # past a dialer backoff
+    assert hub.evaluate("window.tetherStayed === true")  # the panel updated, the page stayed
     assert "edge" in hub.inner_text("#status")  # the other side's workspace name
     screenshot(hub, "link")
     hub.goto("/ui/links")
@@ -218,7 +220,7 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     parent_id = run_flow(hub, "fan-out")
     wait_status(hub, "ENDED_SUCCESS", timeout_ms=30_000)
     assert "hello hub" in hub.inner_text("#ex-outputs")
-    child_row = hub.locator("#children tbody tr")
+    child_row = hub.locator("#children li").first
     assert "remote" in child_row.inner_text() and "edge" in child_row.inner_text()
     remote_id = child_row.locator(".remote").inner_text()
     assert UUID.fullmatch(remote_id)
@@ -235,11 +237,24 @@ def test_link_made_through_both_forms_runs_a_remote_execution(
     assert edge.inner_text("#ex-status") == "ENDED_SUCCESS"
     assert "greeting from the edge" in edge.inner_text("#log")
     assert "def handler" in edge.inner_text("#ex-script")
+    # No flow of that name lives on the edge: the Flow fact points at the script, not a 404.
+    assert edge.locator("#ex-flow a[href^='/ui/flows/']").count() == 0
+    edge.click("#ex-flow a[href='#script']")
+    assert edge.locator("#ex-script").is_visible()
     back = edge.locator("#ex-origin a.remote").get_attribute("href")
     assert back == f"{hub_ws.url}/ui/executions/{child_id}"  # the way back to the hub's record
     screenshot(edge, "execution-received")
     hub.goto(back)
     assert hub.inner_text("#ex-id") == child_id
+
+    # Run in the linked workspace, picked from the links that can run there.
+    hub.goto("/ui/flows/greet")
+    options = hub.locator("#remote_workspace_name option")
+    assert options.count() == 2 and "edge" in options.nth(1).inner_text()
+    run_flow(hub, "greet", '{"who": "a form"}', remote="edge")
+    assert "sync config edge" in hub.inner_text("#ex-origin")
+    wait_status(hub, "ENDED_SUCCESS", timeout_ms=30_000)
+    hub.wait_for_selector("#ex-outputs >> text=hello a form")
 
 
 def test_users_page_adds_a_user_whose_role_hides_links(

@@ -341,6 +341,40 @@ def test_a_script_that_does_not_compile_is_refused_with_its_line(api: ApiClient)
     assert api.ok("GET", "/flow/f")["script"] == QUICK
 
 
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        ("x = 1\n", "defines no handler"),
+        ("def handler(system):\n    pass\n", "takes (system), but the engine passes 2"),
+        ("def handler(a, b, c, d):\n    pass\n", "takes (a, b, c, d), but the engine passes 3"),
+        ("async def handler(system, this):\n    pass\n", "async def"),
+    ],
+)
+def test_a_flow_whose_handler_cannot_be_called_is_refused_with_what_to_write(
+    api: ApiClient, script: str, says: str
+) -> None:
+    before = snapshot(api)
+    answer = api.post("/flow", json={"name": "f", "script": script})
+    message = assert_error(answer, 400, "handler_invalid")
+    assert says in message and "def handler(system, this, inputs):" in message
+    assert snapshot(api) == before
+    api.create_flow("f", QUICK)
+    assert_error(api.patch("/flow/f", json={"script": script}), 400, "handler_invalid")
+    assert api.ok("GET", "/flow/f")["script"] == QUICK
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "def handler(system, this, inputs=None):\n    pass\n",
+        "def handler(system, this, *more):\n    pass\n",
+        "from json import loads as handler\n",  # bound otherwise: only running it can tell
+    ],
+)
+def test_handlers_the_engine_can_call_are_saved(api: ApiClient, script: str) -> None:
+    assert api.post("/flow", json={"name": "f", "script": script}).status_code == 201
+
+
 def test_unknown_flow_names_answer_404_and_start_nothing(api: ApiClient) -> None:
     before = snapshot(api)
     message = assert_error(api.post("/execution", json={"flow_name": "ghost"}), 404, "not_found")

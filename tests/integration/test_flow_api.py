@@ -392,8 +392,31 @@ def test_an_unhandled_exception_ends_with_the_traceback_as_message(api: ApiClien
     assert "tether/runner" not in message  # the engine's own frames are left out
 
 
+def test_a_traceback_through_flow_api_shows_only_the_script_frames(api: ApiClient) -> None:
+    flow(
+        api,
+        "reader",
+        """
+        def read(system):
+            return system.setting('nope').get('value')
+
+
+        def handler(system, this):
+            read(system)
+        """,
+    )
+    message = api.run("reader")["message"]
+    assert 'File "<flow reader>", line 7, in handler' in message
+    assert 'File "<flow reader>", line 3, in read' in message
+    assert "flow_api.py" not in message and "tether/" not in message
+    assert message.endswith("flow_api.ResourceNotFoundError: setting 'nope' does not exist")
+    assert "tether.runner.flow_api" not in message  # named as scripts import it
+
+
 def test_a_script_without_handler_ends_with_an_error_naming_it(api: ApiClient) -> None:
-    flow(api, "nohandler", "x = 1\n")
+    """Saving refuses a script with no handler at all; one that binds the name to something
+    else gets past that check (only running it can tell) and ends in error."""
+    flow(api, "nohandler", "handler = None\n")
     record = api.run("nohandler")
     assert record["status"] == "ENDED_ERROR"
     assert "handler" in record["message"]

@@ -138,3 +138,16 @@ def test_two_workspaces_on_one_host_keep_their_own_session_cookies(tmp_path: Pat
         one.cookies.update(two.cookies)
         assert one.get("/ui/flows").status_code == 200
         assert two.get("/ui/flows").status_code == 200
+
+
+def test_every_post_form_of_every_template_carries_the_form_token() -> None:
+    """A form without the token would be refused (403) for every user: none may lack it."""
+    templates = Path(__file__).resolve().parents[2] / "src" / "tether" / "web" / "templates"
+    forms = 0
+    for path in templates.rglob("*.html"):
+        for form in re.findall(r'<form[^>]*method="post".*?</form>', path.read_text(), re.S):
+            forms += 1
+            assert '<input type="hidden" name="csrf_token" value="{{ csrf_token }}">' in form, (
+                f"{path.name}: {form[:120]}"
+            )
+    assert forms >= 15  # the pattern still finds the forms

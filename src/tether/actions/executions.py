@@ -37,6 +37,7 @@ def start(
     max_runtime_s: float | None = None,
     execution_id: str | None = None,
     owner: str | None,
+    rerun_of: str | None = None,
 ) -> Execution:
     """Create an execution of flow ``flow_name`` (queued unless ``run`` is False).
 
@@ -67,10 +68,42 @@ def start(
             sync_config=remote_workspace_name,
             max_runtime_s=max_runtime_s,
             owner=owner,
+            rerun_of=rerun_of,
             **({"id": execution_id} if execution_id else {}),
         )
         executions.insert(tx.conn, ex)
         return _announce_start(ctx, tx, ex)
+
+
+def rerun(ctx: Context, execution_id: str, *, owner: str) -> Execution:
+    """Start the flow of an execution again with the same inputs, name and place (here or the
+    same linked workspace); the new execution records which one it repeats."""
+    ex = get(ctx, execution_id)
+    if ex.origin != executions.LOCAL or ex.flow_name is None:
+        raise errors.Conflict(
+            detail=f"execution '{ex.id}' was started by a linked workspace: re-run it over there"
+        )
+    return start(
+        ctx,
+        flow_name=ex.flow_name,
+        input_value=ex.input_value,
+        name=ex.name,
+        remote_workspace_name=ex.sync_config,
+        max_runtime_s=ex.max_runtime_s,
+        owner=owner,
+        rerun_of=ex.id,
+    )
+
+
+def remote_targets(ctx: Context) -> list[tuple[str, str]]:
+    """The sync configs through which this workspace may start executions, with their link
+    states: enabled, role controlling."""
+    with ctx.db.read() as conn:
+        return [
+            (config.name, sync_configs.get_state(conn, config.name).state)
+            for config in sync_configs.list_all(conn)
+            if config.is_enabled and config.role == sync_configs.CONTROLLING
+        ]
 
 
 def check_remote_target(tx: Transaction, name: str) -> None:
@@ -411,6 +444,7 @@ def new_execution(ctx: Context, **values: Any) -> Execution:
         "created_at": ctx.now(),
         "started_at": None,
         "ended_at": None,
+        "rerun_of": None,
     }
     defaults.update(values)
     defaults["name"] = str(defaults["name"])[:MAX_NAME_CHARS]

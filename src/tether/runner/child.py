@@ -146,10 +146,29 @@ def _parameter_count(handler: Any) -> int:
         return 2
 
 
+# The engine's own frames (flow_api and the child) are noise in a script's traceback.
+ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(flow_api.__file__)))
+
+
 def _script_traceback(exc: BaseException, filename: str) -> str:
-    """The traceback from the script's first frame on; the engine's own frames are noise."""
+    """The traceback from the script's first frame on, without the engine's own frames, and
+    flow_api's errors named as scripts import them."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
-    return "".join(lines).rstrip()
+    shown = traceback.TracebackException(type(exc), exc, tb or exc.__traceback__)
+    _drop_engine_frames(shown, set())
+    return "".join(shown.format()).replace(f"{flow_api.__name__}.", "flow_api.").rstrip()
+
+
+def _drop_engine_frames(shown: traceback.TracebackException, done: set[int]) -> None:
+    """Leave out the engine's frames, also of the exceptions that caused this one."""
+    if id(shown) in done:
+        return
+    done.add(id(shown))
+    kept = [frame for frame in shown.stack if not frame.filename.startswith(ENGINE_DIR)]
+    if kept:  # an error of the engine alone keeps its frames: they are all there is
+        shown.stack = traceback.StackSummary.from_list(kept)
+    for cause in (shown.__cause__, shown.__context__):
+        if cause is not None:
+            _drop_engine_frames(cause, done)

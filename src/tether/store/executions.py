@@ -55,6 +55,7 @@ class Execution:
     created_at: float
     started_at: float | None
     ended_at: float | None
+    rerun_of: str | None = None
 
     @property
     def is_ended(self) -> bool:
@@ -240,10 +241,17 @@ def list_filtered(
     flow_name: str | None = None,
     parent_id: str | None = None,
     origin: str | None = None,
+    text: str | None = None,
+    created_from: float | None = None,
+    created_to: float | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Execution]:
-    """Executions matching every given filter, newest first."""
+    """Executions matching every given filter, newest first.
+
+    ``text``: a part of the name, the message or a log entry, in any case.
+    ``created_from``, ``created_to``: bounds of the creation time (Unix seconds, inclusive).
+    """
     query = sa.select(execution).order_by(execution.c.created_at.desc(), execution.c.id.desc())
     for column, value in (
         (execution.c.status, status),
@@ -253,7 +261,52 @@ def list_filtered(
     ):
         if value is not None:
             query = query.where(column == value)
+    if text:
+        query = query.where(_mentions(text))
+    if created_from is not None:
+        query = query.where(execution.c.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(execution.c.created_at <= created_to)
     return [_row(r) for r in conn.execute(query.limit(limit).offset(offset))]
+
+
+def _mentions(text: str) -> sa.ColumnElement[bool]:
+    """Whether an execution's name, message or one of its log entries contains ``text``."""
+    in_log = (
+        sa.select(execution_log.c.seq)
+        .where(
+            execution_log.c.execution_id == execution.c.id,
+            execution_log.c.message.icontains(text, autoescape=True),
+        )
+        .exists()
+    )
+    return sa.or_(
+        execution.c.name.icontains(text, autoescape=True),
+        execution.c.message.icontains(text, autoescape=True),
+        in_log,
+    )
+
+
+def children_of(conn: sa.Connection, parent_ids: Sequence[str], limit: int) -> list[Execution]:
+    """Up to ``limit`` children of the executions in ``parent_ids``, oldest first: one level
+    of a tree in one query."""
+    query = (
+        sa.select(execution)
+        .where(execution.c.parent_id.in_(list(parent_ids)))
+        .order_by(execution.c.created_at, execution.c.id)
+        .limit(limit)
+    )
+    return [_row(r) for r in conn.execute(query)]
+
+
+def status_counts(conn: sa.Connection, flow_name: str) -> dict[str, int]:
+    """How many executions of flow ``flow_name`` started here are in each status."""
+    query = (
+        sa.select(execution.c.status, sa.func.count())
+        .where(execution.c.flow_name == flow_name, execution.c.origin == LOCAL)
+        .group_by(execution.c.status)
+    )
+    return {status: int(number) for status, number in conn.execute(query)}
 
 
 def unended_children(
@@ -424,6 +477,7 @@ PUBLIC_FIELDS = (
     "created_at",
     "started_at",
     "ended_at",
+    "rerun_of",
 )
 
 

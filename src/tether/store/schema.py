@@ -76,6 +76,8 @@ execution = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("ended_at", sa.Float, nullable=True),
+    # the execution this one repeats with the same flow and inputs (a re-run), if any
+    sa.Column("rerun_of", sa.String(36), nullable=True),
     sa.Index("ix_execution_status_created", "status", "created_at"),
     sa.Index("ix_execution_created_id", "created_at", "id"),
     sa.UniqueConstraint("sync_config", "remote_execution_id", "origin", name="uq_execution_remote"),

@@ -5,7 +5,6 @@ never speak SQL.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import hmac
 import json
@@ -24,7 +23,7 @@ from tether import errors
 from tether.actions import sessions, users
 from tether.store.users import User
 from tether.web.auth import workspace_context
-from tether.web.pages import forgery
+from tether.web.pages import forgery, times
 
 SESSION_COOKIE_PREFIX = "tether_session_"
 COOKIE_PATH = "/ui"
@@ -37,14 +36,6 @@ Form = dict[str, str]
 FieldErrors = dict[str, str]
 
 
-def when(timestamp: float | None) -> str:
-    """A Unix time as 'YYYY-MM-DD HH:MM:SS' in UTC, or an empty string."""
-    if timestamp is None:
-        return ""
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def pretty(value: Any) -> str:
     """``value`` as indented JSON for display."""
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
@@ -53,7 +44,10 @@ def pretty(value: Any) -> str:
 def build_templates() -> Jinja2Templates:
     """The page templates with tether's filters."""
     templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
-    templates.env.filters["when"] = when
+    templates.env.filters["when"] = times.when
+    templates.env.filters["iso"] = times.iso
+    templates.env.filters["span"] = times.span
+    templates.env.globals["elapsed"] = times.elapsed
     templates.env.filters["pretty"] = pretty
     return templates
 
@@ -134,6 +128,8 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     values.setdefault("errors", {})
     values["user"] = user
     values["is_sandbox_off"] = not request.app.state.settings.is_sandbox_on
+    values["workspace_name"] = workspace_context(request).workspace_name
+    values["now"] = workspace_context(request).now()
     values["csrf_token"] = getattr(request.state, "csrf_token", "")
     values["can"] = lambda permission: (
         user is not None and user.role in (users.PERMISSIONS[permission])

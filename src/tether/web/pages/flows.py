@@ -15,7 +15,7 @@ from tether.actions.context import Context
 from tether.store import executions
 from tether.store.users import User
 from tether.web.auth import context
-from tether.web.pages import common
+from tether.web.pages import charts, common
 from tether.web.pages.common import FieldErrors, Form
 from tether.web.routes.executions import ExecutionIn
 from tether.web.routes.flows import FlowChange, FlowIn
@@ -26,6 +26,7 @@ router = APIRouter(
     dependencies=[Depends(common.require_page("use the workspace"))],
 )
 RECENT_EXECUTIONS = 20
+CHARTED_EXECUTIONS = 50
 NEW_SCRIPT = """def handler(system, this, inputs):
     this.log("hello", who=inputs.get("who"))
     this.save(output_value={"greeting": f"hello {inputs.get('who')}"})
@@ -38,7 +39,7 @@ def _flow_url(name: str) -> str:
 
 def _script_field(exc: errors.TetherError) -> FieldErrors:
     """Which form field a use case's refusal belongs to."""
-    if isinstance(exc, errors.FlowScriptInvalid):
+    if isinstance(exc, errors.FlowScriptInvalid | errors.FlowHandlerInvalid):
         return {"script": exc.message, "script_line": str(exc.fields.get("line", ""))}
     if isinstance(exc, errors.NameTaken):
         return {"name": exc.message}
@@ -89,7 +90,10 @@ def _flow_page(
 ) -> Response:
     flow = flows.get(ctx, name)
     with ctx.db.read() as conn:
-        recent = executions.list_filtered(conn, flow_name=name, limit=RECENT_EXECUTIONS)
+        recent = executions.list_filtered(
+            conn, flow_name=name, origin=executions.LOCAL, limit=CHARTED_EXECUTIONS
+        )
+        counts = executions.status_counts(conn, name)
     return common.render(
         request,
         "flows/page.html",
@@ -97,7 +101,11 @@ def _flow_page(
         flow=flow,
         edit=edit or {"script": flow.script, "description": flow.description},
         run=run or {"input_value": "{}", "name": "", "remote_workspace_name": ""},
-        recent=recent,
+        recent=recent[:RECENT_EXECUTIONS],
+        counts=counts,
+        bars=charts.duration_bars(recent),
+        chart=charts,
+        targets=execution_actions.remote_targets(ctx),
         errors=problems or {},
         is_saved=request.query_params.get("saved") == "1",
     )

@@ -5,6 +5,7 @@ Private keys are write-only here as in the API: the browser never receives one.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -76,6 +77,19 @@ def _accepted_scripts(text: str) -> str | list[str]:
     return configs.ANY_SCRIPT if digests == [configs.ANY_SCRIPT] else digests
 
 
+# Several public keys in one field: PEM blocks, or one OpenSSH key a line.
+PUBLIC_KEY_TEXT = re.compile(
+    r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----|^ssh-\S+ .*$", re.S | re.M
+)
+
+
+def _public_keys(text: str) -> str | list[str]:
+    """The other side's keys as typed: one text, or a list when the field holds several (as
+    during a key rotation, the old and the new key)."""
+    found = PUBLIC_KEY_TEXT.findall(text)
+    return found if len(found) > 1 else text
+
+
 def _api_values(form: Form, *, is_new: bool) -> dict[str, Any]:
     """The form as the API's request body: key fields only when typed, since they are write-only."""
     values: dict[str, Any] = {k: form.get(k, "").strip() for k in ("remote_url", "ca_certificate")}
@@ -91,6 +105,8 @@ def _api_values(form: Form, *, is_new: bool) -> dict[str, Any]:
     for key in KEY_FIELDS:
         if form.get(key, "").strip():
             values[key] = form[key]
+    if "remote_public_key" in values:
+        values["remote_public_key"] = _public_keys(values["remote_public_key"])
     if is_new:
         values["name"] = form.get("name", "").strip()
     if form.get("action") == GENERATE:
@@ -165,6 +181,8 @@ def link_page(request: Request, name: str, ctx: Context = Depends(context)) -> R
         pairing=_pairing(request, ctx, view),
         is_generated=request.query_params.get("generated") == "1",
         is_saved=request.query_params.get("saved") == "1",
+        is_next=request.query_params.get("next") == "1",
+        is_rotated=request.query_params.get("rotated") == "1",
     )
 
 
@@ -193,6 +211,24 @@ def change_link(
     if problems:
         return _form_page(request, form, problems, view=view)
     return common.redirect(_link_url(name) + _generated(form))
+
+
+@router.post("/{name}/next_key")
+def prepare_next_key(
+    name: str, form: Form = Depends(common.read_form), ctx: Context = Depends(context)
+) -> Response:
+    """Key rotation, first step: make the key this side will sign with next (or discard it)."""
+    is_discard = form.get("action") == "discard"
+    pem = "" if is_discard else keys.private_pem(keys.generate_private_key())
+    configs.change(ctx, name, {"next_own_private_key": pem})
+    return common.redirect(_link_url(name) + ("?saved=1" if is_discard else "?next=1#rotation"))
+
+
+@router.post("/{name}/rotate_key")
+def rotate_key(name: str, ctx: Context = Depends(context)) -> Response:
+    """Key rotation, last step: sign with the next key from now on; the old one is dropped."""
+    configs.rotate_key(ctx, name)
+    return common.redirect(_link_url(name) + "?rotated=1#rotation")
 
 
 @router.post("/{name}/delete")

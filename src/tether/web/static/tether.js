@@ -1,5 +1,6 @@
-// tether's progressive JavaScript: every page works without it; it adds the live log,
-// live link states, copy buttons, confirmations and a friendlier script editor.
+// tether's progressive JavaScript: every page works without it; it adds local times, live
+// durations, the live log, live fragments, copy buttons, confirmations and a friendlier
+// script editor.
 (function () {
   "use strict";
   var LOG_POLL_MS = 1000, REFRESH_MS = 2000, RETRY_MS = 5000;
@@ -7,6 +8,58 @@
   function getJson(url) {
     return fetch(url, { credentials: "same-origin", headers: { accept: "application/json" } })
       .then(function (r) { if (!r.ok || r.redirected) throw new Error(r.status); return r.json(); });
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  // One format everywhere: the page writes UTC; the reader sees local time, UTC on hover.
+  function localText(date) {
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+      " " + pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
+  }
+
+  function localize(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (element) {
+      var date = new Date(element.getAttribute("datetime"));
+      if (!isNaN(date.getTime())) element.textContent = localText(date);
+    });
+  }
+
+  // The same words as tether.web.pages.times.span.
+  function span(seconds) {
+    seconds = Math.max(0, seconds);
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    var whole = Math.floor(seconds);
+    if (whole < 60) return whole + " s";
+    if (whole < 3600) return Math.floor(whole / 60) + " min " + pad(whole % 60) + " s";
+    if (whole < 86400) return Math.floor(whole / 3600) + " h " + pad(Math.floor(whole % 3600 / 60)) + " min";
+    return Math.floor(whole / 86400) + " d " + Math.floor(whole % 86400 / 3600) + " h";
+  }
+
+  // A running execution's duration counts on from what the server measured (data-elapsed),
+  // by the browser's monotonic clock, so that a skewed clock on either side cannot show.
+  var seen = new WeakMap();
+  function tickDurations() {
+    document.querySelectorAll("[data-elapsed]").forEach(function (element) {
+      if (!seen.has(element)) seen.set(element, performance.now());
+      var since = (performance.now() - seen.get(element)) / 1000;
+      element.textContent = span(Number(element.dataset.elapsed) + since);
+    });
+  }
+  localize(document);
+  setInterval(tickDurations, 1000);
+
+  // A time range typed in local time reaches the server with the browser's offset from UTC.
+  document.querySelectorAll("input[data-timezone-offset]").forEach(function (input) {
+    input.value = new Date().getTimezoneOffset();
+  });
+
+  function timeElement(iso, utc) {
+    var element = document.createElement("time");
+    element.setAttribute("datetime", iso);
+    element.title = utc + " UTC";
+    element.textContent = localText(new Date(iso));
+    return element;
   }
 
   function cell(row, text, tag) {
@@ -24,7 +77,9 @@
       getJson(table.dataset.liveLog + "?offset=" + offset).then(function (data) {
         data.entries.forEach(function (entry) {
           var row = body.insertRow();
-          cell(row, entry.time).className = "time";
+          var when = row.insertCell();
+          when.className = "time";
+          when.appendChild(timeElement(entry.time, entry.utc));
           cell(row, entry.message, "pre");
           var fields = Object.keys(entry.fields).length ? JSON.stringify(entry.fields) : "";
           cell(row, fields, "code");
@@ -41,12 +96,18 @@
     setTimeout(tick, LOG_POLL_MS);
   });
 
-  // A fragment kept live: its HTML is fetched again every two seconds.
+  // A fragment kept live (execution lists and summaries, link states): its HTML is fetched
+  // again every two seconds.
   document.querySelectorAll("[data-refresh]").forEach(function (box) {
     function tick() {
       fetch(box.dataset.refresh, { credentials: "same-origin" })
         .then(function (r) { if (!r.ok || r.redirected) throw new Error(r.status); return r.text(); })
-        .then(function (html) { box.innerHTML = html; setTimeout(tick, REFRESH_MS); })
+        .then(function (html) {
+          box.innerHTML = html;
+          localize(box);
+          tickDurations();
+          setTimeout(tick, REFRESH_MS);
+        })
         .catch(function () { setTimeout(tick, RETRY_MS); });
     }
     setTimeout(tick, REFRESH_MS);
