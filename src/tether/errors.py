@@ -8,6 +8,7 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── MalformedJson
     │   ├── FlowScriptInvalid
     │   ├── InvalidKey
+    │   ├── ConnectorInvalid
     │   └── LinkConfigInvalid
     │       └── LinkPolicyInvalid         422
     ├── Unauthenticated                   401
@@ -24,9 +25,11 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── UserNotFound
     │   ├── SettingNotFound
     │   ├── FileNotFound
-    │   └── SyncConfigNotFound
+    │   ├── SyncConfigNotFound
+    │   └── ConnectorNotFound
     ├── Conflict                          409
     │   ├── NameTaken
+    │   ├── SettingLocked
     │   ├── ExecutionEnded
     │   ├── RemoteWorkspaceUnusable
     │   └── LastAdmin
@@ -76,6 +79,12 @@ class InvalidKey(InvalidInput):
     """{field} is not usable: {detail}"""
 
     kind = "invalid_key"
+
+
+class ConnectorInvalid(InvalidInput):
+    """{field}: {detail}"""
+
+    kind = "invalid_connector"
 
 
 class LinkConfigInvalid(InvalidInput):
@@ -163,6 +172,10 @@ class SyncConfigNotFound(NotFound):
     """sync config '{name}' does not exist: create it under /api/latest/sync_config or check the name"""
 
 
+class ConnectorNotFound(NotFound):
+    """connector '{name}' does not exist: an admin creates it under /api/latest/connector, or check the name"""
+
+
 class Conflict(TetherError):
     """{detail}"""
 
@@ -171,6 +184,10 @@ class Conflict(TetherError):
 
 class NameTaken(Conflict):
     """a {what} named '{name}' already exists: pick another name or change the existing one"""
+
+
+class SettingLocked(Conflict):
+    """setting '{name}' is not locked by this execution: acquire() it before release()"""
 
 
 class ExecutionEnded(Conflict):

@@ -212,6 +212,7 @@ def list_filtered(
     flow_name: str | None = None,
     parent_id: str | None = None,
     origin: str | None = None,
+    name: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Execution]:
@@ -222,6 +223,7 @@ def list_filtered(
         (execution.c.flow_name, flow_name),
         (execution.c.parent_id, parent_id),
         (execution.c.origin, origin),
+        (execution.c.name, name),
     ):
         if value is not None:
             query = query.where(column == value)
