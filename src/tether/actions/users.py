@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "manage users": (ORGANIZATION_ADMIN, WORKSPACE_ADMIN),
     "manage organization admins": (ORGANIZATION_ADMIN,),
     "manage sync configs": (ORGANIZATION_ADMIN,),
+    "manage connectors": (ORGANIZATION_ADMIN, WORKSPACE_ADMIN),
 }
 
 # The built-in account whose rights bound executions received over a link whose run_as is

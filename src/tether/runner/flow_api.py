@@ -98,6 +98,7 @@ _ERRORS: dict[str, type[FlowApiError]] = {
     "not_found": ResourceNotFoundError,
     "invalid_input": InvalidInputError,
     "script_invalid": InvalidInputError,
+    "invalid_connector": InvalidInputError,
     "malformed_json": InvalidInputError,
     "forbidden": PermissionDenied,
     "timeout": TimeoutExceededError,

@@ -26,7 +26,7 @@ from tether.web import pages
 from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
-from tether.web.routes import executions, files, flows, sync_configs
+from tether.web.routes import connectors, executions, files, flows, sync_configs
 from tether.web.routes import settings as setting_routes
 from tether.web.routes import users as user_routes
 
@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Open: whether the workspace serves, and how its executions are confined."""
         return {"status": "ok", "workspace": settings.name, **runner.sandbox}
 
-    for module in (flows, executions, user_routes, setting_routes, files, sync_configs):
+    for module in (flows, executions, user_routes, setting_routes, files, sync_configs, connectors):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)
