@@ -120,7 +120,8 @@ class Mailbox:
         )
         if is_ok:
             self.logins.append(self.user)
-        return AuthResult(success=is_ok)
+        # handled=False: aiosmtpd then answers a failure with its own 535 (else it says nothing)
+        return AuthResult(success=is_ok, handled=False)
 
 
 class _LoopbackController(Controller):
