@@ -113,3 +113,35 @@ def test_without_starttls_the_server_refuses_and_says_why(
     assert parent["status"] == "ENDED_ERROR"
     assert "530" in parent["message"] and "STARTTLS" in parent["message"], parent["message"]
     assert mailbox.messages == []
+
+
+def test_a_flow_cannot_redirect_an_smtp_connector_through_an_alias(api: ApiClient) -> None:
+    api.ok(
+        "POST",
+        "/connector",
+        json={
+            "name": "relay",
+            "type": "SMTP",
+            "host": "127.0.0.1",
+            "credentials": {"password": "p"},
+        },
+    )
+    flow(
+        api,
+        "redirect",
+        """
+        import flow_api
+
+        def handler(system, this):
+            try:
+                this.connect('relay', smtp_host='mail.elsewhere.example', to='a@b', text='x')
+            except flow_api.InvalidInputError as exc:
+                this.set_output('refused', str(exc))
+        """,
+    )
+    out = api.run("redirect")["output_value"]
+    assert "connector 'relay' sets smtp_host" in out["refused"]
+    assert (
+        api.ok("GET", "/execution", params={"flow_name": "redirect"})[0]["status"]
+        == "ENDED_SUCCESS"
+    )

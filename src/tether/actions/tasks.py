@@ -112,12 +112,31 @@ def start(
 def _refuse_overrides(name: str, fixed: dict[str, Any], inputs: dict[str, Any]) -> None:
     """A flow may add inputs to a connector but not change what it sets: its host and
     credentials must not be sent elsewhere."""
-    clash = sorted(set(fixed) & set(inputs))
+    clash = sorted({alias for name in fixed for alias in _aliases(name)} & set(inputs))
     if clash:
         raise errors.InvalidInput(
             detail=f"connector '{name}' sets {', '.join(clash)}; a flow cannot change that: "
             "leave it out, or ask an admin for another connector"
         )
+
+
+# Names the task handlers read for one input (runner/tasks): a connector that sets one of them
+# sets them all, so that `smtp_host=` cannot redirect a connector whose host is fixed.
+_ALIAS_GROUPS = (
+    frozenset({"host", "hostname", "smtp_host"}),
+    frozenset({"port", "smtp_port"}),
+    frozenset({"user", "username", "login"}),
+    frozenset({"key", "private_key"}),
+    frozenset({"token", "bearer_token"}),
+    frozenset({"use_tls", "starttls"}),
+)
+
+
+def _aliases(name: str) -> frozenset[str]:
+    for group in _ALIAS_GROUPS:
+        if name in group:
+            return group
+    return frozenset({name})
 
 
 def inputs_of(ctx: Context, execution_id: str) -> dict[str, Any]:
