@@ -18,7 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, celery_peer, cluster, common, fleet, idle, local, remote, soak, wan
+from bench import (
+    backfill,
+    celery_peer,
+    cluster,
+    common,
+    fleet,
+    idle,
+    local,
+    remote,
+    soak,
+    tasks,
+    wan,
+)
 
 BASELINE_RUNS = 20
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -46,6 +58,12 @@ def run_celery(
 ) -> list[common.Figure]:
     sizes = celery_peer.Sizes(calls=options.calls, tasks=options.tasks)
     return celery_peer.run(sizes, baseline_ms, before)
+
+
+def run_tasks(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    return tasks.run(tasks.Sizes(calls=options.calls), baseline_ms)
 
 
 def run_idle(
@@ -99,6 +117,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     remote.NAME: run_remote,
     wan.NAME: run_wan,
     celery_peer.NAME: run_celery,
+    tasks.NAME: run_tasks,
     idle.NAME: run_idle,
     fleet.NAME: run_fleet,
     backfill.NAME: run_backfill,

@@ -10,6 +10,7 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── FlowHandlerInvalid
     │   ├── InvalidKey
     │   ├── OutputsTooLarge
+    │   ├── ConnectorInvalid
     │   └── LinkConfigInvalid
     │       └── LinkPolicyInvalid         422
     ├── Unauthenticated                   401
@@ -26,9 +27,11 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── UserNotFound
     │   ├── SettingNotFound
     │   ├── FileNotFound
-    │   └── SyncConfigNotFound
+    │   ├── SyncConfigNotFound
+    │   └── ConnectorNotFound
     ├── Conflict                          409
     │   ├── NameTaken
+    │   ├── SettingLocked
     │   ├── ExecutionEnded
     │   ├── RemoteWorkspaceUnusable
     │   ├── LastAdmin
@@ -100,6 +103,12 @@ class InvalidKey(InvalidInput):
 
 class OutputsTooLarge(InvalidInput):
     """the outputs would be {size} bytes of JSON, but an execution's outputs are at most {limit} bytes: keep large data in system.file(...) and put its name in the outputs"""
+
+
+class ConnectorInvalid(InvalidInput):
+    """{field}: {detail}"""
+
+    kind = "invalid_connector"
 
 
 class LinkConfigInvalid(InvalidInput):
@@ -187,6 +196,10 @@ class SyncConfigNotFound(NotFound):
     """sync config '{name}' does not exist: create it under /api/latest/sync_config or check the name"""
 
 
+class ConnectorNotFound(NotFound):
+    """connector '{name}' does not exist: an admin creates it under /api/latest/connector, or check the name"""
+
+
 class Conflict(TetherError):
     """{detail}"""
 
@@ -195,6 +208,10 @@ class Conflict(TetherError):
 
 class NameTaken(Conflict):
     """a {what} named '{name}' already exists: pick another name or change the existing one"""
+
+
+class SettingLocked(Conflict):
+    """setting '{name}' is not locked by this execution: acquire() it before release()"""
 
 
 class ExecutionEnded(Conflict):

@@ -19,7 +19,7 @@ from bench import celery_peer, common, remote
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
-    "--only", "local", "--only", "remote", "--only", "idle", "--only", "fleet",
+    "--only", "local", "--only", "remote", "--only", "tasks", "--only", "idle", "--only", "fleet",
     "--only", "backfill", "--only", "soak", "--only", "wan",
     "--calls", "3", "--wan-calls", "2", "--executions", "10", "--idle-seconds", "2",
     "--fleet-sizes", "2", "--fleet-starts", "3", "--fleet-idle-seconds", "2",
@@ -51,6 +51,9 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
         ("remote A", "remote child round trip"): 3,
         ("remote B", "remote child round trip"): 3,
         ("remote A", "remote executions per second"): 3,  # three bursts
+        ("tasks", "REST task round trip"): 3,
+        ("tasks", "direct HTTP call from a script"): 3,
+        ("tasks", "task / direct call"): 1,
         ("fleet 2", "start latency, random link"): 3,
         ("fleet 2", "remote child round trip, random link"): 3,
         ("backfill", "time to mirror all"): 1,

@@ -22,6 +22,7 @@ OUTBOX = "outbox"  # a sync config's outbox grew: its link should deliver
 CONFIG = "config"  # a sync config was created, changed or deleted
 ACKED = "acked"  # a backfilling sync config's outbox shrank: its next page may go in
 USERS = "users"  # a user or a token was changed, disabled, revoked or deleted
+LOCK = "lock"  # a setting's lock was released: executions waiting to acquire it look again
 
 
 class Watch:

@@ -45,7 +45,7 @@ def start(
     ``execution_id``: the new execution's id, chosen by the caller (a uuid), so that it can
     watch for the execution's end before the execution exists.
     """
-    input_value = _checked_inputs(input_value)
+    input_value = checked_inputs(input_value)
     if max_runtime_s is not None and max_runtime_s <= 0:
         raise errors.InvalidInput(detail="max_runtime_s must be a positive number of seconds")
     with ctx.transaction() as tx:
@@ -228,8 +228,9 @@ def save(
     output_value: dict[str, Any] | None = None,
     output_updates: dict[str, Any] | None = None,
     message: str | None = None,
+    name: str | None = None,
 ) -> Execution:
-    """Replace or merge outputs and set the message of a running execution."""
+    """Replace or merge outputs, set the message and rename a running execution."""
     with ctx.transaction() as tx:
         ex = executions.get_for_update(tx.conn, execution_id)
         values: dict[str, Any] = {}
@@ -241,6 +242,10 @@ def save(
             values["output_value"] = _checked_outputs(merged)
         if message is not None:
             values["message"] = limits.cut_text(str(message), limits.MAX_EXECUTION_MESSAGE_BYTES)
+        if name is not None:
+            if not str(name).strip():
+                raise errors.InvalidInput(detail="an execution's name cannot be empty")
+            values["name"] = str(name)[:MAX_NAME_CHARS]
         if values:
             executions.update(tx.conn, ex.id, **values)
             ex = executions.get(tx.conn, ex.id)
@@ -409,6 +414,12 @@ def get(ctx: Context, execution_id: str) -> Execution:
         return executions.get(conn, execution_id)
 
 
+def list_ids(ctx: Context, limit: int, **filters: Any) -> list[str]:
+    """Ids of the executions matching ``filters``, newest first."""
+    with ctx.db.read() as conn:
+        return [ex.id for ex in executions.list_filtered(conn, limit=limit, **filters)]
+
+
 def _announce_start(ctx: Context, tx: Transaction, ex: Execution) -> Execution:
     """Queue ``ex`` here or send its start over its link; return it as it is now."""
     if ex.status == executions.QUEUED and ex.is_remote_child:
@@ -459,7 +470,7 @@ def _refuse_mirror(ex: Execution) -> None:
         )
 
 
-def _checked_inputs(value: Any) -> dict[str, Any]:
+def checked_inputs(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -31,3 +31,8 @@ def delete(ctx: Context, name: str) -> None:
 def list_all(ctx: Context) -> list[dict[str, Any]]:
     with ctx.db.read() as conn:
         return files.list_all(conn)
+
+
+def names(ctx: Context, prefix: str | None = None) -> list[str]:
+    """Names of the files (those starting with ``prefix``), sorted."""
+    return [f["name"] for f in list_all(ctx) if not prefix or f["name"].startswith(prefix)]

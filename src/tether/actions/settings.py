@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether import errors
+from tether.actions import events
 from tether.actions.context import Context
-from tether.store import settings
+from tether.store import executions, setting_locks, settings
 
 
 def get(ctx: Context, name: str) -> Any:
@@ -31,3 +33,33 @@ def delete(ctx: Context, name: str) -> None:
 def list_all(ctx: Context) -> list[dict[str, Any]]:
     with ctx.db.read() as conn:
         return settings.list_all(conn)
+
+
+def names(ctx: Context, prefix: str | None = None) -> list[str]:
+    """Names of the settings (those starting with ``prefix``), sorted."""
+    return [s["name"] for s in list_all(ctx) if not prefix or s["name"].startswith(prefix)]
+
+
+def try_acquire(ctx: Context, name: str, execution_id: str) -> str | None:
+    """Take the lock of setting ``name`` for ``execution_id``; None when taken (or held
+    already), else the id of the running execution that holds it."""
+    with ctx.transaction() as tx:
+        holder = setting_locks.holder(tx.conn, name)
+        if holder == execution_id:
+            return None
+        if holder is None:
+            # Another transaction may take it first: then wait as for any holder.
+            return None if setting_locks.take(tx.conn, name, execution_id, ctx.now()) else ""
+        found = executions.find(tx.conn, holder)
+        if found is None or found.is_ended:  # its holder ended without releasing it
+            setting_locks.take_over(tx.conn, name, holder, execution_id, ctx.now())
+            return None
+        return holder
+
+
+def release(ctx: Context, name: str, execution_id: str) -> None:
+    """Release the lock of setting ``name`` held by ``execution_id``."""
+    with ctx.transaction() as tx:
+        if not setting_locks.release(tx.conn, name, execution_id):
+            raise errors.SettingLocked(name=name)
+        tx.publish(events.LOCK, name)

@@ -29,6 +29,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "manage organization admins": (ORGANIZATION_ADMIN,),
     "manage sync configs": (ORGANIZATION_ADMIN,),
     "see processes": (ORGANIZATION_ADMIN, WORKSPACE_ADMIN),
+    "manage connectors": (ORGANIZATION_ADMIN, WORKSPACE_ADMIN),
 }
 
 # The built-in account whose rights bound executions received over a link whose run_as is

@@ -56,19 +56,23 @@ class LogStream(io.TextIOBase):
         self._engine.send(message)
 
 
-def _raise_cancel(_signum: int, _frame: Any) -> None:
-    # One cancel signal is enough: later ones are ignored so that finally blocks can run.
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    raise flow_api.CancelSignal("cancelled")
+def _cancel_handler(engine: flow_api.Engine) -> Any:
+    def raise_cancel(_signum: int, _frame: Any) -> None:
+        # One cancel signal is enough: later ones are ignored so that finally blocks can run.
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        engine.is_cancelled = True  # a script that swallows it ends at its next this.sleep
+        raise flow_api.CancelSignal("cancelled")
+
+    return raise_cancel
 
 
 def run(sock: socket.socket) -> None:
     """Run one execution over ``sock`` and exit the process."""
     os.setsid()
-    signal.signal(signal.SIGUSR1, _raise_cancel)
-    sys.modules["flow_api"] = flow_api  # scripts write `import flow_api`
     channel = Channel(sock)
     engine = flow_api.Engine(channel)
+    signal.signal(signal.SIGUSR1, _cancel_handler(engine))
+    sys.modules["flow_api"] = flow_api  # scripts write `import flow_api`
     status: str = "ENDED_ERROR"
     message: str | None = "the execution did not start"
     try:
@@ -98,7 +102,7 @@ def _release_standard_streams() -> None:
 
 def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str | None]:
     execution = order["execution"]
-    this = flow_api.ExecutionHandle(engine, execution["id"], is_this=True)
+    this = flow_api.Execution(engine, execution["id"], is_this=True)
     system = flow_api.System(engine)
     sys.stdout = LogStream(engine, execution["id"], "stdout")
     sys.stderr = LogStream(engine, execution["id"], "stderr")
@@ -107,7 +111,9 @@ def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str |
     linecache.cache[filename] = (len(script), None, script.splitlines(True), filename)
     try:
         namespace: dict[str, Any] = {"__name__": "__flow__", "__file__": filename}
-        exec(compile(script, filename, "exec"), namespace)
+        # dont_inherit: the script gets none of this module's `from __future__` flags, so its
+        # annotations are evaluated as the script's author expects (typing.get_type_hints).
+        exec(compile(script, filename, "exec", dont_inherit=True), namespace)
         handler = namespace.get("handler")
         if not callable(handler):
             return "ENDED_ERROR", "the script defines no handler: add 'def handler(system, this):'"

@@ -7,8 +7,11 @@ store. Names and behaviour follow the Cloudomation flow API (see docs/flow_api.m
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -18,13 +21,24 @@ from tether.runner.channel import Channel
 
 __all__ = [
     "DependencyFailedError",
+    "Execution",
+    "File",
+    "Flow",
     "FlowApiError",
     "InvalidInputError",
     "PermissionDenied",
     "ResourceNotFoundError",
+    "Setting",
+    "System",
     "TimeoutExceededError",
     "return_when",
 ]
+
+# Options of Cloudomation's ``this.flow`` that tether accepts but that have no meaning here
+# (docs/flow_api.md says why for each): never passed on to the child as inputs.
+IGNORED_FLOW_OPTIONS = frozenset(
+    {"location_inheritance", "protect_inputs", "protect_outputs", "wait_for_parent", "debug"}
+)
 
 
 class FlowApiError(Exception):
@@ -85,6 +99,7 @@ _ERRORS: dict[str, type[FlowApiError]] = {
     "not_found": ResourceNotFoundError,
     "invalid_input": InvalidInputError,
     "script_invalid": InvalidInputError,
+    "invalid_connector": InvalidInputError,
     "malformed_json": InvalidInputError,
     "forbidden": PermissionDenied,
     "timeout": TimeoutExceededError,
@@ -110,6 +125,7 @@ class Engine:
         self._answers: dict[int, dict[str, Any]] = {}
         self._is_reading = False
         self._is_closed = False
+        self.is_cancelled = False  # set by the cancel signal's handler (child.py)
 
     def call(self, op: str, **args: Any) -> Any:
         """Send a request and wait for its answer; errors come back as flow_api errors."""
@@ -142,6 +158,14 @@ class Engine:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
+    def end_now(self, status: str, message: str) -> None:
+        """Report the end and exit the process at once: no further line of the script runs."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        self.send({"op": "end", "status": status, "message": message})
+        os._exit(0)
+
     def _answer_to(self, request_id: int) -> dict[str, Any] | None:
         with self._state:
             while self._is_reading and request_id not in self._answers:
@@ -173,7 +197,7 @@ class Engine:
                     self._state.notify_all()
 
 
-class ExecutionHandle:
+class Execution:
     """An execution seen from a script: ``this`` or a child or one found by id."""
 
     def __init__(self, engine: Engine, execution_id: str, is_this: bool = False) -> None:
@@ -194,13 +218,22 @@ class ExecutionHandle:
         values = tuple(record[f] for f in fields)
         return values[0] if len(values) == 1 else values
 
-    def save(self, output_value: dict[str, Any] | None = None, message: str | None = None) -> None:
-        """Replace the outputs and/or set the message."""
-        self._engine.call("save", id=self.id, output_value=output_value, message=message)
+    def save(
+        self,
+        output_value: dict[str, Any] | None = None,
+        message: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Replace the outputs, set the message, and/or rename the execution."""
+        self._engine.call("save", id=self.id, output_value=output_value, message=message, name=name)
 
-    def set_output(self, key: str, value: Any) -> None:
-        """Set one key of the outputs."""
-        self._engine.call("save", id=self.id, output_updates={key: value})
+    def set_output(self, key: str | None = None, value: Any = None, **outputs: Any) -> None:
+        """Set keys of the outputs: ``set_output('k', v)`` or ``set_output(k=v, ...)``."""
+        if key is not None:
+            outputs = {key: value, **outputs}
+        if not outputs:
+            raise InvalidInputError("set_output needs a key and a value, or key=value pairs")
+        self._engine.call("save", id=self.id, output_updates=outputs)
 
     def log(self, *message: Any, **fields: Any) -> None:
         """Add a timestamped entry to this execution's log (cut past its cap, saying so)."""
@@ -241,17 +274,24 @@ class ExecutionHandle:
         raise signals[status](message)
 
     def sleep(self, seconds: float) -> None:
-        """Pause; a cancel interrupts the pause."""
+        """Pause; a cancel interrupts the pause.
+
+        A script that swallowed the cancel (a bare ``except:`` around a sleep, common in
+        Cloudomation flows, where a cancel cannot be caught) ends at its next sleep, cancelled,
+        without running further: as there, such a loop does not keep a cancelled script going.
+        """
+        if self._engine.is_cancelled:
+            self._engine.end_now("ENDED_CANCELLED", "cancelled")
         time.sleep(seconds)
 
-    def run_async(self) -> ExecutionHandle:
+    def run_async(self) -> Execution:
         """Start an execution created with ``run=False``."""
         self._engine.call("run_async", id=self.id)
         return self
 
     def wait(
         self, return_when: str = return_when.ALL_SUCCEEDED, timeout: float | None = None
-    ) -> ExecutionHandle:
+    ) -> Execution:
         """Wait until this execution ends; raise DependencyFailedError if it did not succeed."""
         _wait(self._engine, [self], return_when, timeout)
         return self
@@ -268,42 +308,102 @@ class ExecutionHandle:
         wait: bool | str = True,
         name: str | None = None,
         remote_workspace_name: str | None = None,
+        input_value: dict[str, Any] | None = None,
+        max_runtime: float | None = None,
         **inputs: Any,
-    ) -> ExecutionHandle:
-        """Start a child execution of ``flow_name`` with ``inputs``."""
+    ) -> Execution:
+        """Start a child execution of ``flow_name`` with ``input_value`` and ``inputs``."""
+        return self._start_child(
+            "flow",
+            run=run,
+            wait=wait,
+            flow_name=flow_name,
+            name=name,
+            remote_workspace_name=remote_workspace_name,
+            max_runtime_s=max_runtime,
+            input_value=_inputs(input_value, inputs),
+        )
+
+    def task(
+        self,
+        task_type: str,
+        *,
+        run: bool = True,
+        wait: bool | str = True,
+        name: str | None = None,
+        input_value: dict[str, Any] | None = None,
+        max_runtime: float | None = None,
+        **inputs: Any,
+    ) -> Execution:
+        """Run a connector of ``task_type`` (REST, SMTP, SSH, SFTP, SCP) as a child execution."""
+        return self._start_child(
+            "task",
+            run=run,
+            wait=wait,
+            task_type=task_type,
+            name=name,
+            max_runtime_s=max_runtime,
+            input_value=_inputs(input_value, inputs),
+        )
+
+    def connect(
+        self,
+        connector_name: str,
+        *,
+        run: bool = True,
+        wait: bool | str = True,
+        name: str | None = None,
+        input_value: dict[str, Any] | None = None,
+        max_runtime: float | None = None,
+        **inputs: Any,
+    ) -> Execution:
+        """Run the named connector (its type, host and credentials) with ``inputs`` added."""
+        return self._start_child(
+            "task",
+            run=run,
+            wait=wait,
+            connector=connector_name,
+            name=name,
+            max_runtime_s=max_runtime,
+            input_value=_inputs(input_value, inputs),
+        )
+
+    def _start_child(self, op: str, *, run: bool, wait: bool | str, **request: Any) -> Execution:
         mode = None
         if run and wait:
             mode = wait if isinstance(wait, str) else return_when.ALL_SUCCEEDED
             _check_mode(mode)
         # Started and, when asked, waited for in one request to the engine.
-        answer = self._engine.call(
-            "flow",
-            parent_id=self.id,
-            flow_name=flow_name,
-            run=run,
-            wait=mode,
-            name=name,
-            remote_workspace_name=remote_workspace_name,
-            input_value=inputs,
-        )
-        child = ExecutionHandle(self._engine, answer["id"])
+        answer = self._engine.call(op, parent_id=self.id, run=run, wait=mode, **request)
+        child = Execution(self._engine, answer["id"])
         if mode is not None:
             _check_ended([child], answer["records"], mode)
         return child
 
     def wait_for(
         self,
-        *executions: ExecutionHandle,
+        *executions: Execution,
         return_when: str = return_when.ALL_SUCCEEDED,
         timeout: float | None = None,
-    ) -> list[ExecutionHandle]:
+    ) -> list[Execution]:
         """Wait for several executions; return those that ended."""
         return _wait(self._engine, list(executions), return_when, timeout)
 
 
+ExecutionHandle = Execution  # the name tether used before it took Cloudomation's
+
+
+def _inputs(input_value: dict[str, Any] | None, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A child's inputs: ``input_value`` and the keyword inputs, less ignored options."""
+    if input_value is not None and not isinstance(input_value, dict):
+        raise InvalidInputError(f"input_value must be a dict, not {type(input_value).__name__}")
+    merged = {**(input_value or {}), **inputs}
+    return {k: v for k, v in merged.items() if k not in IGNORED_FLOW_OPTIONS}
+
+
 def _wait(
-    engine: Engine, handles: list[ExecutionHandle], mode: str, timeout: float | None
-) -> list[ExecutionHandle]:
+    engine: Engine, handles: list[Execution], mode: str, timeout: float | None
+) -> list[Execution]:
     _check_mode(mode)
     records = engine.call("wait", ids=[h.id for h in handles], return_when=mode, timeout=timeout)
     return _check_ended(handles, records, mode)
@@ -316,9 +416,7 @@ def _check_mode(mode: str) -> None:
         )
 
 
-def _check_ended(
-    handles: list[ExecutionHandle], records: dict[str, Any], mode: str
-) -> list[ExecutionHandle]:
+def _check_ended(handles: list[Execution], records: dict[str, Any], mode: str) -> list[Execution]:
     """The handles that ended; raises DependencyFailedError when ALL_SUCCEEDED was not met."""
     ended = [h for h in handles if records[h.id]["status"].startswith("ENDED_")]
     if mode == return_when.ALL_SUCCEEDED:
@@ -331,12 +429,15 @@ def _check_ended(
     return ended
 
 
-class SettingHandle:
+class Setting:
     """A named setting, shared by all executions of the workspace."""
 
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
         self.name = name
+
+    def __repr__(self) -> str:
+        return f"<setting {self.name}>"
 
     def get(self, field: str = "value") -> Any:
         if field != "value":
@@ -354,26 +455,45 @@ class SettingHandle:
     def delete(self) -> None:
         self._engine.call("setting_delete", name=self.name)
 
+    def acquire(self, timeout: float | None = None) -> Setting:
+        """Take this setting's lock, waiting while another execution holds it.
 
-class FileHandle:
+        The lock is released by ``release()`` or when the holding execution ends.
+        """
+        self._engine.call("setting_acquire", name=self.name, timeout=timeout)
+        return self
+
+    def release(self) -> None:
+        """Release this setting's lock, held by this execution."""
+        self._engine.call("setting_release", name=self.name)
+
+    def __enter__(self) -> Setting:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+class File:
     """A named file of the workspace: text, bytes or base64 content."""
 
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
         self.name = name
 
+    def __repr__(self) -> str:
+        return f"<file {self.name}>"
+
     def get(self, field: str = "content") -> Any:
         """``content`` (text), ``content_bytes`` or ``content_base64``."""
-        encoded = self._engine.call("file_get", name=self.name)
-        raw = base64.b64decode(encoded)
-        fields = {
-            "content": lambda: raw.decode(),
-            "content_bytes": lambda: raw,
-            "content_base64": lambda: encoded,
-        }
+        fields = ("content", "content_bytes", "content_base64")
         if field not in fields:
             raise InvalidInputError(f"a file has the fields {', '.join(fields)}, not {field!r}")
-        return fields[field]()
+        encoded = self._engine.call("file_get", name=self.name)
+        if field == "content_base64":
+            return encoded
+        raw = base64.b64decode(encoded)
+        return raw if field == "content_bytes" else raw.decode()
 
     load = get
 
@@ -383,11 +503,30 @@ class FileHandle:
     def get_bytes(self) -> bytes:
         return self.get("content_bytes")
 
+    get_text_content = get_text
+    get_bytes_content = get_bytes
+
+    def get_base64_content(self) -> str:
+        return self.get("content_base64")
+
     def save(self, content: str | bytes | None = None, content_base64: str | None = None) -> None:
         if content_base64 is None:
             raw = content.encode() if isinstance(content, str) else bytes(content or b"")
             content_base64 = base64.b64encode(raw).decode()
         self._engine.call("file_save", name=self.name, content_base64=content_base64)
+
+    def save_text_content(self, content: str) -> None:
+        if not isinstance(content, str):
+            raise InvalidInputError(f"save_text_content takes a str, not {type(content).__name__}")
+        self.save(content=content)
+
+    def save_bytes_content(self, content: bytes) -> None:
+        if not isinstance(content, bytes | bytearray | memoryview):
+            raise InvalidInputError(f"save_bytes_content takes bytes, not {type(content).__name__}")
+        self.save(content=bytes(content))
+
+    def save_base64_content(self, content: str) -> None:
+        self.save(content_base64=content)
 
     def exists(self) -> bool:
         return bool(self._engine.call("file_exists", name=self.name))
@@ -396,17 +535,34 @@ class FileHandle:
         self._engine.call("file_delete", name=self.name)
 
 
-class FlowHandle:
-    """A flow of the workspace."""
+class Flow:
+    """A flow of the workspace; its id is its name (tether keys flows by name)."""
 
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
         self.name = name
+        self.id = name
+
+    def __repr__(self) -> str:
+        return f"<flow {self.name}>"
 
     def get(self, field: str) -> Any:
-        return self._engine.call("flow_get", name=self.name)[field]
+        record = self._engine.call("flow_get", name=self.name)
+        if field not in record:
+            raise InvalidInputError(f"a flow has the fields {', '.join(record)}, not {field!r}")
+        return record[field]
 
     load = get
+
+    def save(self, script: str | None = None, description: str | None = None) -> None:
+        """Change the flow's script and/or description (a script must compile)."""
+        self._engine.call("flow_save", name=self.name, script=script, description=description)
+
+
+# The names tether used before it took Cloudomation's.
+SettingHandle, FileHandle, FlowHandle = Setting, File, Flow
+
+_EXECUTION_FILTERS = frozenset({"status", "flow_name", "parent_id", "origin", "name"})
 
 
 class System:
@@ -417,16 +573,44 @@ class System:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def setting(self, name: str) -> SettingHandle:
-        return SettingHandle(self._engine, name)
+    def __repr__(self) -> str:
+        return "<system>"
 
-    def file(self, name: str) -> FileHandle:
-        return FileHandle(self._engine, name)
+    def setting(self, name: str) -> Setting:
+        return Setting(self._engine, name)
 
-    def execution(self, execution_id: str) -> ExecutionHandle:
+    def file(self, name: str) -> File:
+        return File(self._engine, name)
+
+    def files(self, name_prefix: str | None = None) -> list[File]:
+        """The workspace's files (those whose name starts with ``name_prefix``), by name."""
+        names = self._engine.call("file_list", name_prefix=name_prefix)
+        return [File(self._engine, name) for name in names]
+
+    def settings(self, name_prefix: str | None = None) -> list[Setting]:
+        """The workspace's settings (those whose name starts with ``name_prefix``), by name."""
+        names = self._engine.call("setting_list", name_prefix=name_prefix)
+        return [Setting(self._engine, name) for name in names]
+
+    def execution(self, execution_id: str) -> Execution:
         self._engine.call("get", id=execution_id, fields=["id"])
-        return ExecutionHandle(self._engine, execution_id)
+        return Execution(self._engine, execution_id)
 
-    def flow(self, name: str) -> FlowHandle:
+    def executions(self, *, limit: int = 100, **filters: Any) -> list[Execution]:
+        """Executions matching ``filters`` (status, flow_name, parent_id, origin, name),
+        newest first, at most ``limit``."""
+        unknown = sorted(set(filters) - _EXECUTION_FILTERS)
+        if unknown:
+            raise InvalidInputError(
+                f"executions() cannot filter by {unknown[0]!r}; "
+                f"filters are {', '.join(sorted(_EXECUTION_FILTERS))}"
+            )
+        ids = self._engine.call("execution_list", filters=filters, limit=limit)
+        return [Execution(self._engine, i) for i in ids]
+
+    def flow(self, name: str, by: str = "name") -> Flow:
+        """A flow by name; ``by='id'`` is accepted: a flow's id is its name."""
+        if by not in ("name", "id"):
+            raise InvalidInputError(f"system.flow(..., by=) takes 'name' or 'id', not {by!r}")
         self._engine.call("flow_get", name=name)
-        return FlowHandle(self._engine, name)
+        return Flow(self._engine, name)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tether import errors
-from tether.actions import events, files, flows, settings, users
+from tether.actions import events, files, flows, settings, tasks, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.store import executions
@@ -33,6 +33,7 @@ class TimeoutExceeded(errors.TetherError):
 
 # The permission of the REST calls that flow_api's requests match (actions.users.PERMISSIONS).
 USE = "use the workspace"
+EXECUTION_FILTERS = frozenset({"status", "flow_name", "parent_id", "origin", "name"})
 
 
 class Requests:
@@ -97,9 +98,34 @@ class Requests:
             output_value=request.get("output_value"),
             output_updates=request.get("output_updates"),
             message=request.get("message"),
+            name=request.get("name"),
         )
 
     async def op_flow(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._start_child(
+            request,
+            execution_actions.start,
+            flow_name=request["flow_name"],
+            remote_workspace_name=request.get("remote_workspace_name"),
+            owner=self._owner,
+        )
+
+    async def op_task(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._start_child(
+            request,
+            tasks.start,
+            task_type=request.get("task_type"),
+            connector=request.get("connector"),
+        )
+
+    async def op_task_inputs(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Only a task's own process reads its unmasked inputs.
+        return await self._db(USE, tasks.inputs_of, self._id)
+
+    async def _start_child(
+        self, request: dict[str, Any], start: Callable[..., Any], **args: Any
+    ) -> dict[str, Any]:
+        """Start a child with ``start(ctx, ...)`` and, when asked, wait for its end."""
         run = bool(request.get("run", True))
         mode = request.get("wait") if run else None
         child_id = str(uuid.uuid4())
@@ -107,15 +133,14 @@ class Requests:
         with self._ctx.events.watch(events.ENDED, [child_id]) as watch:
             await self._db(
                 USE,
-                execution_actions.start,
-                flow_name=request["flow_name"],
+                start,
                 input_value=request.get("input_value"),
                 name=request.get("name"),
                 parent_id=self._id,
                 run=run,
-                remote_workspace_name=request.get("remote_workspace_name"),
+                max_runtime_s=request.get("max_runtime_s"),
                 execution_id=child_id,
-                owner=self._owner,
+                **args,
             )
             if not mode:
                 return {"id": child_id}
@@ -193,6 +218,46 @@ class Requests:
     async def op_setting_delete(self, request: dict[str, Any]) -> None:
         await self._db(USE, settings.delete, request["name"])
 
+    async def op_setting_list(self, request: dict[str, Any]) -> list[str]:
+        return list(await self._db(USE, settings.names, request.get("name_prefix")))
+
+    async def op_setting_acquire(self, request: dict[str, Any]) -> None:
+        name, timeout = request["name"], request.get("timeout")
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        is_waiting = False
+        try:
+            while True:
+                with self._ctx.events.watch(events.LOCK, [name]) as watch:
+                    holder = await self._db(USE, settings.try_acquire, name, self._id)
+                    if holder is None:
+                        return
+                    if not is_waiting:  # a waiting execution holds no slot of max_running
+                        is_waiting = True
+                        self._on_wait(True)
+                    # A holder that ends without releasing is seen by the periodic look.
+                    remaining = POLL_S if deadline is None else deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutExceeded(timeout=timeout)
+                    await watch.wait(min(POLL_S, remaining))
+        finally:
+            if is_waiting:
+                self._on_wait(False)
+
+    async def op_setting_release(self, request: dict[str, Any]) -> None:
+        await self._db(USE, settings.release, request["name"], self._id)
+
+    async def op_file_list(self, request: dict[str, Any]) -> list[str]:
+        return list(await self._db(USE, files.names, request.get("name_prefix")))
+
+    async def op_execution_list(self, request: dict[str, Any]) -> list[str]:
+        filters = {
+            k: v
+            for k, v in dict(request.get("filters") or {}).items()
+            if k in EXECUTION_FILTERS and v is not None
+        }
+        limit = max(1, min(int(request.get("limit") or 100), 1000))
+        return list(await self._db(USE, execution_actions.list_ids, limit, **filters))
+
     async def op_file_get(self, request: dict[str, Any]) -> str:
         return base64.b64encode(await self._db(USE, files.get, request["name"])).decode()
 
@@ -211,4 +276,19 @@ class Requests:
 
     async def op_flow_get(self, request: dict[str, Any]) -> dict[str, Any]:
         flow = await self._db(USE, flows.get, request["name"])
-        return {"name": flow.name, "script": flow.script, "description": flow.description}
+        return {
+            "id": flow.name,
+            "name": flow.name,
+            "script": flow.script,
+            "description": flow.description,
+        }
+
+    async def op_flow_save(self, request: dict[str, Any]) -> None:
+        # As PATCH /flow/{name}: the owner may use the workspace.
+        await self._db(
+            USE,
+            flows.change,
+            request["name"],
+            script=request.get("script"),
+            description=request.get("description"),
+        )

@@ -244,6 +244,7 @@ def list_filtered(
     text: str | None = None,
     created_from: float | None = None,
     created_to: float | None = None,
+    name: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Execution]:
@@ -258,6 +259,7 @@ def list_filtered(
         (execution.c.flow_name, flow_name),
         (execution.c.parent_id, parent_id),
         (execution.c.origin, origin),
+        (execution.c.name, name),
     ):
         if value is not None:
             query = query.where(column == value)

@@ -223,3 +223,45 @@ dialer_lease = sa.Table(
     sa.Column("holder", sa.String(36), nullable=True),
     sa.Column("epoch", sa.BigInteger, nullable=False),
 )
+
+# A setting's lock between executions (system.setting(name).acquire()): held by one
+# execution until it releases it; an ended holder's lock is taken over by the next acquirer.
+setting_lock = sa.Table(
+    "setting_lock",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("execution_id", sa.String(36), nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)
+
+# A named connector for this.connect: type, host, settings, and credentials encrypted with
+# the workspace secret (a JSON object before encryption); the credentials never leave the store
+# but to the executions that use the connector.
+connector = sa.Table(
+    "connector",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("host", sa.String(500), nullable=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("credentials", sa.Text, nullable=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# The unmasked inputs of a task execution (its input_value shows them with secrets masked),
+# encrypted with the workspace secret; only the task's own process reads them.
+task_input = sa.Table(
+    "task_input",
+    metadata,
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("execution.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("task_type", sa.String(20), nullable=False),
+    sa.Column("connector", sa.String(200), nullable=True),
+    sa.Column("inputs", sa.Text, nullable=False),
+)

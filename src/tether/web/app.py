@@ -29,7 +29,7 @@ from tether.web import pages
 from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
-from tether.web.routes import executions, files, flows, processes, sync_configs
+from tether.web.routes import connectors, executions, files, flows, processes, sync_configs
 from tether.web.routes import settings as setting_routes
 from tether.web.routes import users as user_routes
 
@@ -149,7 +149,16 @@ def create_app(settings: Settings) -> FastAPI:
         confined = runner.sandbox if runner is not None else {"sandbox": "no runner"}
         return {"status": "ok", "workspace": settings.name, **confined}
 
-    modules = (flows, executions, user_routes, setting_routes, files, sync_configs, processes)
+    modules = (
+        flows,
+        executions,
+        user_routes,
+        setting_routes,
+        files,
+        sync_configs,
+        processes,
+        connectors,
+    )
     for module in modules:
         api.include_router(module.router)
     app.include_router(api)
