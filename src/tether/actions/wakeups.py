@@ -20,6 +20,7 @@ from tether.store import notices, sync_configs
 
 log = logging.getLogger(__name__)
 
+NEW_LINK_HEAD = (1, 0)  # next outbox sequence, acked sequence
 BACKSTOP_S = 2.0  # a link whose outbox moved is woken at most this late without a notice
 # What a listener that was away announces: every cached value may be stale, and every
 # claimer and link may have work.
@@ -68,7 +69,8 @@ class Wakeups:
                 log.warning("polling the links' outboxes failed: %s", exc)
                 continue
             for name, head in heads.items():
-                if self._heads.get(name) != head:
+                # A link first seen here counts from a new link's head: nothing to do yet.
+                if self._heads.get(name, NEW_LINK_HEAD) != head:
                     self._ctx.events.publish(events.OUTBOX, name)
             self._heads = heads
 
