@@ -321,6 +321,7 @@ def test_create_read_change_delete(api: ApiClient, own_key: Any, remote_key: Any
         "next_own_key_fingerprint": None,
         "remote_key_fingerprints": [keys.fingerprint(remote_key.public_key())],
         "state": "connecting",
+        "notices": [],
     }
     changed = api.ok(
         "PATCH",
@@ -411,3 +412,18 @@ def test_status_shows_outbox_depth_sequence_and_backfill(
     assert status["sent_seq"] == 3
     assert (status["acked_seq"], status["applied_seq"]) == (0, 0)
     assert status["role"] == "controlling" and status["direction"] == "listener"
+
+
+def test_notices_say_when_a_setting_does_not_do_here_what_it_seems_to(
+    api: ApiClient, own_key: Any, remote_key: Any
+) -> None:
+    listening = api.ok("POST", "/sync_config", json=new_config(own_key, remote_key))
+    assert listening["notices"] == []
+    paced = api.ok("PATCH", "/sync_config/edge", json={"sync_interval": 30})
+    assert len(paced["notices"]) == 1
+    assert "paces only the side that dials" in paced["notices"][0]
+    both = api.ok("PATCH", "/sync_config/edge", json={"send_all_executions": True})
+    assert "send_all_executions does nothing on a controlled" in both["notices"][1]
+    dialing = new_config(own_key, remote_key, name="hq", remote_url=REMOTE_URL, sync_interval=30)
+    answer = api.ok("POST", "/sync_config", json={**dialing, "send_all_executions": True})
+    assert answer["notices"] == []  # the dialer's pace, and the controlling side's copies

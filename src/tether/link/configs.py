@@ -403,7 +403,28 @@ def describe(ctx: Context, config: SyncConfig, state: LinkState, depth: int) -> 
         "next_own_key_fingerprint": keys.fingerprint(upcoming.public_key()) if upcoming else None,
         "remote_key_fingerprints": list(remote_keys(config)),
         "state": state.state,
+        "notices": notices(config),
     }
+
+
+LISTENER_INTERVAL_NOTICE = (
+    "this side listens (no remote_url): sync_interval paces only the side that dials, so "
+    "here it sets only how long a silent link still shows as connected; set the pace on the "
+    "other workspace's sync config"
+)
+
+
+def notices(config: SyncConfig) -> list[str]:
+    """Settings that are valid but do not do here what they may seem to, in words."""
+    found = []
+    if config.sync_interval_s is not None and not config.is_dialer:
+        found.append(LISTENER_INTERVAL_NOTICE)
+    if config.send_all_executions and config.role != sync_configs.CONTROLLING:
+        found.append(
+            "send_all_executions does nothing on a controlled sync config: the controlling "
+            "side sends copies of its executions"
+        )
+    return found
 
 
 def missing_keys(config: SyncConfig) -> str | None:
