@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.envelopes import LISTENER, Link, assert_rejected, create_listener
-from tether.link import keys
+from tests.support.envelopes import HQ_HELLO, LISTENER, Link, assert_rejected, create_listener
+from tether.link import envelope, keys
 
 
 def test_an_answer_posted_back_as_a_request_was_accepted(
@@ -77,3 +77,34 @@ def test_a_message_delivered_twice_is_applied_once_and_counted_as_a_repeat(link:
     status = link.api.ok("GET", f"/sync_config/{LISTENER}/status")
     assert status["messages_received"] == {"received": 2, "repeats": 1}
     assert len(link.received()) == 1
+
+
+def test_an_answer_delivers_only_what_earlier_answers_did_not_unless_the_dialer_asks_again(
+    link: Link,
+) -> None:
+    """Protocol 2: a dialer's requests that overlap are not each answered with every unacked
+    message; a dialer that lost an answer says ``resend`` and gets them all again. A dialer
+    of protocol 1 (no ``resend`` in its hello) gets every unacked message in every answer,
+    as before: the control that shows the repeats the floor saves."""
+    assert link.post(*link.seal(link.start_message())).status_code == 200
+    link.settle()  # the listener's outbox now holds the execution's updates, unacked
+
+    def delivered(**hello: Any) -> list[int]:
+        changes = {"hello": {**HQ_HELLO, "protocols": [1, 2], **hello}}
+        answer = link.post(*link.seal(ack=0, **changes))
+        assert answer.status_code == 200, answer.text
+        return [message.seq for message in envelope.decode(answer.content).messages]
+
+    everything = delivered(resend=True)
+    assert everything, "the execution's end is waiting for the other side"
+    assert delivered(resend=False) == [], "on their way in the first answer"
+    assert delivered(resend=True) == everything, "asked again: all of them"
+    assert delivered(resend=False) == []
+    hello_1 = {k: v for k, v in HQ_HELLO.items() if k != "resend"}
+    for _ in range(2):
+        answer = link.post(*link.seal(ack=0, hello=hello_1))
+        assert [m.seq for m in envelope.decode(answer.content).messages] == everything
+    acked = link.post(
+        *link.seal(ack=everything[-1], hello={**HQ_HELLO, "protocols": [1, 2], "resend": True})
+    )
+    assert envelope.decode(acked.content).messages == ()

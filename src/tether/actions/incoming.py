@@ -66,6 +66,7 @@ def apply_envelope(
     state_values: dict[str, Any] | None = None,
     *,
     is_pending_asked: bool = False,
+    pending_after: int = 0,
     sender: str | None = None,
     dialer: tuple[str, int] | None = None,
 ) -> Applied:
@@ -73,7 +74,8 @@ def apply_envelope(
 
     ``state_values``: more link-state columns to write in the same transaction (the link's
     health after a good exchange). ``is_pending_asked``: also look, in the same
-    transaction, whether messages wait in this side's outbox (a listener holding a poll).
+    transaction, whether messages numbered above ``pending_after`` wait in this side's
+    outbox (a listener holding a poll; lower ones are on their way in other answers).
     ``sender``: the other side's sync config name as a request states it; the first one
     heard binds the link, and another is refused. ``dialer``: (process id, epoch) of the
     dialer lease the answer was fetched under; when another server took it over since,
@@ -88,13 +90,14 @@ def apply_envelope(
     # statements each, measured as 40 % of applying an update). A message that cannot be
     # applied rolls all of it back, and the envelope is applied again message by message,
     # each in a savepoint, skipping the ones that fail.
+    pending = pending_after if is_pending_asked else None
     try:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, dialer, False
+            ctx, config, messages, ack, nonce, state_values, pending, sender, dialer, False
         )
     except _Refused:
         return _apply(
-            ctx, config, messages, ack, nonce, state_values, is_pending_asked, sender, dialer, True
+            ctx, config, messages, ack, nonce, state_values, pending, sender, dialer, True
         )
 
 
@@ -105,7 +108,7 @@ def _apply(
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None,
-    is_pending_asked: bool,
+    pending_after: int | None,
     sender: str | None,
     dialer: tuple[str, int] | None,
     is_careful: bool,
@@ -142,7 +145,11 @@ def _apply(
                     tx.publish(events.ACKED, config.name)  # room for the backfill's next page
             if values:  # an empty renewal of a long-poll changes nothing here
                 sync_configs.update_state(tx.conn, config.name, **values)
-            is_pending = outbox.has_after(tx.conn, config.name, 0) if is_pending_asked else None
+            is_pending = (
+                None
+                if pending_after is None
+                else outbox.has_after(tx.conn, config.name, pending_after)
+            )
             return Applied(applied, is_pending, repeats)
     except errors.StoreConflict as exc:
         if exc.is_unique_violation and nonce is not None:

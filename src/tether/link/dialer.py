@@ -87,6 +87,13 @@ class InFlight:
         # False once a look found the outbox empty, until a message is written (an OUTBOX
         # event): a held poll then need not read the store to know it carries nothing.
         self._may_have_pending = True
+        # Whether requests ask the listener for every unacked message again (hello.resend,
+        # protocol 2): at the start, and after an exchange that was lost or whose answer
+        # could not all be applied (a gap, when answers overtook each other). A number, so
+        # that only the answer to a request that asked after the latest loss clears it.
+        self._losses = 1
+        self._resend_after = 1  # the losses count a resend is wanted for; 0: none wanted
+        self._speaks_resend = False  # the listener's hello lists protocol 2
 
     def choose(
         self,
@@ -97,7 +104,8 @@ class InFlight:
         look: Callable[[int], tuple[LinkState, list[OutboxMessage]]],
     ) -> tuple[list[OutboxMessage], int] | None:
         """The batch exchange ``number`` carries and the ack it sends; None when it is only
-        sending and nothing is left that no other open request carries. ``look(floor)``
+        sending, nothing is left that no other open request carries, and no resend is
+        wanted. ``look(floor)``
         reads the link state and the messages after ``floor`` (blocking)."""
         batch: list[OutboxMessage] = []
         with self._lock:
@@ -117,7 +125,8 @@ class InFlight:
                     self._may_have_pending = True
             else:
                 ack = self._applied
-            if is_sending and not batch:
+            # A sender also goes to ask for a resend: the held poll may wait out its hold.
+            if is_sending and not batch and not (self._speaks_resend and self._resend_after):
                 return None
             if batch:
                 self._carried[number] = batch[-1].seq
@@ -137,6 +146,28 @@ class InFlight:
         """A message was written to the outbox: the next poll looks again."""
         with self._lock:
             self._may_have_pending = True
+
+    def resend(self) -> tuple[bool | None, int]:
+        """What the next request says in hello.resend (None: the listener would not
+        understand it), and the loss it asks about (0: none)."""
+        with self._lock:
+            if not self._speaks_resend:
+                return None, 0
+            return self._resend_after > 0, self._resend_after
+
+    def lost(self) -> None:
+        """An exchange failed after its request may have gone, or an answer held messages
+        that could not be applied: the listener must deliver everything unacked again."""
+        with self._lock:
+            self._losses += 1
+            self._resend_after = self._losses
+
+    def answered(self, asked: int, their_hello: dict | None) -> None:
+        """An answer was applied whole; ``asked``: the loss its request asked about."""
+        with self._lock:
+            self._speaks_resend = protocol.speaks_resend(their_hello)
+            if asked and asked == self._resend_after:
+                self._resend_after = 0
 
 
 class Dialer:
@@ -333,18 +364,25 @@ class Dialer:
                 raise LinkDown(exc.message) from exc
             if prepared is None:
                 return None
-            batch, sealed = prepared
-            answer = await self._post(sealed, poll_s)
-            # Verified, applied and recorded in one worker thread: one hop, not three.
-            return await asyncio.to_thread(self._take_answer, config, batch, sealed, answer)
+            batch, sealed, asked = prepared
+            try:
+                answer = await self._post(sealed, poll_s)
+                # Verified, applied and recorded in one worker thread: one hop, not three.
+                return await asyncio.to_thread(
+                    self._take_answer, config, batch, sealed, answer, asked
+                )
+            except Exception:
+                self._in_flight.lost()  # whatever the listener delivered, it delivers again
+                raise
         finally:
             self._in_flight.forget(number)
 
     def _prepare(
         self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
-    ) -> tuple[list[OutboxMessage], protocol.Sealed] | None:
-        """The messages exchange ``number`` carries and its sealed envelope; None when it is
-        only sending and there is nothing that no other open request carries. Blocking."""
+    ) -> tuple[list[OutboxMessage], protocol.Sealed, int] | None:
+        """The messages exchange ``number`` carries, its sealed envelope and the loss it asks
+        the listener to make good (0: none); None when it is only sending and there is
+        nothing that no other open request carries. Blocking."""
         chosen = self._in_flight.choose(
             number,
             is_poll_at_once=poll_s == 0,
@@ -354,10 +392,16 @@ class Dialer:
         if chosen is None:
             return None
         batch, ack = chosen
-        return batch, self._seal(config, ack, batch, poll_s)
+        resend, asked = self._in_flight.resend()
+        return batch, self._seal(config, ack, batch, poll_s, resend), asked
 
     def _seal(
-        self, config: SyncConfig, ack: int, batch: list[OutboxMessage], poll_s: float
+        self,
+        config: SyncConfig,
+        ack: int,
+        batch: list[OutboxMessage],
+        poll_s: float,
+        resend: bool | None,
     ) -> protocol.Sealed:
         return protocol.seal(
             self._ctx,
@@ -366,7 +410,7 @@ class Dialer:
             receiver=self._receiver,
             ack=ack,
             messages=batch,
-            hello_=protocol.hello(self._ctx, config, poll_s),
+            hello_=protocol.hello(self._ctx, config, poll_s, resend),
         )
 
     def _take_answer(
@@ -375,6 +419,7 @@ class Dialer:
         batch: list[OutboxMessage],
         sealed: protocol.Sealed,
         response: Answer,
+        asked: int,
     ) -> Exchanged:
         """Verify and apply the listener's answer; blocking, in a worker thread."""
         try:
@@ -413,6 +458,10 @@ class Dialer:
             self._health.recorded(config)
         self._health.counted(config.name, len(inbound), applied.repeats)
         self._in_flight.applied(applied.cursor)
+        if any(message.seq > applied.cursor for message in inbound):
+            self._in_flight.lost()  # a gap: what this answer held comes again, in order
+        else:
+            self._in_flight.answered(asked, answer.hello)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return Exchanged(
             is_full=exchange.is_full(batch) or exchange.is_full(answer.messages),

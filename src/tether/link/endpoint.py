@@ -39,6 +39,7 @@ class Received:
     is_delivering: bool
     applied: int = 0  # the inbox cursor once the request was applied
     has_pending: bool | None = None  # whether this side's outbox held messages then
+    resend: bool | None = None  # the dialer's hello.resend; None: it speaks protocol 1
 
 
 class Listener:
@@ -57,6 +58,7 @@ class Listener:
         self._configs = exchange.ConfigCache(ctx)
         self._ring = ring
         self._health = health
+        self._deliveries = exchange.Deliveries(ctx)
         self._max_poll_s = max_poll_s
         self._max_skew_s = max_skew_s
         self._held: dict[str, collections.deque[events.Watch]] = {}  # on the loop only
@@ -142,9 +144,17 @@ class Listener:
             return Received(config, request.sender, 0.0, is_delivering=False)
         inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
         health = self._health.success_values(config, request.hello)
-        poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
+        hello = request.hello or {}
+        poll_s = min(float(hello.get("poll_s") or 0), self._max_poll_s)
+        resend = hello.get("resend")
         applied = self._apply(
-            config, request, inbound, ack=request.ack, health=health, poll_s=poll_s
+            config,
+            request,
+            inbound,
+            ack=request.ack,
+            health=health,
+            poll_s=poll_s,
+            pending_after=self._deliveries.floor(config, resend),
         )
         if health is not None:
             self._health.recorded(config)
@@ -156,6 +166,7 @@ class Listener:
             is_delivering=True,
             applied=applied.cursor,
             has_pending=applied.has_pending,
+            resend=resend,
         )
 
     def _apply(
@@ -167,6 +178,7 @@ class Listener:
         ack: int,
         health: dict[str, Any] | None,
         poll_s: float,
+        pending_after: int = 0,
     ) -> incoming.Applied:
         """Apply a verified request's messages and ack, spending its nonce; blocking."""
         try:
@@ -178,6 +190,7 @@ class Listener:
                 request.nonce,
                 health,
                 is_pending_asked=poll_s > 0,  # a long-poll is held only while nothing waits
+                pending_after=pending_after,  # what earlier answers carry is not waiting
                 sender=request.sender,
             )
         except incoming.Replay as exc:
@@ -211,7 +224,7 @@ class Listener:
             # ack only delays the other side's clean-up, which never moves back.
             ack = received.applied
         else:
-            state, batch = exchange.pending_batch(self._ctx, name)
+            state, batch = self._deliveries.batch(config, received.resend)
             ack = state.applied_seq
         return protocol.seal(
             self._ctx,

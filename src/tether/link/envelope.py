@@ -40,7 +40,9 @@ _ENVELOPE_KEYS = frozenset(
 )
 _MESSAGE_KEYS = frozenset({"seq", "type", "body"})
 _HELLO_KEYS = frozenset({"workspace", "role", "protocols"})
-_HELLO_OPTIONAL_KEYS = frozenset({"poll_s"})  # how long a listener may hold a request
+# poll_s: how long a listener may hold a request; resend: the dialer asks for every unacked
+# message again (protocol 2, see link/protocol.py)
+_HELLO_OPTIONAL_KEYS = frozenset({"poll_s", "resend"})
 _ROLES = frozenset({"controlling", "controlled"})
 _MAX_WORKSPACE_CHARS = 200
 _MAX_PROTOCOLS = 16
@@ -220,7 +222,8 @@ def _refuse_lone_surrogates(document: Any) -> None:
 
 
 def _hello(value: Any) -> dict[str, Any]:
-    """A first-contact statement of exact shape: workspace, role, protocols and hold time."""
+    """A first-contact statement of exact shape: workspace, role, protocols, hold time and
+    whether the dialer asks for everything unacked again."""
     hello = _object(value, "hello")
     _require_keys(hello, _HELLO_KEYS | (_HELLO_OPTIONAL_KEYS & hello.keys()), "hello")
     workspace = hello["workspace"]
@@ -237,6 +240,8 @@ def _hello(value: Any) -> dict[str, Any]:
         _reject(f"hello.protocols must be a list of 1 to {_MAX_PROTOCOLS} version numbers")
     if "poll_s" in hello and _finite_number(hello, "poll_s") < 0:
         _reject("hello.poll_s must not be negative")
+    if "resend" in hello and type(hello["resend"]) is not bool:
+        _reject("hello.resend must be true or false")
     return hello
 
 

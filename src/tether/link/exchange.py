@@ -59,6 +59,56 @@ def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, l
     return state, batch
 
 
+class Deliveries:
+    """What a listener's answers delivered on each link that the dialer has not acked yet.
+
+    Every answer used to carry all the unacked messages, so an answer to a request that was
+    on its way while the previous answer was being applied delivered them once more (10-40 %
+    of the messages of a burst arrived twice). A dialer of protocol 2 says in each hello
+    whether it wants them again (``resend``): when it lost an answer, could not apply one (a
+    gap, when answers overtook each other), or has just started. Otherwise an answer carries
+    only the messages above the last one delivered (the floor). Nothing depends on the floor
+    for safety: dropping it only repeats messages, which the receiver skips, and it is
+    dropped anyway when nothing above it was acked for FLOOR_TTL_S (after a loss that no
+    request reported). Kept in memory: a restart, or another server of the workspace,
+    delivers from the ack again.
+    """
+
+    FLOOR_TTL_S = 10.0
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()  # guards the dicts; each link's lock guards its floor
+        self._locks: dict[str, threading.Lock] = {}
+        # name -> (the config's version, highest message delivered, when): a sync config
+        # changed or made anew (its sequence starts again) delivers from the ack
+        self._floors: dict[str, tuple[float, int, float]] = {}
+
+    def floor(self, config: SyncConfig, resend: bool | None) -> int:
+        """The highest message an answer on ``config`` need not deliver again: 0 for a
+        dialer that wants everything again, or that speaks protocol 1 (``resend`` None)."""
+        if resend is not False:
+            return 0
+        with self._lock:
+            version, delivered, at = self._floors.get(config.name, (0.0, 0, 0.0))
+        is_current = version == config.updated_at and self._ctx.now() - at <= self.FLOOR_TTL_S
+        return delivered if is_current else 0
+
+    def batch(
+        self, config: SyncConfig, resend: bool | None
+    ) -> tuple[LinkState, list[OutboxMessage]]:
+        """The link's state and the next messages an answer on ``config`` carries; blocking."""
+        name = config.name
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:  # two answers on one link never choose the same messages
+            state, batch = pending_batch(self._ctx, name, self.floor(config, resend))
+            if batch and resend is not None:
+                with self._lock:
+                    self._floors[name] = (config.updated_at, batch[-1].seq, self._ctx.now())
+        return state, batch
+
+
 def _batch(
     conn: database.Connection, name: str, after: int
 ) -> tuple[LinkState, list[OutboxMessage], int]:

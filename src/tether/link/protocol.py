@@ -17,7 +17,12 @@ from tether.link.envelope import Envelope, Message
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
-SUPPORTED_PROTOCOLS = [envelope.PROTOCOL_VERSION]
+# Protocol 2 is protocol 1 (the envelope's version) whose dialer may say in its hello
+# whether it wants every unacked message again ("resend"); a listener of protocol 2 then
+# delivers each message once rather than with every answer. A dialer sends "resend" only
+# to a listener that lists 2: one of protocol 1 refuses a hello with keys it does not know.
+RESEND_PROTOCOL = 2
+SUPPORTED_PROTOCOLS = [envelope.PROTOCOL_VERSION, RESEND_PROTOCOL]
 
 
 @dataclass(frozen=True)
@@ -61,14 +66,25 @@ class KeyRing:
         return self._entry(config)[2].get(fingerprint)
 
 
-def hello(ctx: Context, config: SyncConfig, poll_s: float = 0.0) -> dict[str, Any]:
-    """What this side states in every envelope: workspace, role, protocols, and how long to hold."""
-    return {
+def hello(
+    ctx: Context, config: SyncConfig, poll_s: float = 0.0, resend: bool | None = None
+) -> dict[str, Any]:
+    """What this side states in every envelope: workspace, role, protocols, how long to hold,
+    and (a dialer speaking to a listener of protocol 2) whether to deliver everything again."""
+    stated: dict[str, Any] = {
         "workspace": ctx.workspace_name,
         "role": config.role,
         "protocols": SUPPORTED_PROTOCOLS,
         "poll_s": poll_s,
     }
+    if resend is not None:
+        stated["resend"] = resend
+    return stated
+
+
+def speaks_resend(their_hello: dict[str, Any] | None) -> bool:
+    """Whether the other side's hello lists protocol 2 (it understands hello.resend)."""
+    return RESEND_PROTOCOL in ((their_hello or {}).get("protocols") or ())
 
 
 def hello_problem(config: SyncConfig, their_hello: dict[str, Any] | None) -> str | None:
