@@ -95,16 +95,18 @@ def test_an_answer_delivers_only_what_earlier_answers_did_not_unless_the_dialer_
         assert answer.status_code == 200, answer.text
         return [message.seq for message in envelope.decode(answer.content).messages]
 
-    everything = delivered(resend=True)
+    everything = delivered(resend=2**63 - 1)
     assert everything, "the execution's end is waiting for the other side"
-    assert delivered(resend=False) == [], "on their way in the first answer"
-    assert delivered(resend=True) == everything, "asked again: all of them"
-    assert delivered(resend=False) == []
+    assert delivered(resend=0) == [], "on their way in the first answer"
+    assert delivered(resend=2**63 - 1) == everything, "asked again: all of them"
+    assert delivered(resend=0) == []
+    assert delivered(resend=everything[0]) == everything[:1], "only those asked for again"
+    assert delivered(resend=0) == []
     hello_1 = {k: v for k, v in HQ_HELLO.items() if k != "resend"}
     for _ in range(2):
         answer = link.post(*link.seal(ack=0, hello=hello_1))
         assert [m.seq for m in envelope.decode(answer.content).messages] == everything
     acked = link.post(
-        *link.seal(ack=everything[-1], hello={**HQ_HELLO, "protocols": [1, 2], "resend": True})
+        *link.seal(ack=everything[-1], hello={**HQ_HELLO, "protocols": [1, 2], "resend": 2**63 - 1})
     )
     assert envelope.decode(acked.content).messages == ()

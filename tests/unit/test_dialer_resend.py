@@ -20,11 +20,11 @@ def test_a_new_dialer_asks_once_then_only_after_a_loss() -> None:
     flight = dialer.InFlight()
     flight.answered(0, SPEAKS_2)
     resend, asked = flight.resend()
-    assert resend is True, "a dialer that just started knows nothing of earlier answers"
+    assert resend == dialer.EVERYTHING, "a dialer that just started knows nothing of answers"
     flight.answered(asked, SPEAKS_2)
-    assert flight.resend() == (False, 0)
+    assert flight.resend() == (0, 0)
     flight.lost()
-    assert flight.resend()[0] is True
+    assert flight.resend()[0] == dialer.EVERYTHING
 
 
 def test_only_an_answer_to_a_request_that_asked_after_the_latest_loss_clears_it() -> None:
@@ -34,9 +34,9 @@ def test_only_an_answer_to_a_request_that_asked_after_the_latest_loss_clears_it(
     flight.lost()  # lost while the request that asked was on its way
     flight.answered(first, SPEAKS_2)
     resend, second = flight.resend()
-    assert resend is True and second != first
+    assert resend == dialer.EVERYTHING and second != first
     flight.answered(second, SPEAKS_2)
-    assert flight.resend() == (False, 0)
+    assert flight.resend() == (0, 0)
 
 
 def test_a_sender_goes_to_ask_for_a_resend_even_with_nothing_to_send() -> None:
@@ -51,3 +51,48 @@ def test_a_sender_goes_to_ask_for_a_resend_even_with_nothing_to_send() -> None:
     _, asked = flight.resend()
     flight.answered(asked, SPEAKS_2)
     assert flight.choose(2, is_poll_at_once=True, is_sending=True, look=look) is None
+
+
+def opened(flight: dialer.InFlight, *numbers: int) -> None:
+    def look(floor: int) -> tuple[object, list[object]]:
+        return type("State", (), {"applied_seq": 0})(), []
+
+    for number in numbers:
+        flight.choose(number, is_poll_at_once=False, is_sending=False, look=look)
+
+
+def settled() -> dialer.InFlight:
+    """A dialer that has talked to a listener of protocol 2 and wants nothing again."""
+    flight = dialer.InFlight()
+    flight.answered(0, SPEAKS_2)
+    flight.answered(flight.resend()[1], SPEAKS_2)
+    assert flight.resend() == (0, 0)
+    return flight
+
+
+def test_a_gap_waits_for_the_answer_on_its_way_that_fills_it_then_asks_for_the_rest() -> None:
+    """Answer 2 (messages 4-5) overtook answer 1 (messages 1-3): asking at once would bring
+    1-3 a second time; once answer 1 is applied, 4-5 (never applied) are asked for."""
+    flight = settled()
+    opened(flight, 1, 2)
+    flight.applied(2, 0, [4, 5])
+    flight.forget(2)
+    assert flight.resend()[0] == 0, "answer 1 is on its way with 1-3"
+    flight.applied(1, 3, [])
+    assert flight.resend()[0] == dialer.EVERYTHING, "4-5 were not applied: they come again"
+
+
+def test_a_gap_no_open_exchange_can_fill_asks_at_once() -> None:
+    flight = settled()
+    opened(flight, 1)
+    flight.applied(1, 0, [4, 5])
+    assert flight.resend()[0] == dialer.EVERYTHING
+
+
+def test_a_gap_is_asked_for_when_the_exchanges_open_then_end_without_filling_it() -> None:
+    flight = settled()
+    opened(flight, 1, 2)
+    flight.applied(2, 0, [4, 5])
+    flight.forget(2)
+    flight.forget(1)  # its answer carried nothing below the gap
+    assert flight.resend()[0] == dialer.EVERYTHING

@@ -55,6 +55,8 @@ MAX_ANSWER_BYTES = envelope.MAX_BODY_BYTES
 # A dropped connection is tried again at once this often before the link counts as failing:
 # a middlebox that cuts idle connections may have cut every pooled one at the same moment.
 DROP_RETRIES = MAX_CONNECTIONS
+# hello.resend asking for every unacked message again (the largest sequence number)
+EVERYTHING = 2**63 - 1
 
 
 class LinkDown(Exception):
@@ -93,7 +95,15 @@ class InFlight:
         # that only the answer to a request that asked after the latest loss clears it.
         self._losses = 1
         self._resend_after = 1  # the losses count a resend is wanted for; 0: none wanted
+        self._resend_upto = EVERYTHING  # the highest message wanted again
         self._speaks_resend = False  # the listener's hello lists protocol 2
+        self._open: set[int] = set()  # exchanges whose answers may still come
+        # Messages an answer held but that could not be applied (lowest, highest): an answer
+        # that overtook another, which carries the ones below. Asked for again once that
+        # other answer has closed the hole below them, or once every exchange that was open
+        # then is over without closing it.
+        self._hole: tuple[int, int] | None = None
+        self._hole_watch: set[int] = set()
 
     def choose(
         self,
@@ -109,6 +119,7 @@ class InFlight:
         reads the link state and the messages after ``floor`` (blocking)."""
         batch: list[OutboxMessage] = []
         with self._lock:
+            self._open.add(number)
             # A held poll carries messages only when no other request does: one that overtook
             # an earlier request could not apply them (a gap), and they would wait out the
             # hold counted as sent. A sender on its way sends until nothing is left.
@@ -136,31 +147,63 @@ class InFlight:
         """Exchange ``number`` is over: what it carried is delivered or back in the outbox."""
         with self._lock:
             self._carried.pop(number, None)
+            self._open.discard(number)
+            if self._hole is not None:
+                self._hole_watch.discard(number)
+                if not self._hole_watch:  # none of them closed it: they will not
+                    self._want_resend()
 
-    def applied(self, cursor: int) -> None:
-        """An answer was applied up to ``cursor``."""
+    def applied(self, number: int, cursor: int, unapplied: list[int]) -> None:
+        """The answer of exchange ``number`` was applied up to ``cursor``; ``unapplied``:
+        the sequences it held above the cursor (a gap below them)."""
         with self._lock:
             self._applied = max(self._applied, cursor)
+            if unapplied:
+                low, high = min(unapplied), max(unapplied)
+                if self._hole is not None:
+                    low, high = min(low, self._hole[0]), max(high, self._hole[1])
+                else:
+                    self._hole_watch = self._open - {number}
+                self._hole = (low, high)
+                if not self._hole_watch:  # no answer on its way can fill the gap
+                    self._want_resend()
+            elif self._hole is not None and cursor >= self._hole[0] - 1:
+                # The gap is closed; what lay above it was not applied, so it comes again.
+                if cursor < self._hole[1]:
+                    self._want_resend()
+                else:
+                    self._hole = None
 
     def message_written(self) -> None:
         """A message was written to the outbox: the next poll looks again."""
         with self._lock:
             self._may_have_pending = True
 
-    def resend(self) -> tuple[bool | None, int]:
-        """What the next request says in hello.resend (None: the listener would not
-        understand it), and the loss it asks about (0: none)."""
+    def resend(self) -> tuple[int | None, int]:
+        """What the next request says in hello.resend: the highest unacked message wanted
+        again, 0 for none (None: the listener would not understand it); and the loss it
+        asks about (0: none)."""
         with self._lock:
             if not self._speaks_resend:
                 return None, 0
-            return self._resend_after > 0, self._resend_after
+            if not self._resend_after:
+                return 0, 0
+            return self._resend_upto, self._resend_after
 
     def lost(self) -> None:
-        """An exchange failed after its request may have gone, or an answer held messages
-        that could not be applied: the listener must deliver everything unacked again."""
+        """An exchange failed after its request may have gone: the listener must deliver
+        everything unacked again."""
         with self._lock:
-            self._losses += 1
-            self._resend_after = self._losses
+            self._want_resend()
+
+    def _want_resend(self, upto: int = 0) -> None:  # with the lock held
+        """Ask for the unacked messages up to ``upto`` again (0: all of them)."""
+        wanted = upto or EVERYTHING
+        self._resend_upto = max(wanted, self._resend_upto) if self._resend_after else wanted
+        self._losses += 1
+        self._resend_after = self._losses
+        self._hole = None
+        self._hole_watch = set()
 
     def answered(self, asked: int, their_hello: dict | None) -> None:
         """An answer was applied whole; ``asked``: the loss its request asked about."""
@@ -369,7 +412,7 @@ class Dialer:
                 answer = await self._post(sealed, poll_s)
                 # Verified, applied and recorded in one worker thread: one hop, not three.
                 return await asyncio.to_thread(
-                    self._take_answer, config, batch, sealed, answer, asked
+                    self._take_answer, config, number, batch, sealed, answer, asked
                 )
             except Exception:
                 self._in_flight.lost()  # whatever the listener delivered, it delivers again
@@ -401,7 +444,7 @@ class Dialer:
         ack: int,
         batch: list[OutboxMessage],
         poll_s: float,
-        resend: bool | None,
+        resend: int | None,
     ) -> protocol.Sealed:
         return protocol.seal(
             self._ctx,
@@ -416,6 +459,7 @@ class Dialer:
     def _take_answer(
         self,
         config: SyncConfig,
+        number: int,
         batch: list[OutboxMessage],
         sealed: protocol.Sealed,
         response: Answer,
@@ -457,10 +501,9 @@ class Dialer:
         if health is not None:
             self._health.recorded(config)
         self._health.counted(config.name, len(inbound), applied.repeats)
-        self._in_flight.applied(applied.cursor)
-        if any(message.seq > applied.cursor for message in inbound):
-            self._in_flight.lost()  # a gap: what this answer held comes again, in order
-        else:
+        unapplied = [message.seq for message in inbound if message.seq > applied.cursor]
+        self._in_flight.applied(number, applied.cursor, unapplied)
+        if not unapplied:
             self._in_flight.answered(asked, answer.hello)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return Exchanged(

@@ -39,7 +39,7 @@ class Received:
     is_delivering: bool
     applied: int = 0  # the inbox cursor once the request was applied
     has_pending: bool | None = None  # whether this side's outbox held messages then
-    resend: bool | None = None  # the dialer's hello.resend; None: it speaks protocol 1
+    resend: int | None = None  # the dialer's hello.resend; None: it speaks protocol 1
 
 
 class Listener:

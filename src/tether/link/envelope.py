@@ -40,8 +40,8 @@ _ENVELOPE_KEYS = frozenset(
 )
 _MESSAGE_KEYS = frozenset({"seq", "type", "body"})
 _HELLO_KEYS = frozenset({"workspace", "role", "protocols"})
-# poll_s: how long a listener may hold a request; resend: the dialer asks for every unacked
-# message again (protocol 2, see link/protocol.py)
+# poll_s: how long a listener may hold a request; resend: up to which sequence the dialer
+# wants the unacked messages again, 0 for none (protocol 2, see link/protocol.py)
 _HELLO_OPTIONAL_KEYS = frozenset({"poll_s", "resend"})
 _ROLES = frozenset({"controlling", "controlled"})
 _MAX_WORKSPACE_CHARS = 200
@@ -240,8 +240,8 @@ def _hello(value: Any) -> dict[str, Any]:
         _reject(f"hello.protocols must be a list of 1 to {_MAX_PROTOCOLS} version numbers")
     if "poll_s" in hello and _finite_number(hello, "poll_s") < 0:
         _reject("hello.poll_s must not be negative")
-    if "resend" in hello and type(hello["resend"]) is not bool:
-        _reject("hello.resend must be true or false")
+    if "resend" in hello:
+        _integer(hello, "resend", minimum=0)
     return hello
 
 

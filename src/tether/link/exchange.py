@@ -64,12 +64,13 @@ class Deliveries:
 
     Every answer used to carry all the unacked messages, so an answer to a request that was
     on its way while the previous answer was being applied delivered them once more (10-40 %
-    of the messages of a burst arrived twice). A dialer of protocol 2 says in each hello
-    whether it wants them again (``resend``): when it lost an answer, could not apply one (a
-    gap, when answers overtook each other), or has just started. Otherwise an answer carries
+    of the messages of a burst arrived twice). A dialer of protocol 2 says in each hello up
+    to which message it wants the unacked ones again (``resend``; 0 for none): all of them
+    when it has just started or lost an answer, the ones above a gap it could not apply
+    (answers that overtook each other) once the gap is filled. Otherwise an answer carries
     only the messages above the last one delivered (the floor). Nothing depends on the floor
     for safety: dropping it only repeats messages, which the receiver skips, and it is
-    dropped anyway when nothing above it was acked for FLOOR_TTL_S (after a loss that no
+    dropped anyway when nothing was delivered above it for FLOOR_TTL_S (after a loss that no
     request reported). Kept in memory: a restart, or another server of the workspace,
     delivers from the ack again.
     """
@@ -84,29 +85,42 @@ class Deliveries:
         # changed or made anew (its sequence starts again) delivers from the ack
         self._floors: dict[str, tuple[float, int, float]] = {}
 
-    def floor(self, config: SyncConfig, resend: bool | None) -> int:
-        """The highest message an answer on ``config`` need not deliver again: 0 for a
-        dialer that wants everything again, or that speaks protocol 1 (``resend`` None)."""
-        if resend is not False:
+    def floor(self, config: SyncConfig, resend: int | None) -> int:
+        """The highest message an answer on ``config`` need not deliver: 0 for a dialer that
+        wants some again, or that speaks protocol 1 (``resend`` None)."""
+        if resend != 0:
             return 0
-        with self._lock:
-            version, delivered, at = self._floors.get(config.name, (0.0, 0, 0.0))
-        is_current = version == config.updated_at and self._ctx.now() - at <= self.FLOOR_TTL_S
-        return delivered if is_current else 0
+        return self._floor(config)
 
     def batch(
-        self, config: SyncConfig, resend: bool | None
+        self, config: SyncConfig, resend: int | None
     ) -> tuple[LinkState, list[OutboxMessage]]:
         """The link's state and the next messages an answer on ``config`` carries; blocking."""
         name = config.name
         with self._lock:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:  # two answers on one link never choose the same messages
-            state, batch = pending_batch(self._ctx, name, self.floor(config, resend))
-            if batch and resend is not None:
+            floor = self._floor(config)
+            if resend is None:  # protocol 1: every unacked message, every time
+                return pending_batch(self._ctx, name)
+            if resend == 0:
+                state, batch = pending_batch(self._ctx, name, floor)
+            else:
+                state, batch = pending_batch(self._ctx, name)
+                if resend < floor:
+                    # Only the ones wanted: those above them are on their way already, and
+                    # a batch must not skip any (the receiver stops at a gap).
+                    batch = [message for message in batch if message.seq <= resend]
+            if batch and batch[-1].seq > floor:
                 with self._lock:
                     self._floors[name] = (config.updated_at, batch[-1].seq, self._ctx.now())
         return state, batch
+
+    def _floor(self, config: SyncConfig) -> int:
+        with self._lock:
+            version, delivered, at = self._floors.get(config.name, (0.0, 0, 0.0))
+        is_current = version == config.updated_at and self._ctx.now() - at <= self.FLOOR_TTL_S
+        return delivered if is_current else 0
 
 
 def _batch(

@@ -17,9 +17,9 @@ from tether.link.envelope import Envelope, Message
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
-# Protocol 2 is protocol 1 (the envelope's version) whose dialer may say in its hello
-# whether it wants every unacked message again ("resend"); a listener of protocol 2 then
-# delivers each message once rather than with every answer. A dialer sends "resend" only
+# Protocol 2 is protocol 1 (the envelope's version) whose dialer may say in its hello which
+# unacked messages it wants again ("resend": up to which sequence, 0 for none); a listener
+# of protocol 2 then delivers each message once rather than with every answer. A dialer sends "resend" only
 # to a listener that lists 2: one of protocol 1 refuses a hello with keys it does not know.
 RESEND_PROTOCOL = 2
 SUPPORTED_PROTOCOLS = [envelope.PROTOCOL_VERSION, RESEND_PROTOCOL]
@@ -67,10 +67,11 @@ class KeyRing:
 
 
 def hello(
-    ctx: Context, config: SyncConfig, poll_s: float = 0.0, resend: bool | None = None
+    ctx: Context, config: SyncConfig, poll_s: float = 0.0, resend: int | None = None
 ) -> dict[str, Any]:
     """What this side states in every envelope: workspace, role, protocols, how long to hold,
-    and (a dialer speaking to a listener of protocol 2) whether to deliver everything again."""
+    and (a dialer speaking to a listener of protocol 2) up to which message to deliver the
+    unacked ones again (0: none)."""
     stated: dict[str, Any] = {
         "workspace": ctx.workspace_name,
         "role": config.role,
