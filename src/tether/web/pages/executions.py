@@ -207,11 +207,10 @@ def _has_flow_here(ctx: Context, ex: Execution) -> bool:
 
 def _summary(request: Request, ctx: Context, ex: Execution) -> dict[str, Any]:
     """What the page's live part shows: times, why it waits, and its children."""
-    waits = execution_actions.remote_waits(ctx, ex)
     return {
         "ex": ex,
         "place": linked_place(ctx, ex),
-        "waiting_on": [execution_routes.link_wait(request, w, link) for w, link in waits],
+        "waiting_on": execution_routes.waits_of(request, ctx, ex),
         "children": child_tree(ctx, ex.id),
         "origins": ORIGINS,
         "has_flow": _has_flow_here(ctx, ex),

@@ -1,0 +1,144 @@
+"""Messages through the API with real child processes: a flow asks, a person answers."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from tests.support.waiting import wait_until
+from tests.support.workspace import ApiClient
+
+ASKING = """
+import flow_api
+
+def handler(system, this):
+    message = system.message(
+        subject='Deploy?',
+        message_type='POPUP',
+        body={
+            'type': 'object',
+            'properties': {
+                'intro': {'element': 'markdown', 'description': '**prod**', 'order': 1},
+                'host': {'label': 'Host', 'element': 'string', 'type': 'string', 'order': 2},
+                'count': {'label': 'How many', 'element': 'number', 'order': 3, 'default': 1},
+                'sure': {'label': 'Sure?', 'element': 'boolean', 'order': 4},
+                'ok': {'label': 'Go', 'element': 'submit', 'order': 5},
+            },
+            'required': ['host'],
+        },
+    )
+    this.set_output('asked', message.get('status'))
+    response = message.wait().get('response')
+    this.set_output('response', response)
+    this.set_output('by', message.get('answered_by'))
+"""
+
+
+def open_message(api: ApiClient, execution_id: str) -> dict[str, Any]:
+    def listed() -> dict[str, Any] | None:
+        found = api.ok("GET", "/message", params={"execution_id": execution_id})
+        return found[0] if found else None
+
+    return wait_until(listed, f"a message of execution {execution_id}", 30)
+
+
+def test_a_bad_answer_is_refused_and_a_good_one_resumes_the_flow(api: ApiClient) -> None:
+    api.create_flow("asking", ASKING)
+    ex = api.start("asking")
+    message = open_message(api, ex["id"])
+    assert message["subject"] == "Deploy?" and message["message_type"] == "POPUP"
+    assert list(message["body"]["properties"]) == ["intro", "host", "count", "sure", "ok"]
+    waiting = api.ok("GET", f"/execution/{ex['id']}")["waiting_on"]
+    assert [w.get("message_id") for w in waiting] == [message["id"]]
+    assert "Deploy?" in waiting[0]["reason"]
+
+    bad = api.post(f"/message/{message['id']}/response", json={"count": 3})
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error"] == "invalid_answer"
+    assert "'Host' (host) is required" in bad.json()["message"]
+    still = api.ok("GET", f"/message/{message['id']}")
+    assert still["status"] == "open" and still["response"] is None
+    assert api.ok("GET", f"/execution/{ex['id']}")["status"] == "RUNNING"
+
+    good = api.ok("POST", f"/message/{message['id']}/response", json={"host": "db1", "sure": True})
+    assert good["status"] == "answered" and good["answered_by"] == "admin"
+    ended = api.wait_ended(ex["id"])
+    assert ended["status"] == "ENDED_SUCCESS", ended
+    assert ended["output_value"] == {
+        "asked": "open",
+        "response": {"host": "db1", "count": 1, "sure": True, "ok": True},
+        "by": "admin",
+    }
+    assert ended["waiting_on"] == []
+    assert api.ok("GET", "/message") == []
+    assert [m["id"] for m in api.ok("GET", "/message", params={"status": "answered"})] == [
+        message["id"]
+    ]
+    again = api.post(f"/message/{message['id']}/response", json={"host": "db2"})
+    assert again.status_code == 409 and "answered already by 'admin'" in again.json()["message"]
+
+
+def test_this_message_waits_by_default_and_reads_the_answer_by_key(api: ApiClient) -> None:
+    api.create_flow(
+        "request",
+        textwrap.dedent(
+            """
+            def handler(system, this):
+                answer = this.message('Which host?', request='Name the host')
+                this.set_output('host', answer['string'])
+                this.set_output('same', answer.get('response')['string'])
+            """
+        ),
+    )
+    ex = api.start("request")
+    message = open_message(api, ex["id"])
+    assert message["body"]["properties"]["string"]["label"] == "Name the host"
+    api.ok("POST", f"/message/{message['id']}/response", json={"string": "edge-7"})
+    assert api.wait_ended(ex["id"])["output_value"] == {"host": "edge-7", "same": "edge-7"}
+
+
+def test_a_cancel_ends_the_wait_and_closes_the_message(api: ApiClient) -> None:
+    api.create_flow(
+        "waits",
+        "def handler(system, this):\n    this.message('Proceed?', message='**ok?**')\n",
+    )
+    ex = api.start("waits")
+    message = open_message(api, ex["id"])
+    api.ok("POST", f"/execution/{ex['id']}/cancel")
+    assert api.wait_ended(ex["id"], timeout_s=15)["status"] == "ENDED_CANCELLED"
+    assert api.ok("GET", "/message") == []
+    late = api.post(f"/message/{message['id']}/response", json={})
+    assert late.status_code == 409, late.text
+    assert "has ended (ENDED_CANCELLED)" in late.json()["message"]
+
+
+def test_a_bad_form_and_a_timeout_raise_in_the_script(api: ApiClient) -> None:
+    api.create_flow(
+        "bad-form",
+        textwrap.dedent(
+            """
+            import flow_api
+
+            def handler(system, this):
+                try:
+                    system.message('x', body={'properties': {'a': {'element': 'slider'}}})
+                except flow_api.InvalidInputError as exc:
+                    this.set_output('form', str(exc))
+                try:
+                    system.message('y', request='?').wait(timeout=0.2)
+                except flow_api.TimeoutExceededError as exc:
+                    this.set_output('timeout', str(exc))
+            """
+        ),
+    )
+    out = api.run("bad-form")["output_value"]
+    assert "element must be one of string, number" in out["form"], out
+    assert "0.2" in out["timeout"], out
+
+
+def test_an_unknown_message_is_404_and_the_api_needs_a_token(api: ApiClient) -> None:
+    missing = api.post("/message/nope/response", json={})
+    assert (
+        missing.status_code == 404 and missing.json()["message"] == "message 'nope' does not exist"
+    )
+    assert api.client.get("/message").status_code == 401
