@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from tether.web.pages import (
     auth,
     common,
+    connectors,
     executions,
     files,
     flows,
@@ -23,7 +24,7 @@ from tether.web.pages import (
 STATIC_PATH = "/ui/static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, flows, executions, messages, settings, files, links, users):
+for _module in (auth, flows, executions, messages, settings, files, links, connectors, users):
     router.include_router(_module.router)
 
 
