@@ -68,6 +68,26 @@ def test_a_bad_answer_is_refused_naming_the_field(answer: object, says: str) -> 
     assert "message 'm1'" in caught.value.message and "stays open" in caught.value.message
 
 
+def test_dates_and_times_are_read_in_iso_8601() -> None:
+    form = forms.check_form(
+        {
+            "properties": {
+                "day": {"element": "date-field"},
+                "at": {"element": "date-time"},
+                "t": {"element": "time"},
+            }
+        }
+    )
+    answer = {"day": "2026-12-24", "at": "2026-12-24T18:30", "t": "07:05:09"}
+    assert forms.check_answer("m", form, answer) == answer
+    with pytest.raises(
+        errors.AnswerInvalid, match="'at' must be a datetime written YYYY-MM-DDTHH:MM"
+    ):
+        forms.check_answer("m", form, {"at": "tomorrow"})
+    with pytest.raises(errors.AnswerInvalid, match="'day' must be a date written YYYY-MM-DD"):
+        forms.check_answer("m", form, {"day": "24.12.2026"})
+
+
 def test_with_two_buttons_exactly_one_is_pressed() -> None:
     form = forms.check_form(
         {
@@ -145,6 +165,8 @@ def test_subject_and_type_are_checked() -> None:
     assert forms.message_type(None) == "INFO"
     with pytest.raises(errors.FormInvalid, match="message_type must be one of INFO, WARN"):
         forms.message_type("LOUD")
+    with pytest.raises(errors.FormInvalid, match="NUL"):
+        forms.subject("a\x00b")
     with pytest.raises(errors.FormInvalid, match="at most 200"):
         forms.subject("s" * 201)
     with pytest.raises(errors.FormInvalid, match="one of body, message and request"):

@@ -12,9 +12,10 @@ from typing import Any
 
 from tether import errors, limits
 
-STRING, NUMBER, BOOLEAN, TIME, DATE = "string", "number", "boolean", "time", "date"
+STRING, NUMBER, BOOLEAN = "string", "number", "boolean"
+TIME, DATE, DATETIME = "time", "date", "datetime"
 MARKDOWN, SUBMIT = "markdown", "submit"
-INPUTS = (STRING, NUMBER, BOOLEAN, TIME, DATE)
+INPUTS = (STRING, NUMBER, BOOLEAN, TIME, DATE, DATETIME)
 ELEMENTS = (*INPUTS, MARKDOWN, SUBMIT)
 # Other names Cloudomation's forms use for the same elements.
 ALIASES = {
@@ -25,6 +26,8 @@ ALIASES = {
     "checkbox": BOOLEAN,
     "time-field": TIME,
     "date-field": DATE,
+    "date-time": DATETIME,
+    "date-time-field": DATETIME,
     "markdown-field": MARKDOWN,
     "submit-button": SUBMIT,
 }
@@ -51,6 +54,8 @@ def subject(value: Any) -> str:
     """A message's subject: a non-empty str of at most MAX_MESSAGE_SUBJECT_CHARS."""
     if not isinstance(value, str) or not value.strip():
         raise _invalid("subject must be a non-empty str")
+    if "\x00" in value:
+        raise _invalid("subject must not hold the NUL character (\\u0000)")
     if len(value) > limits.MAX_MESSAGE_SUBJECT_CHARS:
         raise _invalid(
             f"subject has {len(value)} characters, at most {limits.MAX_MESSAGE_SUBJECT_CHARS}"
@@ -252,7 +257,12 @@ def _check_value(element: str, value: Any, invalid: Any) -> Any:
             return datetime.time.fromisoformat(value).isoformat(
                 timespec="minutes" if len(value) <= 5 else "seconds"
             )
+        if element == DATETIME:
+            return datetime.datetime.fromisoformat(value).isoformat(
+                timespec="minutes" if len(value) <= 16 else "seconds"
+            )
         return datetime.date.fromisoformat(value).isoformat()
     except ValueError:
-        shape = "HH:MM or HH:MM:SS" if element == TIME else "YYYY-MM-DD"
+        shapes = {TIME: "HH:MM or HH:MM:SS", DATETIME: "YYYY-MM-DDTHH:MM", DATE: "YYYY-MM-DD"}
+        shape = shapes[element]
         raise invalid(f"must be a {element} written {shape}, not {value!r}") from None
