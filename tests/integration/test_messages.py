@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from tests.support.waiting import wait_until
@@ -142,3 +143,26 @@ def test_an_unknown_message_is_404_and_the_api_needs_a_token(api: ApiClient) -> 
         missing.status_code == 404 and missing.json()["message"] == "message 'nope' does not exist"
     )
     assert api.client.get("/message").status_code == 401
+
+
+def test_a_waiting_execution_holds_no_slot_of_max_running(
+    api_with: Callable[..., ApiClient],
+) -> None:
+    """With one slot, a flow waiting for an answer lets another run; the control: a flow that
+    only sleeps holds its slot, so the other stays QUEUED meanwhile."""
+    api = api_with(max_running=1)
+    api.create_flow("asks", "def handler(system, this):\n    this.message('Go?', message='go')\n")
+    api.create_flow("quick", "def handler(system, this):\n    this.set_output('ran', True)\n")
+    api.create_flow("sleeps", "def handler(system, this):\n    this.sleep(3)\n")
+
+    asking = api.start("asks")
+    message = open_message(api, asking["id"])
+    assert api.run("quick")["output_value"] == {"ran": True}
+
+    api.ok("POST", f"/message/{message['id']}/response", json={})
+    assert api.wait_ended(asking["id"])["status"] == "ENDED_SUCCESS"
+    sleeping = api.start("sleeps")
+    api.wait_status(sleeping["id"], "RUNNING")
+    queued = api.start("quick")
+    assert api.ok("GET", f"/execution/{queued['id']}")["status"] == "QUEUED"
+    assert api.wait_ended(queued["id"])["status"] == "ENDED_SUCCESS"
