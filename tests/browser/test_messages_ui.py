@@ -120,3 +120,27 @@ def test_the_form_is_rendered_and_answered_in_the_page(
         "restart": True,
         "skip": False,
     }
+
+
+def test_a_form_is_answered_on_its_executions_page(
+    new_page: OpenPage, workspace: ServedWorkspace, api: ApiClient
+) -> None:
+    api.create_flow(
+        "asks-host",
+        "def handler(system, this):\n"
+        "    this.set_output('host', this.message('Host?', request='Which host?')['string'])\n",
+    )
+    ex = api.start("asks-host")
+    wait_until(lambda: api.ok("GET", "/message", params={"execution_id": ex["id"]}), "the message")
+    page = new_page(workspace)
+    page.goto(f"/ui/executions/{ex['id']}")
+    form = "#ex-messages form.message"
+    assert page.locator(f"{form} label").inner_text().startswith("Which host?")
+    page.fill(f"{form} input[data-key=string]", "db-3")
+    page.click(f"{form} button")
+    page.wait_for_url(f"**/ui/executions/{ex['id']}?answered=*")
+    assert page.locator("#answered-notice").is_visible()
+    page.wait_for_function(
+        "() => document.getElementById('ex-status').textContent === 'ENDED_SUCCESS'"
+    )
+    assert api.wait_ended(ex["id"])["output_value"] == {"host": "db-3"}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tether import errors
 from tether.actions import executions as execution_actions
-from tether.actions import flows
+from tether.actions import flows, messages
 from tether.actions.context import Context
 from tether.link import configs
 from tether.store import executions
@@ -232,6 +232,9 @@ def execution_page(
         log_offset=(log[-1].seq + 1) if log else 0,
         is_cancellable=not ex.is_ended and ex.origin != executions.MIRROR,
         is_rerunnable=ex.origin == executions.LOCAL and ex.flow_name is not None,
+        open_messages=messages.open_of(ctx, ex.id),
+        next_url=f"/ui/executions/{ex.id}",
+        problems={},
     )
 
 

@@ -8,6 +8,7 @@ sees and answers its messages. A form's fields arrive as ``field:KEY``; the pres
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,6 +28,7 @@ router = APIRouter(
     dependencies=[Depends(common.require_page("use the workspace"))],
 )
 FIELD_PREFIX = "field:"
+NEXT_PAGE = re.compile(r"/ui/executions/[0-9a-f-]{36}")
 ANSWERED_SHOWN = 20
 
 
@@ -67,7 +69,16 @@ def answer_message(
         messages.respond(ctx, message_id, answer_of(item, form), user=user.name)
     except errors.AnswerInvalid as exc:
         return _page(request, ctx, 400, {item.id: exc.message}, {item.id: form})
-    return common.redirect(f"/ui/messages?answered={message_id}")
+    return common.redirect(f"{_back_to(form)}?answered={message_id}")
+
+
+def _back_to(form: Form) -> str:
+    """Where the answer came from: an execution's page, else the messages page (only pages of
+    this site: never a redirect elsewhere)."""
+    target = form.get("next", "")
+    if NEXT_PAGE.fullmatch(target):
+        return target
+    return "/ui/messages"
 
 
 def answer_of(item: Message, form: Form) -> dict[str, Any]:
