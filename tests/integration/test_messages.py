@@ -94,8 +94,8 @@ def test_this_message_waits_by_default_and_reads_the_answer_by_key(api: ApiClien
     ex = api.start("request")
     message = open_message(api, ex["id"])
     assert message["body"]["properties"]["string"]["label"] == "Name the host"
-    api.ok("POST", f"/message/{message['id']}/response", json={"string": "edge-7"})
-    assert api.wait_ended(ex["id"])["output_value"] == {"host": "edge-7", "same": "edge-7"}
+    api.ok("POST", f"/message/{message['id']}/response", json={"string": "edge-7\u0000"})
+    assert api.wait_ended(ex["id"])["output_value"] == {"host": "edge-7\x00", "same": "edge-7\x00"}
 
 
 def test_a_cancel_ends_the_wait_and_closes_the_message(api: ApiClient) -> None:
@@ -166,3 +166,30 @@ def test_a_waiting_execution_holds_no_slot_of_max_running(
     queued = api.start("quick")
     assert api.ok("GET", f"/execution/{queued['id']}")["status"] == "QUEUED"
     assert api.wait_ended(queued["id"])["status"] == "ENDED_SUCCESS"
+
+
+def test_text_no_store_can_hold_is_refused_at_the_call(api: ApiClient) -> None:
+    """NUL and lone surrogates, which PostgreSQL refuses, fail the call, not the store."""
+    api.create_flow(
+        "odd-text",
+        textwrap.dedent(
+            """
+            import flow_api
+
+            def handler(system, this):
+                said = []
+                for subject, label in (('a\\x00b', 'x'), ('\\ud800', 'x'), ('ok', 'l\\x00')):
+                    try:
+                        system.message(subject, body={'properties': {'f': {'element': 'string', 'label': label}}})
+                        said.append('created')
+                    except flow_api.InvalidInputError as exc:
+                        said.append(str(exc))
+                this.set_output('said', said)
+            """
+        ),
+    )
+    record = api.run("odd-text")
+    assert record["status"] == "ENDED_SUCCESS", record
+    said = record["output_value"]["said"]
+    assert "NUL" in said[0] and "surrogate" in said[1] and "NUL" in said[2], said
+    assert api.ok("GET", "/message") == []

@@ -54,8 +54,7 @@ def subject(value: Any) -> str:
     """A message's subject: a non-empty str of at most MAX_MESSAGE_SUBJECT_CHARS."""
     if not isinstance(value, str) or not value.strip():
         raise _invalid("subject must be a non-empty str")
-    if "\x00" in value:
-        raise _invalid("subject must not hold the NUL character (\\u0000)")
+    _check_text(value, "subject")
     if len(value) > limits.MAX_MESSAGE_SUBJECT_CHARS:
         raise _invalid(
             f"subject has {len(value)} characters, at most {limits.MAX_MESSAGE_SUBJECT_CHARS}"
@@ -121,6 +120,7 @@ def check_form(body: Any) -> dict[str, Any]:
     for key in ("title", "description"):
         if isinstance(body.get(key), str):
             form[key] = body[key]
+    _check_strings(form)
     size = limits.json_bytes(form)
     if size > limits.MAX_MESSAGE_BODY_BYTES:
         raise _invalid(
@@ -128,6 +128,28 @@ def check_form(body: Any) -> dict[str, Any]:
             "keep long text in a file and name it in the message"
         )
     return form
+
+
+def _check_text(value: str, what: str) -> None:
+    """Refuse text that not every store can hold: NUL, or half a UTF-16 surrogate pair."""
+    if "\x00" in value:
+        raise _invalid(f"{what} must not hold the NUL character (\\u0000)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _invalid(f"{what} must not hold a lone surrogate (\\ud800-\\udfff)") from None
+
+
+def _check_strings(form: dict[str, Any]) -> None:
+    for key, prop in form["properties"].items():
+        _check_text(key, "a field key")
+        for name, value in prop.items():
+            if isinstance(value, str):
+                _check_text(value, f"field {key!r}: {name}")
+    for name in ("title", "description"):
+        if name in form:
+            _check_text(form[name], name)
 
 
 def _check_property(key: Any, prop: Any, position: int, is_listed: bool) -> dict[str, Any]:
