@@ -88,6 +88,7 @@ def test_this_message_waits_by_default_and_reads_the_answer_by_key(api: ApiClien
                 answer = this.message('Which host?', request='Name the host')
                 this.set_output('host', answer['string'])
                 this.set_output('same', answer.get('response')['string'])
+                this.set_output('by_get', answer.get('string'))
             """
         ),
     )
@@ -95,7 +96,11 @@ def test_this_message_waits_by_default_and_reads_the_answer_by_key(api: ApiClien
     message = open_message(api, ex["id"])
     assert message["body"]["properties"]["string"]["label"] == "Name the host"
     api.ok("POST", f"/message/{message['id']}/response", json={"string": "edge-7\u0000"})
-    assert api.wait_ended(ex["id"])["output_value"] == {"host": "edge-7\x00", "same": "edge-7\x00"}
+    assert api.wait_ended(ex["id"])["output_value"] == {
+        "host": "edge-7\x00",
+        "same": "edge-7\x00",
+        "by_get": "edge-7\x00",
+    }
 
 
 def test_a_cancel_ends_the_wait_and_closes_the_message(api: ApiClient) -> None:

@@ -461,11 +461,15 @@ class Message:
 
     def get(self, field: str) -> Any:
         """One field: id, execution_id, subject, message_type, body, status, response,
-        answered_by, created_at, answered_at."""
+        answered_by, created_at, answered_at; else a value of the answer by its key."""
         record = self._answered or self._engine.call("message_get", id=self.id)
-        if field not in record:
-            raise InvalidInputError(f"a message has the fields {', '.join(record)}, not {field!r}")
-        return record[field]
+        if field in record:
+            return record[field]
+        # Read like the answer too (Cloudomation's this.message may hand back the answer):
+        # a key of the form that is not a field of the message.
+        if field in (record["response"] or {}):
+            return record["response"][field]
+        raise InvalidInputError(f"a message has the fields {', '.join(record)}, not {field!r}")
 
     def load(self, *fields: str) -> Any:
         values = tuple(self.get(f) for f in fields)
