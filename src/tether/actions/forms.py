@@ -113,21 +113,24 @@ def check_form(body: Any) -> dict[str, Any]:
         key: _check_property(key, prop, position, key in required)
         for position, (key, prop) in enumerate(properties.items())
     }
-    ordered = dict(
-        sorted(checked.items(), key=lambda kv: (kv[1]["order"], list(checked).index(kv[0])))
-    )
+    # A stable sort: fields of equal order keep the order the script wrote them in.
+    ordered = dict(sorted(checked.items(), key=lambda kv: kv[1]["order"]))
     form = {"type": "object", "properties": ordered}
     for key in ("title", "description"):
         if isinstance(body.get(key), str):
             form[key] = body[key]
     _check_strings(form)
+    _check_size(form)
+    return form
+
+
+def _check_size(form: dict[str, Any]) -> None:
     size = limits.json_bytes(form)
     if size > limits.MAX_MESSAGE_BODY_BYTES:
         raise _invalid(
             f"the form is {size} bytes of JSON, at most {limits.MAX_MESSAGE_BODY_BYTES}: "
             "keep long text in a file and name it in the message"
         )
-    return form
 
 
 def _check_text(value: str, what: str) -> None:
@@ -152,7 +155,8 @@ def _check_strings(form: dict[str, Any]) -> None:
             _check_text(form[name], name)
 
 
-def _check_property(key: Any, prop: Any, position: int, is_listed: bool) -> dict[str, Any]:
+def _element_of(key: Any, prop: Any) -> str:
+    """The element of field ``key`` by its own name, once the field's shape is checked."""
     if not isinstance(key, str) or not key or len(key) > limits.MAX_FORM_KEY_CHARS:
         raise _invalid(f"a field key must be a str of 1 to {limits.MAX_FORM_KEY_CHARS} characters")
     if not isinstance(prop, dict):
@@ -168,6 +172,11 @@ def _check_property(key: Any, prop: Any, position: int, is_listed: bool) -> dict
         raise _invalid(
             f"field {key!r}: element must be one of {', '.join(ELEMENTS)}, not {prop.get('element')!r}"
         )
+    return str(element)
+
+
+def _check_property(key: Any, prop: Any, position: int, is_listed: bool) -> dict[str, Any]:
+    element = _element_of(key, prop)
     order = prop.get("order", position + 1)
     if isinstance(order, bool) or not isinstance(order, int | float) or not math.isfinite(order):
         raise _invalid(f"field {key!r}: order must be a number")
