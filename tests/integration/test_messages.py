@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
+from tether.store import notices
 
 ASKING = """
 import flow_api
@@ -198,3 +202,33 @@ def test_text_no_store_can_hold_is_refused_at_the_call(api: ApiClient) -> None:
     said = record["output_value"]["said"]
     assert "NUL" in said[0] and "surrogate" in said[1] and "NUL" in said[2], said
     assert api.ok("GET", "/message") == []
+
+
+def test_an_answer_is_announced_to_other_processes_by_notify(
+    api: ApiClient, database_url: str
+) -> None:
+    """On PostgreSQL the answer's event goes out by NOTIFY at its commit, so that a waiting
+    execution in another process wakes at once (its poll is only the backstop); a bad answer,
+    rolled back, announces nothing."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("NOTIFY is PostgreSQL's; SQLite has one process")
+    heard: list[tuple[str, str]] = []
+    listening = threading.Event()
+    other = notices.Listener(
+        database_url, "another process", lambda *event: heard.append(event), listening.set
+    )
+    other.start()
+    try:
+        assert listening.wait(30)
+        api.create_flow(
+            "asks", "def handler(system, this):\n    this.message('Go?', request='?')\n"
+        )
+        ex = api.start("asks")
+        message = open_message(api, ex["id"])
+        assert api.post(f"/message/{message['id']}/response", json={"x": 1}).status_code == 400
+        api.ok("POST", f"/message/{message['id']}/response", json={"string": "go"})
+        wait_until(lambda: ("message", message["id"]) in heard, "the answer's NOTIFY")
+        assert heard.count(("message", message["id"])) == 1
+        assert api.wait_ended(ex["id"])["status"] == "ENDED_SUCCESS"
+    finally:
+        other.stop()
