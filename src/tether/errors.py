@@ -11,6 +11,8 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── InvalidKey
     │   ├── OutputsTooLarge
     │   ├── ConnectorInvalid
+    │   ├── FormInvalid
+    │   ├── AnswerInvalid
     │   └── LinkConfigInvalid
     │       └── LinkPolicyInvalid         422
     ├── Unauthenticated                   401
@@ -28,11 +30,13 @@ message is written once. HTTP status codes live in one table, ``HTTP_STATUS``.
     │   ├── SettingNotFound
     │   ├── FileNotFound
     │   ├── SyncConfigNotFound
-    │   └── ConnectorNotFound
+    │   ├── ConnectorNotFound
+    │   └── MessageNotFound
     ├── Conflict                          409
     │   ├── NameTaken
     │   ├── SettingLocked
     │   ├── ExecutionEnded
+    │   ├── MessageClosed
     │   ├── RemoteWorkspaceUnusable
     │   ├── LastAdmin
     │   └── DialerLeaseLost
@@ -109,6 +113,18 @@ class ConnectorInvalid(InvalidInput):
     """{field}: {detail}"""
 
     kind = "invalid_connector"
+
+
+class FormInvalid(InvalidInput):
+    """the message's form is not usable: {detail}"""
+
+    kind = "invalid_form"
+
+
+class AnswerInvalid(InvalidInput):
+    """the answer does not fit the form of message '{id}': {detail}; the message stays open"""
+
+    kind = "invalid_answer"
 
 
 class LinkConfigInvalid(InvalidInput):
@@ -200,6 +216,10 @@ class ConnectorNotFound(NotFound):
     """connector '{name}' does not exist: an admin creates it under /api/latest/connector, or check the name"""
 
 
+class MessageNotFound(NotFound):
+    """message '{id}' does not exist"""
+
+
 class Conflict(TetherError):
     """{detail}"""
 
@@ -216,6 +236,10 @@ class SettingLocked(Conflict):
 
 class ExecutionEnded(Conflict):
     """execution '{id}' has already ended with status {status}"""
+
+
+class MessageClosed(Conflict):
+    """message '{id}' cannot be answered: {detail}"""
 
 
 class RemoteWorkspaceUnusable(Conflict):

@@ -63,3 +63,12 @@ def json_bytes(value: Any) -> int:
     """The size of ``value`` as compact JSON with every non-ASCII character escaped: an upper
     bound of its UTF-8 size in an envelope."""
     return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+# Messages (system.message / this.message): what a script's form and a person's answer may hold.
+MAX_MESSAGE_SUBJECT_CHARS = 200
+MAX_MESSAGE_BODY_BYTES = 64 * 1024  # the form, as compact JSON
+MAX_FORM_FIELDS = 100  # properties of one form, submit buttons and text included
+MAX_FORM_KEY_CHARS = 100
+MAX_ANSWER_TEXT_CHARS = 16 * 1024  # one string field of an answer
+MAX_OPEN_MESSAGES = 100  # open messages of one execution at once

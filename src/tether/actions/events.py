@@ -23,6 +23,7 @@ CONFIG = "config"  # a sync config was created, changed or deleted
 ACKED = "acked"  # a backfilling sync config's outbox shrank: its next page may go in
 USERS = "users"  # a user or a token was changed, disabled, revoked or deleted
 LOCK = "lock"  # a setting's lock was released: executions waiting to acquire it look again
+MESSAGE = "message"  # a message was answered: executions waiting for it look again
 
 
 class Watch:

@@ -26,6 +26,7 @@ __all__ = [
     "Flow",
     "FlowApiError",
     "InvalidInputError",
+    "Message",
     "PermissionDenied",
     "ResourceNotFoundError",
     "Setting",
@@ -101,6 +102,8 @@ _ERRORS: dict[str, type[FlowApiError]] = {
     "script_invalid": InvalidInputError,
     "invalid_connector": InvalidInputError,
     "malformed_json": InvalidInputError,
+    "invalid_form": InvalidInputError,
+    "invalid_answer": InvalidInputError,
     "forbidden": PermissionDenied,
     "timeout": TimeoutExceededError,
     "dependency_failed": DependencyFailedError,
@@ -368,6 +371,22 @@ class Execution:
             input_value=_inputs(input_value, inputs),
         )
 
+    def message(
+        self,
+        subject: str,
+        message: str | None = None,
+        *,
+        request: str | None = None,
+        body: dict[str, Any] | None = None,
+        message_type: str = "INFO",
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Message:
+        """Ask a person: a message of this execution with a form; by default waits for the
+        answer (``wait=False`` returns at once)."""
+        found = _new_message(self._engine, subject, message, request, body, message_type)
+        return found.wait(timeout) if wait else found
+
     def _start_child(self, op: str, *, run: bool, wait: bool | str, **request: Any) -> Execution:
         mode = None
         if run and wait:
@@ -427,6 +446,66 @@ def _check_ended(handles: list[Execution], records: dict[str, Any], mode: str) -
                     f"child execution {h.id} ({record['name']}) ended {record['status']}: {record['message']}"
                 )
     return ended
+
+
+class Message:
+    """A message of an execution: a form for a person; ``get('response')`` once answered."""
+
+    def __init__(self, engine: Engine, message_id: str) -> None:
+        self._engine = engine
+        self.id = message_id
+        self._answered: dict[str, Any] | None = None  # an answered message never changes
+
+    def __repr__(self) -> str:
+        return f"<message {self.id}>"
+
+    def get(self, field: str) -> Any:
+        """One field: id, execution_id, subject, message_type, body, status, response,
+        answered_by, created_at, answered_at; else a value of the answer by its key."""
+        record = self._answered or self._engine.call("message_get", id=self.id)
+        if field in record:
+            return record[field]
+        # Read like the answer too (Cloudomation's this.message may hand back the answer):
+        # a key of the form that is not a field of the message.
+        if field in (record["response"] or {}):
+            return record["response"][field]
+        raise InvalidInputError(f"a message has the fields {', '.join(record)}, not {field!r}")
+
+    def load(self, *fields: str) -> Any:
+        values = tuple(self.get(f) for f in fields)
+        return values[0] if len(values) == 1 else values
+
+    def wait(self, timeout: float | None = None) -> Message:
+        """Block until a person answered; TimeoutExceededError after ``timeout`` seconds."""
+        if self._answered is None:
+            self._answered = self._engine.call("message_wait", id=self.id, timeout=timeout)
+        return self
+
+    def __getitem__(self, key: str) -> Any:
+        """A value of the answer: ``message['string']`` is ``message.get('response')['string']``."""
+        response = self.get("response")
+        if response is None:
+            raise InvalidInputError(f"message {self.id} has no answer yet: wait() for it first")
+        return response[key]
+
+
+def _new_message(
+    engine: Engine,
+    subject: str,
+    message: str | None,
+    request: str | None,
+    body: dict[str, Any] | None,
+    message_type: str,
+) -> Message:
+    message_id = engine.call(
+        "message",
+        subject=subject,
+        message=message,
+        request=request,
+        body=body,
+        message_type=message_type,
+    )
+    return Message(engine, message_id)
 
 
 class Setting:
@@ -591,6 +670,18 @@ class System:
         """The workspace's settings (those whose name starts with ``name_prefix``), by name."""
         names = self._engine.call("setting_list", name_prefix=name_prefix)
         return [Setting(self._engine, name) for name in names]
+
+    def message(
+        self,
+        subject: str,
+        message: str | None = None,
+        *,
+        request: str | None = None,
+        body: dict[str, Any] | None = None,
+        message_type: str = "INFO",
+    ) -> Message:
+        """Ask a person: a message of this execution with a form; ``.wait()`` for the answer."""
+        return _new_message(self._engine, subject, message, request, body, message_type)
 
     def execution(self, execution_id: str) -> Execution:
         self._engine.call("get", id=execution_id, fields=["id"])

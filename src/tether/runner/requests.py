@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tether import errors
-from tether.actions import events, files, flows, settings, tasks, users
+from tether.actions import events, files, flows, messages, settings, tasks, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.store import executions
@@ -34,6 +34,22 @@ class TimeoutExceeded(errors.TetherError):
 # The permission of the REST calls that flow_api's requests match (actions.users.PERMISSIONS).
 USE = "use the workspace"
 EXECUTION_FILTERS = frozenset({"status", "flow_name", "parent_id", "origin", "name"})
+
+
+def message_record(item: Any) -> dict[str, Any]:
+    """What a script reads of a message (``message.get(field)``)."""
+    return {
+        "id": item.id,
+        "execution_id": item.execution_id,
+        "subject": item.subject,
+        "message_type": item.message_type,
+        "body": item.body,
+        "status": item.status,
+        "response": item.response,
+        "answered_by": item.answered_by,
+        "created_at": item.created_at,
+        "answered_at": item.answered_at,
+    }
 
 
 class Requests:
@@ -205,6 +221,44 @@ class Requests:
             if not ended or (mode != "FIRST_ENDED" and len(ended) < len(ids)):
                 return None
             return {i: executions.as_record(ex) for i, ex in executions.get_many(conn, ids).items()}
+
+    async def op_message(self, request: dict[str, Any]) -> str:
+        item = await self._db(
+            USE,
+            messages.create,
+            self._id,
+            subject=request.get("subject"),
+            message_type=request.get("message_type"),
+            body=request.get("body"),
+            message=request.get("message"),
+            request=request.get("request"),
+        )
+        return str(item.id)
+
+    async def op_message_get(self, request: dict[str, Any]) -> dict[str, Any]:
+        return message_record(await self._db(USE, messages.get, request["id"]))
+
+    async def op_message_wait(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The message once it is answered; an answer in any process wakes the wait."""
+        message_id, timeout = str(request["id"]), request.get("timeout")
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        is_waiting = False
+        try:
+            with self._ctx.events.watch(events.MESSAGE, [message_id]) as watch:
+                while True:
+                    item = await self._db(USE, messages.get, message_id)
+                    if item.answered_at is not None:
+                        return message_record(item)
+                    if not is_waiting:  # a waiting execution holds no slot of max_running
+                        is_waiting = True
+                        self._on_wait(True)
+                    remaining = POLL_S if deadline is None else deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutExceeded(timeout=timeout)
+                    await watch.wait(min(POLL_S, remaining))
+        finally:
+            if is_waiting:
+                self._on_wait(False)
 
     async def op_setting_get(self, request: dict[str, Any]) -> Any:
         return await self._db(USE, settings.get, request["name"])

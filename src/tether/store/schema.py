@@ -265,3 +265,25 @@ task_input = sa.Table(
     sa.Column("connector", sa.String(200), nullable=True),
     sa.Column("inputs", sa.Text, nullable=False),
 )
+
+# A message of an execution (system.message / this.message): a form for a person to answer.
+message = sa.Table(
+    "message",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "execution_id",
+        sa.String(36),
+        sa.ForeignKey("execution.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("message_type", sa.String(10), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False, index=True),
+    sa.Column("response", sa.JSON, nullable=True),
+    sa.Column("answered_by", sa.String(100), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("answered_at", sa.Float, nullable=True),
+)

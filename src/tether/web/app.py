@@ -30,6 +30,7 @@ from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
 from tether.web.routes import connectors, executions, files, flows, processes, sync_configs
+from tether.web.routes import messages as message_routes
 from tether.web.routes import settings as setting_routes
 from tether.web.routes import users as user_routes
 
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
         sync_configs,
         processes,
         connectors,
+        message_routes,
     )
     for module in modules:
         api.include_router(module.router)

@@ -8,12 +8,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from tether.web.pages import auth, common, executions, files, flows, links, settings, users
+from tether.web.pages import (
+    auth,
+    common,
+    connectors,
+    executions,
+    files,
+    flows,
+    links,
+    messages,
+    settings,
+    users,
+)
 
 STATIC_PATH = "/ui/static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, flows, executions, settings, files, links, users):
+for _module in (auth, flows, executions, messages, settings, files, links, connectors, users):
     router.include_router(_module.router)
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tether import errors
 from tether.actions import executions as execution_actions
-from tether.actions import flows
+from tether.actions import flows, messages
 from tether.actions.context import Context
 from tether.link import configs
 from tether.store import executions
@@ -207,11 +207,10 @@ def _has_flow_here(ctx: Context, ex: Execution) -> bool:
 
 def _summary(request: Request, ctx: Context, ex: Execution) -> dict[str, Any]:
     """What the page's live part shows: times, why it waits, and its children."""
-    waits = execution_actions.remote_waits(ctx, ex)
     return {
         "ex": ex,
         "place": linked_place(ctx, ex),
-        "waiting_on": [execution_routes.link_wait(request, w, link) for w, link in waits],
+        "waiting_on": execution_routes.waits_of(request, ctx, ex),
         "children": child_tree(ctx, ex.id),
         "origins": ORIGINS,
         "has_flow": _has_flow_here(ctx, ex),
@@ -233,6 +232,9 @@ def execution_page(
         log_offset=(log[-1].seq + 1) if log else 0,
         is_cancellable=not ex.is_ended and ex.origin != executions.MIRROR,
         is_rerunnable=ex.origin == executions.LOCAL and ex.flow_name is not None,
+        open_messages=messages.open_of(ctx, ex.id),
+        next_url=f"/ui/executions/{ex.id}",
+        problems={},
     )
 
 

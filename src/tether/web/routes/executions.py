@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tether.actions import executions as execution_actions
+from tether.actions import messages
 from tether.actions.context import Context
 from tether.store import executions
 from tether.store.users import User
@@ -80,10 +81,25 @@ def get_execution(
 ) -> dict[str, Any]:
     ex = execution_actions.get(ctx, execution_id)
     record = render.execution(ex)
-    record["waiting_on"] = [
-        link_wait(request, waited, link) for waited, link in execution_actions.remote_waits(ctx, ex)
-    ]
+    record["waiting_on"] = waits_of(request, ctx, ex)
     return record
+
+
+def waits_of(request: Request, ctx: Context, ex: Any) -> list[dict[str, Any]]:
+    """What an execution waits on: its remote executions' links, and its open messages."""
+    links = [link_wait(request, w, link) for w, link in execution_actions.remote_waits(ctx, ex)]
+    return links + [message_wait(m) for m in messages.open_of(ctx, ex.id)]
+
+
+def message_wait(item: Any) -> dict[str, Any]:
+    """An open message of the execution: it waits for a person to answer it."""
+    return {
+        "message_id": item.id,
+        "subject": item.subject,
+        "since": render.iso(item.created_at),
+        "reason": f"message '{item.subject}' waits for an answer: answer it under Messages "
+        f"(POST /api/latest/message/{item.id}/response)",
+    }
 
 
 def link_wait(request: Request, waited: Any, link: Any) -> dict[str, Any]:
