@@ -142,9 +142,7 @@ def wait_status(client: httpx.Client, flow_name: str, status: str, count: int) -
     raise RuntimeError(f"only {found} of {count} executions of {flow_name} became {status}")
 
 
-def cancel_and_wait(
-    client: httpx.Client, parent: str, flow_name: str, count: int
-) -> float:
+def cancel_and_wait(client: httpx.Client, parent: str, flow_name: str, count: int) -> float:
     """Cancel ``parent`` (and so its tree): seconds until every execution of ``flow_name``
     has ended."""
     started = time.perf_counter()
@@ -344,7 +342,9 @@ def run_remote(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
         with edge.client() as edge_client:
             running = local.count_status(edge_client, "sleeper", "RUNNING")
     ratio_note = f"medians; target within {REMOTE_TARGET:g}x (issue 19): "
-    ratio_note += common.verdict(statistics.median(during) <= REMOTE_TARGET * statistics.median(before))
+    ratio_note += common.verdict(
+        statistics.median(during) <= REMOTE_TARGET * statistics.median(before)
+    )
     return [
         common.rate_figure(
             REMOTE_NAME,
