@@ -340,7 +340,7 @@ def _cancel_one(ctx: Context, tx: Transaction, ex: Execution, mirroring: list[st
         _cancel_remote(ctx, tx, ex)
         ex = executions.get(tx.conn, ex.id)
     elif ex.status in (executions.PENDING, executions.QUEUED):
-        values = {
+        values: dict[str, Any] = {
             "status": executions.ENDED_CANCELLED,
             "message": "cancelled before it started",
             "ended_at": ctx.now(),
