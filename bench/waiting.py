@@ -32,6 +32,7 @@ POLL_S = 0.25
 SERVE_ARGS = ("--sandbox", "on")
 START_TIMEOUT_S = 600.0
 GONE_TIMEOUT_S = 60.0
+CPU_NOTE = "user + system time of both workspaces' trees over the round trips / calls; 10 ms ticks"
 READS = (
     ("GET /execution?limit=100", "/execution", {"limit": 100}),
     ("GET /execution/{id}", None, None),  # the path names one running execution
@@ -343,12 +344,12 @@ def run_remote(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
             ("fan", FAN_SCRIPT),
         ):
             local.create_flow(client, name, script)
-        before = local.round_trips_ms(client, sizes.calls, remote=remote.HUB_CONFIG)
+        before, cpu_before = timed_trips(client, (hub, edge), sizes.calls)
         started = time.perf_counter()
         start(client, "fan", {"count": sizes.remote, "remote": remote.HUB_CONFIG})
         wait_status(client, "sleeper", "RUNNING", sizes.remote)
         start_s = time.perf_counter() - started
-        during = local.round_trips_ms(client, sizes.calls, remote=remote.HUB_CONFIG)
+        during, cpu_during = timed_trips(client, (hub, edge), sizes.calls)
         with edge.client() as edge_client:
             running = local.count_status(edge_client, "sleeper", "RUNNING")
     ratio_note = f"medians; target within {REMOTE_TARGET:g}x (issue 19): "
@@ -373,6 +374,16 @@ def run_remote(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
             baseline_ms,
             "the same link",
         ),
+        common.Figure(
+            REMOTE_NAME, "CPU per remote round trip, idle link", "ms", cpu_before, note=CPU_NOTE
+        ),
+        common.Figure(
+            REMOTE_NAME,
+            f"CPU per remote round trip, {sizes.remote} waiting",
+            "ms",
+            cpu_during,
+            note=CPU_NOTE,
+        ),
         common.comparison_figure(
             REMOTE_NAME,
             "round trip waiting / idle",
@@ -381,6 +392,18 @@ def run_remote(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
             ratio_note,
         ),
     ]
+
+
+def timed_trips(
+    client: httpx.Client, pair: tuple[common.Workspace, common.Workspace], calls: int
+) -> tuple[list[float], float]:
+    """Remote round trips from the hub's parent flow, and the CPU ms both workspaces spent
+    per call (the parent's warm-up calls included)."""
+    pids = [workspace.process.pid for workspace in pair]
+    cpu_s = sum(common.cpu_s_of_tree(pid) for pid in pids)
+    trips = local.round_trips_ms(client, calls, remote=remote.HUB_CONFIG)
+    cpu_s = sum(common.cpu_s_of_tree(pid) for pid in pids) - cpu_s
+    return trips, cpu_s * 1000 / (calls + local.WARMUP_CALLS)
 
 
 @contextlib.contextmanager
