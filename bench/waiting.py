@@ -32,7 +32,7 @@ POLL_S = 0.25
 SERVE_ARGS = ("--sandbox", "on")
 START_TIMEOUT_S = 600.0
 GONE_TIMEOUT_S = 60.0
-CPU_NOTE = "user + system time of both workspaces' trees over the round trips / calls; 10 ms ticks"
+CPU_NOTE = "user + system time of the workspace's tree over the round trips / calls; 10 ms ticks"
 READS = (
     ("GET /execution?limit=100", "/execution", {"limit": 100}),
     ("GET /execution/{id}", None, None),  # the path names one running execution
@@ -374,15 +374,12 @@ def run_remote(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
             baseline_ms,
             "the same link",
         ),
-        common.Figure(
-            REMOTE_NAME, "CPU per remote round trip, idle link", "ms", cpu_before, note=CPU_NOTE
-        ),
-        common.Figure(
-            REMOTE_NAME,
-            f"CPU per remote round trip, {sizes.remote} waiting",
-            "ms",
-            cpu_during,
-            note=CPU_NOTE,
+        *(
+            common.Figure(
+                REMOTE_NAME, f"{side} CPU per remote round trip, {when}", "ms", cpu, note=CPU_NOTE
+            )
+            for when, cpus in (("idle link", cpu_before), (f"{sizes.remote} waiting", cpu_during))
+            for side, cpu in zip(("hub", "edge"), cpus, strict=True)
         ),
         common.comparison_figure(
             REMOTE_NAME,
@@ -396,14 +393,17 @@ def run_remote(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
 
 def timed_trips(
     client: httpx.Client, pair: tuple[common.Workspace, common.Workspace], calls: int
-) -> tuple[list[float], float]:
-    """Remote round trips from the hub's parent flow, and the CPU ms both workspaces spent
-    per call (the parent's warm-up calls included)."""
+) -> tuple[list[float], list[float]]:
+    """Remote round trips from the hub's parent flow, and the CPU ms each workspace (hub,
+    edge) spent per call (the parent's warm-up calls included)."""
     pids = [workspace.process.pid for workspace in pair]
-    cpu_s = sum(common.cpu_s_of_tree(pid) for pid in pids)
+    before = [common.cpu_s_of_tree(pid) for pid in pids]
     trips = local.round_trips_ms(client, calls, remote=remote.HUB_CONFIG)
-    cpu_s = sum(common.cpu_s_of_tree(pid) for pid in pids) - cpu_s
-    return trips, cpu_s * 1000 / (calls + local.WARMUP_CALLS)
+    after = [common.cpu_s_of_tree(pid) for pid in pids]
+    per_call = [
+        (b - a) * 1000 / (calls + local.WARMUP_CALLS) for a, b in zip(before, after, strict=True)
+    ]
+    return trips, per_call
 
 
 @contextlib.contextmanager
