@@ -29,6 +29,7 @@ from bench import (
     remote,
     soak,
     tasks,
+    waiting,
     wan,
 )
 
@@ -111,6 +112,18 @@ def run_wan(
     return wan.run(sizes, baseline_ms)
 
 
+def run_waiting(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = waiting.Sizes(
+        executions=options.waiting_executions,
+        remote=options.waiting_remote,
+        reads=options.waiting_reads,
+        calls=options.waiting_calls,
+    )
+    return waiting.run(sizes, baseline_ms)
+
+
 # in this order: the peer's comparison needs the remote figures of the same run
 BENCHMARKS: dict[str, Benchmark] = {
     local.NAME: run_local,
@@ -123,9 +136,11 @@ BENCHMARKS: dict[str, Benchmark] = {
     backfill.NAME: run_backfill,
     soak.NAME: run_soak,
     cluster.NAME: run_cluster,
+    waiting.NAME: run_waiting,
 }
-# soak is issue 4's, not a speed; cluster needs a PostgreSQL: run only when named
-ON_REQUEST = (soak.NAME, cluster.NAME)
+# soak is issue 4's, not a speed; cluster needs a PostgreSQL; waiting starts thousands of
+# processes (several minutes): run only when named
+ON_REQUEST = (soak.NAME, cluster.NAME, waiting.NAME)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -208,6 +223,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1000,
         help="executions of each cluster burst, on PostgreSQL (default 1000)",
     )
+    parser.add_argument(
+        "--waiting-executions",
+        type=int,
+        default=3000,
+        help="executions sleeping at once in one workspace (default 3000, issue 19's size)",
+    )
+    parser.add_argument(
+        "--waiting-remote",
+        type=int,
+        default=1000,
+        help="remote executions sleeping over one link (default 1000, issue 19's size)",
+    )
+    parser.add_argument(
+        "--waiting-reads",
+        type=int,
+        default=200,
+        help="API reads of each kind timed, idle and while they sleep (default 200)",
+    )
+    parser.add_argument(
+        "--waiting-calls",
+        type=int,
+        default=50,
+        help="remote round trips timed before and while they sleep (default 50)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
     sizes = (
@@ -220,6 +259,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         options.soak_executions,
         options.wan_calls,
         options.cluster_executions,
+        options.waiting_executions,
+        options.waiting_remote,
+        options.waiting_reads,
+        options.waiting_calls,
         *options.fleet_sizes,
     )
     if min(sizes) < 1:

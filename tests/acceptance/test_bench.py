@@ -115,3 +115,50 @@ def test_the_peer_comparison_divides_our_remote_figures_by_celerys() -> None:
     assert [(f.name, f.median) for f in alone] == [
         ("ours / Celery's with a process per task", None)
     ]
+
+
+WAITING_TINY = [
+    "--only", "waiting", "--waiting-executions", "20", "--waiting-remote", "5",
+    "--waiting-reads", "3", "--waiting-calls", "2",
+]  # fmt: skip
+
+
+@pytest.mark.timeout(200)
+def test_the_waiting_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    """Issue 19's thousands waiting, at 20: every figure measured, every target read."""
+    out = tmp_path / "waiting.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *WAITING_TINY, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=190,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
+    expected_samples = {
+        ("waiting", "PSS per sleeping execution, whole tree above idle"): 1,
+        ("waiting", "PSS of one sleeping child"): 22,  # the 20, their parent, the spare
+        ("waiting", "GET /execution/{id}, 20 sleeping"): 3,
+        ("waiting", "GET /health, idle"): 3,
+        ("waiting", "one cancel to 20 ended"): 1,
+        ("waiting", "one cancel to 20 processes gone"): 1,
+        ("waiting remote", "remote child round trip, 5 waiting"): 2,
+        ("waiting remote", "round trip waiting / idle"): 1,
+    }
+    for key, samples in expected_samples.items():
+        assert key in figures, f"{key} is missing; figures: {sorted(figures)}"
+        assert figures[key]["samples"] == samples, figures[key]
+        assert figures[key]["median"] is not None, figures[key]
+    for figure in figures.values():
+        assert figure["median"] is not None and math.isfinite(figure["median"]), figure
+    # A sleeping child's own pages are real memory: far from zero, far from the whole heap.
+    assert 0.1 < figures[("waiting", "PSS of one sleeping child")]["median"] < 50
+    targets = [
+        ("waiting", "PSS per sleeping execution, whole tree above idle"),
+        ("waiting", "GET /execution?limit=100, 20 sleeping"),
+        ("waiting", "one cancel to 20 ended"),
+        ("waiting remote", "round trip waiting / idle"),
+    ]
+    for key in targets:
+        assert figures[key]["note"].endswith(("(issue 19): met", "(issue 19): missed")), key

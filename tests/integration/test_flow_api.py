@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 
 
@@ -752,3 +753,69 @@ def test_flow_api_calls_from_several_threads_each_get_their_answer(api: ApiClien
     record = api.wait_ended(api.start("threaded")["id"], timeout_s=20)
     assert record["status"] == "ENDED_SUCCESS", record
     assert record["output_value"] == {"sums": [2 * n for n in range(8)]}
+
+
+# --- sleeping -----------------------------------------------------------------------
+
+
+def test_a_long_sleep_holds_no_slot_of_max_running(api_with: Callable[..., ApiClient]) -> None:
+    """Thousands of sleeping executions need not raise --max-running (issue 19)."""
+    api = api_with(max_running=1)
+    flow(
+        api,
+        "sleeper",
+        """
+        def handler(system, this):
+            this.sleep(60)
+        """,
+    )
+    flow(api, "quick", SUCCEEDING_CHILD)
+    sleepers = [api.start("sleeper") for _ in range(3)]
+
+    def all_running() -> bool:
+        statuses = [api.ok("GET", f"/execution/{s['id']}")["status"] for s in sleepers]
+        return statuses == ["RUNNING"] * 3
+
+    wait_until(all_running, "three sleepers running at once with --max-running 1")
+    # The one slot is free while they sleep: another execution runs to its end.
+    assert api.run("quick")["status"] == "ENDED_SUCCESS"
+    for sleeper in sleepers:
+        api.ok("POST", f"/execution/{sleeper['id']}/cancel")
+    for sleeper in sleepers:
+        record = api.wait_ended(sleeper["id"])
+        assert record["status"] == "ENDED_CANCELLED", record
+        assert record["message"] == "cancelled", record  # interrupted, not killed
+
+
+def test_a_sleep_ends_when_its_time_is_up_and_the_script_goes_on(api: ApiClient) -> None:
+    flow(
+        api,
+        "napper",
+        """
+        import time
+
+        def handler(system, this):
+            start = time.monotonic()
+            this.sleep(1.2)
+            this.set_output('slept', time.monotonic() - start)
+        """,
+    )
+    record = api.run("napper")
+    assert record["status"] == "ENDED_SUCCESS", record
+    assert 1.2 <= record["output_value"]["slept"] < 10, record
+
+
+@pytest.mark.parametrize("seconds", ["-1", "'soon'", "True", "1e300"])
+def test_a_sleep_request_out_of_range_is_refused(api: ApiClient, seconds: str) -> None:
+    """The engine checks what a script may send it directly, bypassing flow_api."""
+    flow(
+        api,
+        "raw",
+        f"""
+        def handler(system, this):
+            this._engine.call('sleep', seconds={seconds})
+        """,
+    )
+    record = api.run("raw")
+    assert record["status"] == "ENDED_ERROR", record
+    assert "sleep takes a number of seconds from 0 to" in record["message"], record

@@ -6,6 +6,7 @@ Called inside the use case's transaction (transactional outbox); never sends any
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from tether import errors, limits
@@ -86,14 +87,22 @@ def send_cancel(ctx: Context, tx: Transaction, ex: Execution) -> None:
     _append(ctx, tx, ex.sync_config or "", CANCEL, {"execution_id": ex.id})
 
 
-def after_change(ctx: Context, tx: Transaction, ex: Execution) -> None:
-    """Queue what the change of ``ex`` means for links: updates back, and mirrors."""
+def after_change(
+    ctx: Context, tx: Transaction, ex: Execution, mirroring: Sequence[str] | None = None
+) -> None:
+    """Queue what the change of ``ex`` means for links: updates back, and mirrors.
+
+    ``mirroring``: the sync configs that mirror, when the caller has read them already (a
+    cancel of thousands reads them once).
+    """
     if ex.is_ended:
         tx.publish(events.ENDED, ex.id)
     if ex.origin == executions.RECEIVED and ex.sync_config:
         _send_update(ctx, tx, ex)
     elif ex.origin == executions.LOCAL:
-        for name in sync_configs.mirroring_names(tx.conn):
+        if mirroring is None:
+            mirroring = sync_configs.mirroring_names(tx.conn)
+        for name in mirroring:
             if name != ex.sync_config:
                 append_mirror(ctx, tx, name, ex)
 

@@ -108,6 +108,10 @@ _ERRORS: dict[str, type[FlowApiError]] = {
     "timeout": TimeoutExceededError,
     "dependency_failed": DependencyFailedError,
 }
+# this.sleep of at least this long is a request to the engine, which frees the execution's
+# slot of --max-running meanwhile; shorter sleeps stay in the process (no round trip).
+SLEEP_FREES_SLOT_S = 1.0
+SLEEP_STEP_S = 30 * 24 * 3600  # one request's part of a longer sleep (the engine takes a year)
 _STATUS_FIELDS = ("status", "output_value", "message")
 
 
@@ -285,7 +289,15 @@ class Execution:
         """
         if self._engine.is_cancelled:
             self._engine.end_now("ENDED_CANCELLED", "cancelled")
-        time.sleep(seconds)
+        if not isinstance(seconds, int | float) or not seconds >= SLEEP_FREES_SLOT_S:
+            time.sleep(seconds)  # short (or not a number: time.sleep's own error)
+            return
+        # A long sleep is a wait in the engine, which then counts this execution outside
+        # --max-running (as it does a wait for another execution); a cancel interrupts it.
+        while seconds > 0:
+            step = min(seconds, SLEEP_STEP_S)
+            self._engine.call("sleep", seconds=float(step))
+            seconds -= step
 
     def run_async(self) -> Execution:
         """Start an execution created with ``run=False``."""

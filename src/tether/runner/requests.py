@@ -22,6 +22,9 @@ from tether.actions.context import Context
 from tether.store import executions
 from tether.store.executions import Execution
 
+# The longest sleep one request asks for (flow_api splits longer ones): asyncio's timers
+# take any finite number, but past some years the loop's clock arithmetic loses meaning.
+MAX_SLEEP_S = 365 * 24 * 3600
 POLL_S = 1.0  # re-read the store this often while waiting, for changes made by other processes
 
 
@@ -168,6 +171,23 @@ class Requests:
 
     async def op_cancel(self, request: dict[str, Any]) -> None:
         await self._db(USE, execution_actions.cancel, request["id"])
+
+    async def op_sleep(self, request: dict[str, Any]) -> None:
+        """this.sleep of at least flow_api.SLEEP_FREES_SLOT_S: the wait holds no slot."""
+        seconds = request.get("seconds")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds <= MAX_SLEEP_S
+        ):
+            raise errors.InvalidInput(
+                detail=f"sleep takes a number of seconds from 0 to {MAX_SLEEP_S}, not {seconds!r}"
+            )
+        self._on_wait(True)  # a sleeping execution holds no slot of max_running
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._on_wait(False)
 
     async def op_wait(self, request: dict[str, Any]) -> dict[str, Any]:
         ids = list(dict.fromkeys(request["ids"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ CLAIM_POLL_S = 1.0  # look for queued executions this often even without a wake-
 # On a store other processes share, look this often for cancels of running executions that
 # were announced elsewhere and whose notification may have been lost.
 CANCEL_POLL_S = 1.0
+# the soft limit of open files taken when the hard one is unlimited (Linux's default nr_open)
+NO_HARD_LIMIT_FILES = 1024 * 1024
 CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
@@ -107,6 +110,7 @@ class Runner:
 
     async def start(self) -> None:
         """Start the fork server and begin claiming (the membership has joined already)."""
+        raise_open_files_limit()
         await self._server.start()
         log.info("executions run %s", describe_sandbox(self.sandbox))
         self._ctx.events.listen(events.QUEUED, lambda _key: self._wake.set())
@@ -510,6 +514,25 @@ class Runner:
             )
         exit_ = await running.process.exit_status(timeout_s=2.0)
         return executions.ENDED_ERROR, describe_exit(exit_)
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit; return the limit.
+
+    Each running execution holds three descriptors in the server (its channel and the read
+    ends of its fds 1 and 2): at the common soft limit of 1024, about 300 executions could
+    run (thousands sleep at once: bench/README.md, "waiting"). Children get their own limit,
+    --execution-open-files, in the sandbox.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = NO_HARD_LIMIT_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d: %s", soft, exc)
+    return soft
 
 
 def describe_sandbox(sandbox: dict[str, Any]) -> str:

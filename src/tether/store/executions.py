@@ -102,6 +102,15 @@ _UNENDED_CHILDREN = sa.select(execution).where(
     execution.c.parent_id == sa.bindparam("b_parent_id"), execution.c.status.not_in(ENDED)
 )
 _SELECT_UNENDED_CHILDREN = _UNENDED_CHILDREN.order_by(execution.c.created_at)
+_SELECT_UNENDED_CHILDREN_OF = (
+    sa.select(execution)
+    .where(
+        execution.c.parent_id.in_(sa.bindparam("b_parent_ids", expanding=True)),
+        execution.c.status.not_in(ENDED),
+    )
+    .order_by(execution.c.created_at)
+)
+PARENTS_PER_STATEMENT = 500  # well under SQLite's limit of bound parameters
 _SELECT_UNENDED_REMOTE_CHILDREN = _UNENDED_CHILDREN.where(
     execution.c.origin == LOCAL, execution.c.sync_config.is_not(None)
 ).order_by(execution.c.created_at)
@@ -320,6 +329,17 @@ def unended_children(
     """
     query = _SELECT_UNENDED_REMOTE_CHILDREN if remote_only else _SELECT_UNENDED_CHILDREN
     return [_row(r) for r in conn.execute(query, {"b_parent_id": parent_id})]
+
+
+def unended_children_of(conn: sa.Connection, parent_ids: Sequence[str]) -> list[Execution]:
+    """The unended children of several executions: one statement per 500 parents."""
+    found: list[Execution] = []
+    for start in range(0, len(parent_ids), PARENTS_PER_STATEMENT):
+        chunk = list(parent_ids[start : start + PARENTS_PER_STATEMENT])
+        found += [
+            _row(r) for r in conn.execute(_SELECT_UNENDED_CHILDREN_OF, {"b_parent_ids": chunk})
+        ]
+    return found
 
 
 def unended_ids_of_link(conn: sa.Connection, sync_config: str) -> list[str]:
