@@ -28,7 +28,7 @@ import aiohttp
 from tether import errors
 from tether.actions import events, incoming
 from tether.actions.context import Context
-from tether.link import configs, envelope, exchange, protocol
+from tether.link import compression, configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
@@ -176,6 +176,9 @@ class Dialer:
         # Set while the poll loop lingers before renewing: a message written meanwhile
         # renews the poll at once, which carries it (see _linger).
         self._renew: asyncio.Event | None = None
+        # Whether the listener's last answer said it takes gzip request bodies: every
+        # answer says it again (or not, after a downgrade), so this follows the listener.
+        self._peer_takes_gzip = False
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -333,8 +336,8 @@ class Dialer:
                 raise LinkDown(exc.message) from exc
             if prepared is None:
                 return None
-            batch, sealed = prepared
-            answer = await self._post(sealed, poll_s)
+            batch, sealed, wire = prepared
+            answer = await self._post(wire, poll_s)
             # Verified, applied and recorded in one worker thread: one hop, not three.
             return await asyncio.to_thread(self._take_answer, config, batch, sealed, answer)
         finally:
@@ -342,9 +345,10 @@ class Dialer:
 
     def _prepare(
         self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
-    ) -> tuple[list[OutboxMessage], protocol.Sealed] | None:
-        """The messages exchange ``number`` carries and its sealed envelope; None when it is
-        only sending and there is nothing that no other open request carries. Blocking."""
+    ) -> tuple[list[OutboxMessage], protocol.Sealed, Wire] | None:
+        """The messages exchange ``number`` carries, its sealed envelope and what goes on the
+        wire (compressed when the listener takes it); None when it is only sending and there
+        is nothing that no other open request carries. Blocking."""
         chosen = self._in_flight.choose(
             number,
             is_poll_at_once=poll_s == 0,
@@ -354,7 +358,12 @@ class Dialer:
         if chosen is None:
             return None
         batch, ack = chosen
-        return batch, self._seal(config, ack, batch, poll_s)
+        sealed = self._seal(config, ack, batch, poll_s)
+        headers = {**sealed.headers, "Accept-Encoding": compression.CODING}
+        if self._peer_takes_gzip and len(sealed.body) >= compression.MIN_BYTES:
+            headers["Content-Encoding"] = compression.CODING
+            return batch, sealed, Wire(compression.compress(sealed.body), headers)
+        return batch, sealed, Wire(sealed.body, headers)
 
     def _seal(
         self, config: SyncConfig, ack: int, batch: list[OutboxMessage], poll_s: float
@@ -378,11 +387,17 @@ class Dialer:
     ) -> Exchanged:
         """Verify and apply the listener's answer; blocking, in a worker thread."""
         try:
+            body = compression.decode(response.body, response.encoding, MAX_ANSWER_BYTES)
+        except errors.PayloadTooLarge as exc:
+            raise LinkDown(_too_large(self._url, MAX_ANSWER_BYTES)) from exc
+        except errors.InvalidInput as exc:
+            raise LinkDown(f"the answer from {self._url} is unreadable: {exc.message}") from exc
+        try:
             answer = protocol.open_(
                 self._ctx,
                 self._ring,
                 config,
-                response.body,
+                body,
                 response.headers,
                 receiver=self._name,
                 max_skew_s=self._max_skew_s,
@@ -419,7 +434,7 @@ class Dialer:
             delivered=len(answer.messages),
         )
 
-    async def _post(self, sealed: protocol.Sealed, poll_s: float) -> Answer:
+    async def _post(self, wire: Wire, poll_s: float) -> Answer:
         assert self._client is not None, "run() makes the client"
         timeout = aiohttp.ClientTimeout(
             total=None, connect=CONNECT_TIMEOUT_S, sock_read=poll_s + EXTRA_READ_S
@@ -427,16 +442,19 @@ class Dialer:
         try:
             async with self._client.post(
                 self._url,
-                data=sealed.body,
-                headers=sealed.headers,
+                data=wire.body,
+                headers=wire.headers,
                 timeout=timeout,
                 allow_redirects=False,  # a signed request goes where remote_url says, only
                 proxy=self._proxy,
             ) as response:
+                self._peer_takes_gzip = compression.accepts(response.headers.get("Accept-Encoding"))
                 body = await _read_limited(response, self._url, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     raise LinkDown(_status_error(self._url, response.status, body, self._receiver))
-                return Answer(body, dict(response.headers))
+                return Answer(
+                    body, dict(response.headers), response.headers.get("Content-Encoding")
+                )
         except aiohttp.ClientProxyConnectionError as exc:
             raise LinkDown(
                 f"cannot connect to the proxy {configs.shown_proxy_url(self._proxy)} ({exc}): "
@@ -486,11 +504,20 @@ class Exchanged:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The listener's answer as it came: the envelope's bytes and the HTTP headers."""
+class Wire:
+    """A request as it goes on the wire: the body (the envelope, perhaps gzip) and headers."""
 
     body: bytes
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The listener's answer as it came: the body (perhaps gzip) and the HTTP headers."""
+
+    body: bytes
+    headers: dict[str, str]
+    encoding: str | None = None  # its Content-Encoding
 
 
 def _client(config: SyncConfig) -> aiohttp.ClientSession:
@@ -500,7 +527,8 @@ def _client(config: SyncConfig) -> aiohttp.ClientSession:
     elif config.ca_certificate:
         verify = ssl.create_default_context(cadata=config.ca_certificate)
     connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=verify)
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    # Answers are decompressed by _take_answer, up to MAX_ANSWER_BYTES, not by aiohttp.
+    return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
 
 
 async def _read_limited(response: aiohttp.ClientResponse, url: str, limit: int) -> bytes:
