@@ -87,6 +87,7 @@ class Outcome:
     elapsed_s: float
     wire_bytes: int | None
     peaks: Peaks
+    cpu_s: dict[str, float]  # per workspace: its serve process and everything below it
 
 
 def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
@@ -116,15 +117,17 @@ def _one_run(
     timeout_s = 120 + sizes.megabytes * 3
     with _sampled(pids) as peaks:
         wire_before = proxy.bytes_passed if proxy else 0
+        cpu_before = {name: common.cpu_s_of_tree(pid) for name, pid in pids.items()}
         start = time.perf_counter()
         answer = client.post("/execution", json=body).raise_for_status().json()
         record = local.wait_ended(client, answer["id"], timeout_s)
         elapsed_s = time.perf_counter() - start
+        cpu_s = {name: common.cpu_s_of_tree(pid) - cpu_before[name] for name, pid in pids.items()}
         wire = proxy.bytes_passed - wire_before if proxy else None
     if record["status"] != "ENDED_SUCCESS":
         raise RuntimeError(f"the big-log execution failed: {record['message']}")
     check_log(client, answer["id"], sizes)
-    return Outcome(elapsed_s, wire, peaks)
+    return Outcome(elapsed_s, wire, peaks, cpu_s)
 
 
 def check_log(client: httpx.Client, execution_id: str, sizes: Sizes) -> None:
@@ -224,6 +227,26 @@ def _figures(label: str, sizes: Sizes, here: Outcome, there: Outcome) -> list[co
             sizes.log_bytes / there.wire_bytes,
             note=f"{there.wire_bytes / MB:.1f} MB passed the proxy both ways, HTTP and "
             "envelopes included; above 1: compressed",
+        )
+    )
+    for name in ("hub", "edge"):
+        figures.append(
+            common.Figure(
+                label,
+                f"{name} CPU s per log MB, remote run",
+                "s/MB",
+                there.cpu_s[name] / megabytes,
+                note=f"{there.cpu_s[name]:.1f} s of CPU in {there.elapsed_s:.1f} s, the serve "
+                "process and its children (the flow's own child on the edge)",
+            )
+        )
+    figures.append(
+        common.Figure(
+            label,
+            "hub CPU s per log MB, local run (baseline)",
+            "s/MB",
+            here.cpu_s["hub"] / megabytes,
+            note=f"{here.cpu_s['hub']:.1f} s of CPU in {here.elapsed_s:.1f} s",
         )
     )
     for name in ("hub", "edge"):
