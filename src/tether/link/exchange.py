@@ -67,7 +67,7 @@ def _batch(
     state = sync_configs.get_state(conn, name)
     batch: list[OutboxMessage] = []
     size = first_size = 0
-    with contextlib.closing(outbox.pending(conn, name, MAX_MESSAGES, after)) as pending:
+    with contextlib.closing(outbox.pending_one_by_one(conn, name, MAX_MESSAGES, after)) as pending:
         for message in pending:
             size += len(json.dumps(message.body, default=str))
             if batch and size > MAX_BATCH_BYTES:

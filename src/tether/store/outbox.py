@@ -89,7 +89,12 @@ def rewrite(conn: sa.Connection, name: str, seq: int, type_: str, body: dict[str
     conn.execute(query)
 
 
-def pending(
+def pending(conn: sa.Connection, name: str, limit: int, after: int = 0) -> list[OutboxMessage]:
+    """The oldest messages not yet acknowledged by the other side, numbered above ``after``."""
+    return list(pending_one_by_one(conn, name, limit, after))
+
+
+def pending_one_by_one(
     conn: sa.Connection, name: str, limit: int, after: int = 0
 ) -> Generator[OutboxMessage, None, None]:
     """The oldest messages not yet acknowledged by the other side, numbered above ``after``,
