@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import (
     backfill,
+    biglog,
     celery_peer,
     cluster,
     common,
@@ -124,11 +125,19 @@ def run_waiting(
     return waiting.run(sizes, baseline_ms)
 
 
+def run_biglog(
+    options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
+) -> list[common.Figure]:
+    sizes = biglog.Sizes(megabytes=options.biglog_mb, line_bytes=options.biglog_line_bytes)
+    return biglog.run(sizes, baseline_ms)
+
+
 # in this order: the peer's comparison needs the remote figures of the same run
 BENCHMARKS: dict[str, Benchmark] = {
     local.NAME: run_local,
     remote.NAME: run_remote,
     wan.NAME: run_wan,
+    biglog.NAME: run_biglog,
     celery_peer.NAME: run_celery,
     tasks.NAME: run_tasks,
     idle.NAME: run_idle,
@@ -139,8 +148,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     waiting.NAME: run_waiting,
 }
 # soak is issue 4's, not a speed; cluster needs a PostgreSQL; waiting starts thousands of
-# processes (several minutes): run only when named
-ON_REQUEST = (soak.NAME, cluster.NAME, waiting.NAME)
+# processes and biglog writes 100 MB of log four times (minutes each): run only when named
+ON_REQUEST = (soak.NAME, cluster.NAME, waiting.NAME, biglog.NAME)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -168,6 +177,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=30,
         help="remote child round trips timed at each round-trip time of the wan bench (default 30)",
+    )
+    parser.add_argument(
+        "--biglog-mb",
+        type=float,
+        default=100.0,
+        help="MB of log lines the big-log execution writes (default 100, issue 19's size)",
+    )
+    parser.add_argument(
+        "--biglog-line-bytes",
+        type=int,
+        default=2000,
+        help="bytes per log line of the big-log execution, 12 to 65536 (default 2000)",
     )
     parser.add_argument(
         "--tasks", type=int, default=5000, help="Celery tasks per burst (default 5000)"
@@ -267,6 +288,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     if min(sizes) < 1:
         parser.error("every count and size must be at least 1")
+    if options.biglog_mb <= 0 or not 12 <= options.biglog_line_bytes <= 65536:
+        parser.error("--biglog-mb must be positive, --biglog-line-bytes from 12 to 65536")
     if options.fleet_idle_seconds < 2:
         parser.error("--fleet-idle-seconds must be at least 2")
     if options.soak_rate <= 0 or options.soak_drop_every_s <= 0:

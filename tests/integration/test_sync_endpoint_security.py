@@ -268,7 +268,12 @@ def test_the_link_lane_answers_before_the_router_also_below_a_root_path(link: Li
     async def router(scope: Scope, _receive: Receive, _send: Send) -> None:
         passed_on.append(f"{scope['method']} {scope['path']}")
 
-    lane = LinkLane(router, link.client.app.state.linker.listener, api_prefix="/api/latest")
+    lane = LinkLane(
+        router,
+        link.client.app.state.linker.listener,
+        api_prefix="/api/latest",
+        max_body_bytes=envelope.MAX_BODY_BYTES,
+    )
     sealed = link.capture(link.start_message())
 
     async def call(method: str, path: str, root_path: str = "") -> tuple[int | None, bytes]:

@@ -57,6 +57,7 @@ class FaultProxy:
         self.connections_total = 0
         self.connections_reset = 0
         self.connections_cut = 0
+        self.bytes_passed = 0  # read from either side, both directions together
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -253,6 +254,7 @@ class FaultProxy:
         async def take_in() -> None:
             with contextlib.suppress(OSError):
                 while data := await src.read(CHUNK_BYTES):
+                    self.bytes_passed += len(data)
                     link.last_active = loop.time()
                     line.put_nowait((loop.time() + self._delay_s, data))
             line.put_nowait((loop.time() + self._delay_s, b""))

@@ -28,7 +28,7 @@ import aiohttp
 from tether import errors
 from tether.actions import events, incoming
 from tether.actions.context import Context
-from tether.link import configs, envelope, exchange, protocol
+from tether.link import compression, configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
@@ -250,6 +250,9 @@ class Dialer:
         # Set while the poll loop lingers before renewing: a message written meanwhile
         # renews the poll at once, which carries it (see _linger).
         self._renew: asyncio.Event | None = None
+        # Whether the listener's last answer said it takes gzip request bodies: every
+        # answer says it again (or not, after a downgrade), so this follows the listener.
+        self._peer_takes_gzip = False
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -407,9 +410,9 @@ class Dialer:
                 raise LinkDown(exc.message) from exc
             if prepared is None:
                 return None
-            batch, sealed, asked = prepared
+            batch, sealed, wire, asked = prepared
             try:
-                answer = await self._post(sealed, poll_s)
+                answer = await self._post(wire, poll_s)
                 # Verified, applied and recorded in one worker thread: one hop, not three.
                 return await asyncio.to_thread(
                     self._take_answer, config, number, batch, sealed, answer, asked
@@ -422,10 +425,11 @@ class Dialer:
 
     def _prepare(
         self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
-    ) -> tuple[list[OutboxMessage], protocol.Sealed, int] | None:
-        """The messages exchange ``number`` carries, its sealed envelope and the loss it asks
-        the listener to make good (0: none); None when it is only sending and there is
-        nothing that no other open request carries. Blocking."""
+    ) -> tuple[list[OutboxMessage], protocol.Sealed, Wire, int] | None:
+        """The messages exchange ``number`` carries, its sealed envelope, what goes on the
+        wire (compressed when the listener takes it) and the loss it asks the listener to
+        make good (0: none); None when it is only sending and there is nothing that no other
+        open request carries. Blocking."""
         chosen = self._in_flight.choose(
             number,
             is_poll_at_once=poll_s == 0,
@@ -436,7 +440,12 @@ class Dialer:
             return None
         batch, ack = chosen
         resend, asked = self._in_flight.resend()
-        return batch, self._seal(config, ack, batch, poll_s, resend), asked
+        sealed = self._seal(config, ack, batch, poll_s, resend)
+        headers = {**sealed.headers, "Accept-Encoding": compression.CODING}
+        if self._peer_takes_gzip and len(sealed.body) >= compression.MIN_BYTES:
+            headers["Content-Encoding"] = compression.CODING
+            return batch, sealed, Wire(compression.compress(sealed.body), headers), asked
+        return batch, sealed, Wire(sealed.body, headers), asked
 
     def _seal(
         self,
@@ -467,11 +476,17 @@ class Dialer:
     ) -> Exchanged:
         """Verify and apply the listener's answer; blocking, in a worker thread."""
         try:
+            body = compression.decode(response.body, response.encoding, MAX_ANSWER_BYTES)
+        except errors.PayloadTooLarge as exc:
+            raise LinkDown(_too_large(self._url, MAX_ANSWER_BYTES)) from exc
+        except errors.InvalidInput as exc:
+            raise LinkDown(f"the answer from {self._url} is unreadable: {exc.message}") from exc
+        try:
             answer = protocol.open_(
                 self._ctx,
                 self._ring,
                 config,
-                response.body,
+                body,
                 response.headers,
                 receiver=self._name,
                 max_skew_s=self._max_skew_s,
@@ -511,7 +526,7 @@ class Dialer:
             delivered=len(answer.messages),
         )
 
-    async def _post(self, sealed: protocol.Sealed, poll_s: float) -> Answer:
+    async def _post(self, wire: Wire, poll_s: float) -> Answer:
         assert self._client is not None, "run() makes the client"
         timeout = aiohttp.ClientTimeout(
             total=None, connect=CONNECT_TIMEOUT_S, sock_read=poll_s + EXTRA_READ_S
@@ -519,16 +534,19 @@ class Dialer:
         try:
             async with self._client.post(
                 self._url,
-                data=sealed.body,
-                headers=sealed.headers,
+                data=wire.body,
+                headers=wire.headers,
                 timeout=timeout,
                 allow_redirects=False,  # a signed request goes where remote_url says, only
                 proxy=self._proxy,
             ) as response:
+                self._peer_takes_gzip = compression.accepts(response.headers.get("Accept-Encoding"))
                 body = await _read_limited(response, self._url, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     raise LinkDown(_status_error(self._url, response.status, body, self._receiver))
-                return Answer(body, dict(response.headers))
+                return Answer(
+                    body, dict(response.headers), response.headers.get("Content-Encoding")
+                )
         except aiohttp.ClientProxyConnectionError as exc:
             raise LinkDown(
                 f"cannot connect to the proxy {configs.shown_proxy_url(self._proxy)} ({exc}): "
@@ -578,11 +596,20 @@ class Exchanged:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The listener's answer as it came: the envelope's bytes and the HTTP headers."""
+class Wire:
+    """A request as it goes on the wire: the body (the envelope, perhaps gzip) and headers."""
 
     body: bytes
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The listener's answer as it came: the body (perhaps gzip) and the HTTP headers."""
+
+    body: bytes
+    headers: dict[str, str]
+    encoding: str | None = None  # its Content-Encoding
 
 
 def _client(config: SyncConfig) -> aiohttp.ClientSession:
@@ -592,7 +619,8 @@ def _client(config: SyncConfig) -> aiohttp.ClientSession:
     elif config.ca_certificate:
         verify = ssl.create_default_context(cadata=config.ca_certificate)
     connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=verify)
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    # Answers are decompressed by _take_answer, up to MAX_ANSWER_BYTES, not by aiohttp.
+    return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
 
 
 async def _read_limited(response: aiohttp.ClientResponse, url: str, limit: int) -> bytes:

@@ -5,6 +5,7 @@ Blocking functions, called in worker threads by the dialer and the listener endp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Sequence
@@ -128,15 +129,15 @@ def _batch(
 ) -> tuple[LinkState, list[OutboxMessage], int]:
     """The state, the batch, and the size of its first message."""
     state = sync_configs.get_state(conn, name)
-    pending = outbox.pending(conn, name, MAX_MESSAGES, after)
     batch: list[OutboxMessage] = []
     size = first_size = 0
-    for message in pending:
-        size += len(json.dumps(message.body, default=str))
-        if batch and size > MAX_BATCH_BYTES:
-            break
-        batch.append(message)
-        first_size = first_size or size
+    with contextlib.closing(outbox.pending_one_by_one(conn, name, MAX_MESSAGES, after)) as pending:
+        for message in pending:
+            size += len(json.dumps(message.body, default=str))
+            if batch and size > MAX_BATCH_BYTES:
+                break
+            batch.append(message)
+            first_size = first_size or size
     return state, batch, first_size
 
 

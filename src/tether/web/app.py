@@ -138,7 +138,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.membership = membership
     app.state.linker = linker
     web_errors.install(app)
-    app.add_middleware(LinkLane, listener=linker.listener, api_prefix=API_PREFIX)
+    app.add_middleware(
+        LinkLane,
+        listener=linker.listener,
+        api_prefix=API_PREFIX,
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outside: it sees all
     app.add_middleware(SecurityHeaders)  # outermost: every answer gets them, a 413 too
 

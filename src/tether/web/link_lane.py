@@ -9,25 +9,47 @@ description and answers through ``sync_response`` too, so both say the same.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether import errors
+from tether.link import compression
 from tether.link.endpoint import Listener
 from tether.web.errors import internal_error_response, tether_error_response
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Bodies up to this size are (de)compressed on the event loop; larger ones in a worker
+# thread (a 1 MB update takes a few milliseconds, which would stall every other request).
+INLINE_CODING_BYTES = 64 * 1024
+# Every answer says that this side takes gzip request bodies (RFC 7694): a dialer compresses
+# only after hearing it, so a listener of an earlier version is never sent one.
+ANNOUNCE = {"Accept-Encoding": compression.CODING}
 
 
 async def sync_response(
-    listener: Listener, name: str, body: bytes, headers: Mapping[str, str]
+    listener: Listener, name: str, body: bytes, headers: Mapping[str, str], max_body_bytes: int
 ) -> Response:
-    """The answer to one request on the link endpoint: the signed envelope, or the error."""
+    """The answer to one request on the link endpoint: the signed envelope, or the error.
+
+    ``body`` is as it came: gzip (Content-Encoding) is undone up to ``max_body_bytes``, and
+    the answer is compressed when the request accepts gzip.
+    """
+    try:
+        body = await _off_loop_if_large(
+            len(body), compression.decode, body, headers.get("content-encoding"), max_body_bytes
+        )
+    except errors.TetherError as exc:  # too large once decompressed (413), or broken (400)
+        log.warning("sync request body refused: %s", exc.message)
+        return tether_error_response(exc)
     try:
         sealed = await listener.handle(name, body, dict(headers))
     except (errors.EnvelopeRejected, errors.InvalidInput) as exc:
@@ -37,7 +59,20 @@ async def sync_response(
         return tether_error_response(errors.EnvelopeRejected(reason))
     except errors.TetherError as exc:  # the sync config was deleted during a held poll
         return tether_error_response(exc)
-    return Response(content=sealed.body, headers=sealed.headers, media_type="application/json")
+    answer_headers = {**sealed.headers, **ANNOUNCE}
+    content = sealed.body
+    if len(content) >= compression.MIN_BYTES and compression.accepts(
+        headers.get("accept-encoding")
+    ):
+        content = await _off_loop_if_large(len(content), compression.compress, content)
+        answer_headers["Content-Encoding"] = compression.CODING
+    return Response(content=content, headers=answer_headers, media_type="application/json")
+
+
+async def _off_loop_if_large(size: int, fn: Callable[..., _T], *args: Any) -> _T:
+    if size <= INLINE_CODING_BYTES:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 class LinkLane:
@@ -46,9 +81,12 @@ class LinkLane:
     Sits inside the body limit, which still answers 413 for an oversized envelope.
     """
 
-    def __init__(self, app: ASGIApp, listener: Listener, api_prefix: str) -> None:
+    def __init__(
+        self, app: ASGIApp, listener: Listener, api_prefix: str, max_body_bytes: int
+    ) -> None:
         self.app = app
         self._listener = listener
+        self._max_body_bytes = max_body_bytes  # also the cap of a decompressed body
         self._path = re.compile(re.escape(api_prefix) + r"/sync_config/([^/]+)/sync")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,7 +102,9 @@ class LinkLane:
         request = Request(scope, receive)
         try:
             body = await request.body()
-            return await sync_response(self._listener, name, body, request.headers)
+            return await sync_response(
+                self._listener, name, body, request.headers, self._max_body_bytes
+            )
         except ClientDisconnect:
             # The body never arrived whole (or went over the limit, which then answers 413).
             log.info("a client left before its envelope ended")

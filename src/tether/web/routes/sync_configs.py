@@ -206,5 +206,9 @@ async def sync(name: str, request: Request) -> Response:
     """
     body = await request.body()
     return await link_lane.sync_response(
-        request.app.state.linker.listener, name, body, request.headers
+        request.app.state.linker.listener,
+        name,
+        body,
+        request.headers,
+        request.app.state.settings.max_body_bytes,
     )
