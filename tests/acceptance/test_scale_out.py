@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from tests.acceptance.conftest import generated_keys
 from tests.acceptance.test_serve import descendants, wait_all_gone
 from tests.conftest import PG_ENV, _postgres_database
+from tests.support.faultproxy import FaultProxy
+from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess
 from tests.support.workspace import ApiClient, ServedWorkspace, flow_writable_dir
 from tether.store import notices
@@ -83,8 +85,9 @@ class Cluster:
         self.api = self.server.client()
         self.engine = sa.create_engine(normalize_url(url))
 
-    def add_worker(self, name: str, *args: str) -> WorkerProcess:
-        worker = WorkerProcess(self.url, name, ["--lease-s", LEASE_S, *args])
+    def add_worker(self, name: str, *args: str, url: str | None = None) -> WorkerProcess:
+        """A worker on the cluster's database (through ``url`` when given)."""
+        worker = WorkerProcess(url or self.url, name, ["--lease-s", LEASE_S, *args])
         self.workers.append(worker)
         return worker.start()
 
@@ -118,15 +121,6 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[Cluster]:
     started = Cluster(pg_url, tmp_path)
     yield started
     started.close()
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """``condition()``'s first true value; fails the test naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
-        time.sleep(0.05)
-    return value
 
 
 def markers(directory: Path) -> dict[str, str]:
@@ -218,7 +212,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
     execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
     [paused] = cluster.workers
     path = f"/execution/{execution['id']}"
-    wait_until(lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick saved")
+    wait_until(lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick saved", WAIT_S)
 
     paused.signal(signal.SIGSTOP)
     ended = cluster.api.wait_ended(execution["id"], WAIT_S)
@@ -231,6 +225,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
     rejoined = wait_until(
         lambda: [p for p in cluster.processes() if p["pid"] == paused.pid],
         "the resumed worker rejoins",
+        WAIT_S,
     )
     assert rejoined[0]["id"] != paused.process_id
     assert paused.process is not None and paused.process.poll() is None
@@ -243,6 +238,78 @@ def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
     after = cluster.api.run("once", input_value={"dir": str(directory), "n": 1})
     assert after["status"] == "ENDED_SUCCESS"
     assert cluster.claimers().get(rejoined[0]["id"]) == 1
+
+
+def unended(cluster: Cluster) -> dict[str, int]:
+    """How many executions of each status have not ended."""
+    query = sa.text(
+        "SELECT status, count(*) FROM execution WHERE status NOT LIKE 'ENDED%' GROUP BY status"
+    )
+    with cluster.engine.connect() as conn:
+        return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def run_once_each(cluster: Cluster, directory: Path, numbers: range) -> None:
+    """Start RUN_ONCE for each number at once, then wait for every one to succeed."""
+    ids = [
+        cluster.api.start("once", input_value={"dir": str(directory), "n": n})["id"]
+        for n in numbers
+    ]
+    for execution_id in ids:
+        assert cluster.api.wait_ended(execution_id, WAIT_S)["status"] == "ENDED_SUCCESS"
+
+
+def test_a_worker_cut_from_postgresql_is_fenced_and_after_healing_runs_nothing_twice(
+    cluster: Cluster,
+) -> None:
+    """A black-holing proxy between one worker and PostgreSQL: nothing it sends arrives and
+    nothing comes back, on its open connections and on new ones, until the path heals and
+    what was held arrives late."""
+    directory = flow_writable_dir("cut-")
+    cluster.api.create_flow("busy", BUSY)
+    cluster.api.create_flow("once", RUN_ONCE)
+    database = sa.make_url(cluster.url)
+    with FaultProxy(database.host or "127.0.0.1", database.port or 5432) as proxy:
+        through = database.set(port=proxy.port).render_as_string(hide_password=False)
+        cut = cluster.add_worker("cut", url=through)
+        execution = cluster.api.start("busy", input_value={"dir": str(directory)})
+        execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
+        path = f"/execution/{execution['id']}"
+        wait_until(lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick", WAIT_S)
+        steady = cluster.add_worker("steady")  # straight to the database
+
+        proxy.set_mode("blackhole")
+        proxy.stall(True)
+        # Cut off, it still stops its scripts (its own clock), and the others reap its work.
+        wait_all_gone({execution_pid, helper_pid})
+        ended = cluster.api.wait_ended(execution["id"], WAIT_S)
+        assert ended["status"] == "ENDED_ERROR"
+        assert f"the worker 'cut' (process {cut.process_id}" in ended["message"]
+        assert "The script may have partly run; it will not run again" in ended["message"]
+        assert cut.process_id not in {p["id"] for p in cluster.processes()}
+        run_once_each(cluster, directory, range(0, 20))  # the steady worker goes on
+        log_before = cluster.api.log(execution["id"])
+
+        proxy.stall(False)  # what the cut worker sent meanwhile arrives now
+        proxy.set_mode("pass")
+        rejoined = wait_until(
+            lambda: [p for p in cluster.processes() if p["pid"] == cut.pid],
+            "the healed worker rejoins",
+            WAIT_S,
+        )
+        assert rejoined[0]["id"] != cut.process_id
+        run_once_each(cluster, directory, range(20, 40))
+        steady.stop()
+        run_once_each(cluster, directory, range(40, 41))  # the healed worker alone
+        assert cluster.claimers().get(rejoined[0]["id"], 0) >= 1
+        assert proxy.connections_total > 0  # it did go through the proxy
+
+    assert cut.process is not None and cut.process.poll() is None
+    # Its late writes (ticks, log lines, an end) changed nothing; nothing ran twice.
+    assert cluster.api.ok("GET", path) == ended
+    assert cluster.api.log(execution["id"]) == log_before
+    assert markers(directory) == {"busy": "ran\n", **{str(n): "ran\n" for n in range(41)}}
+    assert unended(cluster) == {}
 
 
 def test_the_process_list_is_for_admins_and_shows_kinds_and_running_work(
@@ -294,14 +361,14 @@ def test_a_cancel_on_the_server_stops_the_execution_a_worker_runs(
     execution = cluster.api.start("busy", input_value={"dir": str(directory)})
     execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
     if is_listen_killed:
-        wait_until(lambda: len(listen_connections(cluster)) == 2, "both processes listen")
+        wait_until(lambda: len(listen_connections(cluster)) == 2, "both processes listen", WAIT_S)
         kill_listen_connections(cluster)
     cluster.api.ok("POST", f"/execution/{execution['id']}/cancel")
     record = cluster.api.wait_ended(execution["id"], WAIT_S)
     assert record["status"] == "ENDED_CANCELLED"
     wait_all_gone({execution_pid, helper_pid})
     if is_listen_killed:
-        wait_until(lambda: len(listen_connections(cluster)) == 2, "both listen again")
+        wait_until(lambda: len(listen_connections(cluster)) == 2, "both listen again", WAIT_S)
 
 
 def test_a_token_revoked_on_one_server_is_refused_by_the_other(
@@ -372,7 +439,7 @@ def test_one_server_dials_a_link_and_another_takes_over_when_it_is_killed(
             "remote_url": f"{edge.api_url}/sync_config/hub/sync",
         })  # fmt: skip
         apis["web1"].create_flow("once", RUN_ONCE)
-        [holder] = wait_until(lambda: dialers_of(apis["web1"], "edge"), "a server dials")
+        [holder] = wait_until(lambda: dialers_of(apis["web1"], "edge"), "a server dials", WAIT_S)
         survivor = "web2" if holder == "web1" else "web1"
         first = apis[survivor].run(
             "once", input_value={"dir": str(directory), "n": 1}, remote_workspace_name="edge"
