@@ -90,7 +90,8 @@ def run_backfill(
 def run_cluster(
     options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
 ) -> list[common.Figure]:
-    return cluster.run(cluster.Sizes(executions=options.cluster_executions), baseline_ms)
+    sizes = cluster.Sizes(executions=options.cluster_executions, lease_s=options.cluster_lease_s)
+    return cluster.run(sizes, baseline_ms)
 
 
 def run_soak(
@@ -208,6 +209,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1000,
         help="executions of each cluster burst, on PostgreSQL (default 1000)",
     )
+    parser.add_argument(
+        "--cluster-lease-s",
+        type=float,
+        default=cluster.LEASE_S,
+        help=f"the cluster's process lease in seconds (default {cluster.LEASE_S:g})",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
     sizes = (
@@ -226,6 +233,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("every count and size must be at least 1")
     if options.fleet_idle_seconds < 2:
         parser.error("--fleet-idle-seconds must be at least 2")
+    if options.cluster_lease_s < 1:
+        parser.error("--cluster-lease-s must be at least 1")
     if options.soak_rate <= 0 or options.soak_drop_every_s <= 0:
         parser.error("--soak-rate and --soak-drop-every-s must be positive")
     return options

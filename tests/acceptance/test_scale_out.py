@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +218,9 @@ def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
     execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
     [paused] = cluster.workers
     path = f"/execution/{execution['id']}"
-    wait_until(lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick saved", WAIT_S)
+    wait_until(
+        lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick saved", WAIT_S
+    )
 
     paused.signal(signal.SIGSTOP)
     ended = cluster.api.wait_ended(execution["id"], WAIT_S)
@@ -281,7 +283,9 @@ def test_a_worker_cut_from_postgresql_is_fenced_and_after_healing_runs_nothing_t
         execution = cluster.api.start("busy", input_value={"dir": str(directory)})
         execution_pid, helper_pid = cluster.api.wait_setting("pids", WAIT_S)
         path = f"/execution/{execution['id']}"
-        wait_until(lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick", WAIT_S)
+        wait_until(
+            lambda: cluster.api.ok("GET", path)["output_value"].get("tick"), "a tick", WAIT_S
+        )
         steady = cluster.add_worker("steady")  # straight to the database
 
         proxy.set_mode("blackhole")
@@ -424,6 +428,7 @@ def dialers_of(api: ApiClient, link: str) -> list[str]:
 
 def start_burst(api: ApiClient, directory: Path, numbers: range) -> list[str]:
     """Start RUN_ONCE on the edge for each number, from four threads at once; their ids."""
+
     def one(n: int) -> str:
         body = {"dir": str(directory), "n": n}
         return str(api.start("once", input_value=body, remote_workspace_name="edge")["id"])
