@@ -1,7 +1,10 @@
 """One workspace on several processes over one PostgreSQL: `tether serve --no-runner` and
-real `tether worker` processes race for executions, die, and are paused past their lease.
+real `tether worker` processes race for executions, die, are paused past their lease and
+are cut from the database; servers take a link over from a killed one.
 
-Leases are short here (flags); the times they take are measured in bench/, not asserted.
+Leases are short here (flags). The times they take are measured in bench/ (cluster); the
+tests hold them only to loose bounds, several leases wide, that no other path (a timeout,
+a once-a-minute re-read) could meet.
 """
 
 from __future__ import annotations
