@@ -92,7 +92,8 @@ def run_backfill(
 def run_cluster(
     options: argparse.Namespace, baseline_ms: float, _: list[common.Figure]
 ) -> list[common.Figure]:
-    return cluster.run(cluster.Sizes(executions=options.cluster_executions), baseline_ms)
+    sizes = cluster.Sizes(executions=options.cluster_executions, lease_s=options.cluster_lease_s)
+    return cluster.run(sizes, baseline_ms)
 
 
 def run_soak(
@@ -268,6 +269,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=50,
         help="remote round trips timed before and while they sleep (default 50)",
     )
+    parser.add_argument(
+        "--cluster-lease-s",
+        type=float,
+        default=cluster.LEASE_S,
+        help=f"the cluster's process lease in seconds (default {cluster.LEASE_S:g})",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     options = parser.parse_args(argv)
     sizes = (
@@ -292,6 +299,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--biglog-mb must be positive, --biglog-line-bytes from 12 to 65536")
     if options.fleet_idle_seconds < 2:
         parser.error("--fleet-idle-seconds must be at least 2")
+    if options.cluster_lease_s < 1:
+        parser.error("--cluster-lease-s must be at least 1")
     if options.soak_rate <= 0 or options.soak_drop_every_s <= 0:
         parser.error("--soak-rate and --soak-drop-every-s must be positive")
     return options

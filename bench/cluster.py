@@ -1,6 +1,6 @@
 """Scale-out on one PostgreSQL: executions per second with one and with two `tether worker`
-processes behind a `tether serve --no-runner`, and how long a killed worker's execution
-takes to end.
+processes behind a `tether serve --no-runner`, how long a killed worker's execution takes
+to end, and how long a link dialed by a killed server takes to be dialed by another.
 
 Needs a PostgreSQL URL (TETHER_BENCH_DATABASE_URL, else TETHER_TEST_DATABASE_URL) whose
 account may create databases; each measurement runs in a fresh database, dropped after.
@@ -12,20 +12,23 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
-from bench import common, local
+from bench import common, local, remote
 
 NAME = "cluster"
 URL_ENVS = ("TETHER_BENCH_DATABASE_URL", "TETHER_TEST_DATABASE_URL")
@@ -41,6 +44,7 @@ class Sizes:
     executions: int = 1000
     clients: int = 4
     max_running: int = 16
+    lease_s: float = LEASE_S
 
 
 def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
@@ -62,13 +66,25 @@ def run(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
                 )
             )
     with fresh_database(base) as url, cluster(url, 2, sizes) as (server, workers):
-        lost_s = worker_loss_s(server, workers)
-        note = f"kill -9 of the worker running it, to ENDED_ERROR; lease {LEASE_S:g} s"
+        lost_s = worker_loss_s(server, workers, sizes.lease_s)
+        note = f"kill -9 of the worker running it, to ENDED_ERROR; lease {sizes.lease_s:g} s"
         figures.append(
             common.latency_figure(
                 NAME, "killed worker's execution ended", [lost_s * 1000], baseline_ms, note
             )
         )
+    with fresh_database(base) as url:
+        taken_s, remote_s = dialer_takeover_s(url, sizes.lease_s)
+    note = f"kill -9 of the server dialing the link, to GET /process naming the other; lease {sizes.lease_s:g} s"
+    figures.append(
+        common.latency_figure(NAME, "dialer taken over", [taken_s * 1000], baseline_ms, note)
+    )
+    note = "a remote execution started on the other server at the kill, to its ENDED_SUCCESS"
+    figures.append(
+        common.latency_figure(
+            NAME, "remote execution across a takeover", [remote_s * 1000], baseline_ms, note
+        )
+    )
     return figures
 
 
@@ -93,7 +109,7 @@ def cluster(
     url: str, workers: int, sizes: Sizes
 ) -> Iterator[tuple[common.Workspace, list[subprocess.Popen[str]]]]:
     """A server without a runner and ``workers`` workers on the database at ``url``."""
-    lease = ("--lease-s", str(LEASE_S))
+    lease = ("--lease-s", str(sizes.lease_s))
     with common.served_workspace("cluster", "--database-url", url, "--no-runner", *lease) as server:
         started: list[subprocess.Popen[str]] = []
         try:
@@ -156,7 +172,9 @@ def burst_rate(server: common.Workspace, url: str, sizes: Sizes) -> tuple[float,
     return ended / (last - first), claimers
 
 
-def worker_loss_s(server: common.Workspace, workers: list[subprocess.Popen[str]]) -> float:
+def worker_loss_s(
+    server: common.Workspace, workers: list[subprocess.Popen[str]], lease_s: float
+) -> float:
     """Seconds from kill -9 of the worker running an execution until the execution ended."""
     with server.client() as client:
         local.create_flow(client, "busy", BUSY)
@@ -165,11 +183,74 @@ def worker_loss_s(server: common.Workspace, workers: list[subprocess.Popen[str]]
         victim = next(w for w in workers if w.pid == pid)
         killed_at = time.time()
         os.kill(victim.pid, signal.SIGKILL)
-        record = local.wait_ended(client, execution_id, timeout_s=LEASE_S * 3 + 30)
+        record = local.wait_ended(client, execution_id, timeout_s=lease_s * 3 + 30)
     if record["status"] != "ENDED_ERROR":
         raise RuntimeError(f"the lost execution ended {record['status']}: {record['message']}")
     ended_at = datetime.fromisoformat(record["ended_at"].replace("Z", "+00:00")).timestamp()
     return ended_at - killed_at
+
+
+def dialer_takeover_s(url: str, lease_s: float) -> tuple[float, float]:
+    """Two servers of one workspace on ``url`` and a link to a third (SQLite) workspace:
+    seconds from kill -9 of the server dialing it until the other says it dials it, and
+    until a remote execution started on the other at the kill has ended."""
+    secret = Path(tempfile.mkdtemp(prefix="tether-bench-secret-")) / "secret.key"
+    secret.write_text(os.urandom(32).hex() + "\n")  # the servers of one workspace share it
+    secret.chmod(0o600)
+    hub_args = ("--database-url", url, "--no-runner", "--lease-s", str(lease_s))
+    hub_args += ("--secret-file", str(secret))
+    try:
+        with contextlib.ExitStack() as stack:
+            edge = stack.enter_context(common.served_workspace("bench-edge"))
+            hubs = {
+                name: stack.enter_context(
+                    common.served_workspace("bench-hub", *hub_args, "--process-name", name)
+                )
+                for name in ("web1", "web2")
+            }
+            remote.link(hubs["web1"], edge, remote.Direction("A", hub_dials=True))
+            with hubs["web1"].client() as client:
+                local.create_flow(client, "noop", NOOP)
+                holder = wait_dialer(client, lambda names: len(names) == 1, lease_s)[0]
+            survivor = "web2" if holder == "web1" else "web1"
+            with hubs[survivor].client() as client:
+                warm = client.post(
+                    "/execution",
+                    json={"flow_name": "noop", "remote_workspace_name": remote.HUB_CONFIG},
+                )
+                warm.raise_for_status()
+                local.wait_ended(client, warm.json()["id"], timeout_s=60)
+                killed_at = time.monotonic()
+                os.kill(hubs[holder].process.pid, signal.SIGKILL)
+                started = client.post(
+                    "/execution",
+                    json={"flow_name": "noop", "remote_workspace_name": remote.HUB_CONFIG},
+                )
+                started.raise_for_status()
+                wait_dialer(client, lambda names: names == [survivor], lease_s)
+                taken_s = time.monotonic() - killed_at
+                record = local.wait_ended(client, started.json()["id"], timeout_s=lease_s * 3 + 30)
+                remote_s = time.monotonic() - killed_at
+            if record["status"] != "ENDED_SUCCESS":
+                raise RuntimeError(f"the remote execution ended {record['status']}")
+            return taken_s, remote_s
+    finally:
+        shutil.rmtree(secret.parent, ignore_errors=True)
+
+
+def wait_dialer(
+    client: httpx.Client, is_done: Callable[[list[str]], bool], lease_s: float
+) -> list[str]:
+    """The names of the servers dialing the link once ``is_done`` says so (polled)."""
+    deadline = time.monotonic() + lease_s * 3 + 30
+    names: list[str] = []
+    while time.monotonic() < deadline:
+        processes = client.get("/process").json()
+        names = sorted(p["name"] for p in processes if remote.HUB_CONFIG in p["dials"])
+        if is_done(names):
+            return names
+        time.sleep(local.POLL_S)
+    raise RuntimeError(f"the servers dialing the link stayed {names}")
 
 
 def running_pid(client: httpx.Client, execution_id: str) -> int:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from bench import celery_peer, common, remote
+
+from tests.conftest import PG_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -98,6 +101,38 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
     for direction in ("A", "B"):
         assert figures[(f"soak {direction}", "lost executions")]["median"] == 0
         assert figures[(f"soak {direction}", "duplicated executions")]["median"] == 0
+
+
+@pytest.mark.timeout(400)
+def test_the_cluster_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    """Workers on one PostgreSQL, a killed worker, a killed dialer: only where one is set."""
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"the cluster benchmark needs PostgreSQL: set {PG_ENV}")
+    out = tmp_path / "run.json"
+    tiny = ["--only", "cluster", "--cluster-executions", "20", "--cluster-lease-s", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *tiny, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=380,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
+    names = [
+        "executions per second, 1 worker(s)",
+        "executions per second, 2 worker(s)",
+        "killed worker's execution ended",
+        "dialer taken over",
+        "remote execution across a takeover",
+    ]
+    for name in names:
+        figure = figures.get(("cluster", name))
+        assert figure is not None, f"{name} is missing; figures: {sorted(figures)}"
+        assert figure["samples"] == 1 and figure["median"] > 0, figure
+    # Neither a lost worker nor a lost dialer is noticed before its 2 s lease runs out.
+    for name in ("killed worker's execution ended", "dialer taken over"):
+        assert figures[("cluster", name)]["median"] >= 2000 * 0.75, figures[("cluster", name)]
 
 
 def test_the_peer_comparison_divides_our_remote_figures_by_celerys() -> None:

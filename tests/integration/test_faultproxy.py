@@ -116,6 +116,24 @@ def test_leaving_blackhole_mode_closes_held_connections(proxy: FaultProxy) -> No
         assert sock.recv(1) == b""
 
 
+def test_a_stall_holds_an_open_connection_s_bytes_until_resumed(proxy: FaultProxy) -> None:
+    with _connect(proxy) as sock:
+        _exchange(sock)
+        proxy.stall(True)
+        sock.sendall(REQUEST)
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # held: neither an answer nor a close
+        sock.settimeout(RECV_TIMEOUT_S)
+        proxy.stall(False)
+        response = b""
+        while not response.endswith(b"\r\n\r\nok"):
+            chunk = sock.recv(4096)
+            assert chunk, f"closed after {response!r}"
+            response += chunk
+    assert proxy.connections_cut == proxy.connections_reset == 0
+
+
 def test_certain_reset_fails_every_request_and_counts_it(proxy: FaultProxy) -> None:
     proxy.reset_probability(1.0)
     with _client(proxy, keepalive=False) as client:

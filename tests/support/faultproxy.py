@@ -1,6 +1,8 @@
 """Fault-injecting TCP proxy for tests: owns the loopback hop between a dialer and a listener.
 
-It refuses, blackholes, resets, delays and cuts connections on command; it knows nothing of HTTP.
+It refuses, blackholes, stalls, resets, delays and cuts connections on command; it knows
+nothing of the protocol it carries (HTTP between links, PostgreSQL's between a worker and its
+database).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class FaultProxy:
         self._delay_s = 0.0
         self._connect_delay_s = 0.0
         self._idle_s: float | None = None
+        self._is_stalled = False
+        self._stall_changed = asyncio.Event()
         self._links: set[_Link] = set()
         self.connections_total = 0
         self.connections_reset = 0
@@ -143,6 +147,14 @@ class FaultProxy:
         """Cut any connection with no bytes either way for longer than this; None disables it."""
         self._idle_s = seconds
 
+    def stall(self, is_stalled: bool) -> None:
+        """Stop (True) or resume (False) carrying bytes on the connections already open,
+        either way: the proxy keeps reading into its own memory, as a black-holed path's
+        buffers would take them, and passes nothing on until resumed, when everything held
+        arrives in order. With set_mode("blackhole") it cuts a client off entirely, for new
+        connections and old; resuming both heals the path without closing what was open."""
+        self._on_loop(self._apply_stall, is_stalled)
+
     def cut_all(self) -> None:
         """Close every current connection now."""
         self._on_loop(self._cut_links)
@@ -178,6 +190,11 @@ class FaultProxy:
         self._mode = mode
         self._mode_changed.set()
         self._mode_changed = asyncio.Event()
+
+    def _apply_stall(self, is_stalled: bool) -> None:
+        self._is_stalled = is_stalled
+        self._stall_changed.set()
+        self._stall_changed = asyncio.Event()
 
     def _cut_links(self) -> None:
         links, self._links = self._links, set()
@@ -280,6 +297,8 @@ class FaultProxy:
                 due, data = await line.get()
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
+                while self._is_stalled:
+                    await self._stall_changed.wait()
                 if not data:
                     return
                 if cut_fraction is None and self._cut_p and self._rng.random() < self._cut_p:

@@ -121,17 +121,20 @@ def live(ctx: Context) -> list[ProcessView]:
             ProcessView(
                 process=item,
                 running=executions.running_ids(conn, item.id),
-                dials=_dials(item, holders, sorted(dialing)),
+                dials=_dials(item, holders, sorted(dialing), is_leased=ctx.origin is not None),
             )
             for item in found
         ]
 
 
-def _dials(item: Process, holders: dict[str, str | None], dialing: list[str]) -> list[str]:
-    """The links ``item`` dials: those whose dialer lease it holds; on a store without
-    leases (one server, SQLite), every dialing link is the server's."""
+def _dials(
+    item: Process, holders: dict[str, str | None], dialing: list[str], *, is_leased: bool
+) -> list[str]:
+    """The links ``item`` dials: those whose dialer lease it holds (none before a server
+    first takes one); on a store without leases (one server, SQLite), every dialing link
+    is the server's."""
     if item.kind != processes.SERVE:
         return []
-    if not holders:
+    if not is_leased:
         return dialing
     return sorted(name for name, holder in holders.items() if holder == item.id)

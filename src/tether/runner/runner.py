@@ -176,6 +176,18 @@ class Runner:
             claimed = await asyncio.to_thread(
                 execution_actions.claim_some, self._ctx, process_id, limit
             )
+            if claimed and (
+                self._membership.process_id != process_id or not self._membership.check()
+            ):
+                # The answer came after the lease was lost (a store cut off mid-claim, then
+                # healed): the claim stands under the lost id, and whoever reaps that id ends
+                # them; running them now would run them under no lease.
+                log.error(
+                    "dropped %d executions claimed under the lost lease %s",
+                    len(claimed),
+                    process_id,
+                )
+                return
             for ex in claimed:
                 process = await self._spawn(ex)
                 running = Running(ex, process)

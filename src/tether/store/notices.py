@@ -21,12 +21,15 @@ MAX_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000 bytes a notification
 LISTEN_TICK_S = 1.0  # how often the listening thread looks up from its connection
 RECONNECT_S = 1.0
 # TCP keepalives notice a LISTEN connection whose peer vanished (a black-holed network)
-# in about 5 + 3 * 2 = 11 s, where the kernel's defaults would take two hours.
+# while it waits in about 5 + 3 * 2 = 11 s, where the kernel's defaults would take two
+# hours; the user timeout does the same for its SELECT 1 sent into the void (keepalives
+# stay silent while sent data waits for its ACK, and retransmissions go on for 15 minutes).
 KEEPALIVES: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 2,
     "keepalives_count": 3,
+    "tcp_user_timeout": 11_000,  # ms
 }
 APPLICATION_NAME = "tether-listen"  # how an operator (or a test) finds these connections
 
