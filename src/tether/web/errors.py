@@ -6,8 +6,8 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import iter_route_contexts
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
@@ -56,7 +56,7 @@ def allowed_methods(request: Request) -> list[str]:
         index = [
             (compile_path(route.path)[0], route.methods)
             for route in iter_route_contexts(request.app.router.routes)
-            if route.methods
+            if route.methods and route.path
         ]
         request.app.state.method_index = index
     path = request.scope["path"]
