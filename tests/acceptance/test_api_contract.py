@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from tests.support.workspace import ApiClient, ServedWorkspace
 
 EXAMPLES = int(os.environ.get("TETHER_TEST_API_EXAMPLES", "20"))
@@ -94,6 +96,7 @@ def failed_cases(report: Path) -> list[tuple[str, str]]:
     return cases
 
 
+@pytest.mark.timeout(600)  # about a minute alone; several times that on a loaded machine
 def test_schemathesis_checks_all_find_no_failure(tmp_path: Path) -> None:
     workspace = ServedWorkspace("contract", tmp_path / "data").start()
     try:
