@@ -162,9 +162,8 @@ def _session_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from tether import errors
+    from tether.web import server
     from tether.web.app import create_app
 
     try:
@@ -176,41 +175,7 @@ def serve(args: argparse.Namespace) -> int:
         logging.getLogger("tether").warning(
             "the sandbox is off (--sandbox off): every flow runs with this server's own powers"
         )
-    server_config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(server_config)
-    scheme = "https" if settings.tls_cert else "http"
-
-    original_startup = server.startup
-
-    async def startup(sockets=None):  # type: ignore[no-untyped-def]
-        await original_startup(sockets)
-        for listener in server.servers:
-            for sock in listener.sockets:
-                host, port = sock.getsockname()[:2]
-                print(
-                    f"tether workspace '{settings.name}' serving on {scheme}://{host}:{port}",
-                    flush=True,
-                )
-
-    server.startup = startup  # type: ignore[method-assign]
-    original_shutdown = server.shutdown
-
-    async def shutdown(sockets=None):  # type: ignore[no-untyped-def]
-        # Held link long-polls would otherwise keep the graceful shutdown waiting.
-        app.state.linker.release_long_polls()
-        await original_shutdown(sockets)
-
-    server.shutdown = shutdown  # type: ignore[method-assign]
-    server.run()
+    server.serve(app, settings)
     return 0
 
 

@@ -313,7 +313,12 @@ HTTP_STATUS: dict[type[TetherError], int] = {
 
 def http_status(error: TetherError) -> int:
     """The HTTP status that answers ``error``."""
-    for cls in type(error).__mro__:
+    return status_of(type(error))
+
+
+def status_of(error_class: type[TetherError]) -> int:
+    """The HTTP status that answers errors of ``error_class``."""
+    for cls in error_class.__mro__:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]
     return 500

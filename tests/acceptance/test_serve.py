@@ -7,14 +7,17 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.envelopes import HQ_HELLO, LISTENER, Link, create_listener
 from tests.support.waiting import wait_until
 from tests.support.workspace import ADMIN_PASSWORD, ApiClient, ServedWorkspace
+from tether.link import keys
 
 GENERATED = re.compile(r"created the organization admin 'admin' with password: (\S+)")
 
@@ -186,3 +189,43 @@ def test_a_killed_server_leaves_no_execution_process_behind(
     record = login(restarted).wait_ended(execution["id"])
     assert record["status"] == "ENDED_ERROR"
     assert "workspace stopped" in record["message"]
+
+
+def test_a_clean_stop_answers_a_held_long_poll_at_once(
+    serve: Callable[..., ServedWorkspace], login: Callable[..., ApiClient]
+) -> None:
+    """SIGTERM while a peer's long-poll is held: it is answered, not cut by the graceful timeout.
+
+    uvicorn waits for open requests before the app's lifespan ends; without the release at the
+    start of the stop, the poll would be held until GRACEFUL_STOP_S cancelled it (the client
+    sees the connection end without an answer, and uvicorn logs the cancel).
+    """
+    workspace = serve()
+    api = login(workspace)
+    own_key, remote_key = keys.generate_private_key(2048), keys.generate_private_key(2048)
+    create_listener(api, own_key, remote_key)
+    link = Link(api, httpx.Client(base_url=workspace.api_url, timeout=60), remote_key, 300)
+    answers: list[httpx.Response | Exception] = []
+
+    def poll() -> None:
+        try:
+            answers.append(link.post(*link.seal(hello={**HQ_HELLO, "poll_s": 50})))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    wait_until(
+        lambda: api.ok("GET", f"/sync_config/{LISTENER}/status")["remote_workspace"] == "hq",
+        "the long-poll to arrive",
+        30,
+    )
+    assert not answers, "the poll was answered before the stop: it was not held"
+    workspace.stop()
+    poller.join(30)
+    link.client.close()
+    assert len(answers) == 1 and isinstance(answers[0], httpx.Response), answers
+    assert answers[0].status_code == 200, answers[0].text
+    assert workspace.process is not None
+    assert workspace.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    assert "timeout graceful shutdown exceeded" not in "".join(workspace.output)

@@ -56,13 +56,14 @@ def is_name(name: str) -> bool:
 
 def check_proxy_url(url: str) -> None:
     """Refuse a proxy URL the dialer could not use, saying what to write instead."""
-    parsed = urllib.parse.urlparse(url)
+    parsed = _parsed_url(url)
     try:
-        port = parsed.port
+        port = parsed.port if parsed is not None else -1
     except ValueError:
         port = -1
     if (
-        _URL_SPACE.search(url)
+        parsed is None
+        or _URL_SPACE.search(url)
         or parsed.scheme not in ("http", "https")
         or not parsed.hostname
         or port == -1
@@ -95,10 +96,23 @@ def check_name(name: str) -> None:
         )
 
 
+def _parsed_url(url: str) -> urllib.parse.ParseResult | None:
+    """``url`` parsed, or None where urllib refuses it (a bracketed host that is no address)."""
+    try:
+        return urllib.parse.urlparse(url)
+    except ValueError:
+        return None
+
+
 def check_remote_url(url: str) -> str:
     """The listener's sync config name, taken from a valid Remote URL."""
-    parsed = urllib.parse.urlparse(url)
-    if _URL_SPACE.search(url) or parsed.scheme not in ("http", "https") or not parsed.netloc:
+    parsed = _parsed_url(url)
+    if (
+        parsed is None
+        or _URL_SPACE.search(url)
+        or parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+    ):
         raise errors.LinkConfigInvalid(
             field="remote_url",
             detail=f"'{url}' is not an http(s) URL; use https://HOST/api/latest/sync_config/NAME/sync",

@@ -24,8 +24,8 @@ from tether.runner import runner as runner_module
 from tether.runner import sandbox
 from tether.runner.runner import Runner
 from tether.store.database import Database
+from tether.web import contract, pages
 from tether.web import errors as web_errors
-from tether.web import pages
 from tether.web.headers import SecurityHeaders
 from tether.web.limits import BodyLimit
 from tether.web.link_lane import LinkLane
@@ -171,4 +171,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api)
     app.include_router(pages.router)
     app.mount(pages.STATIC_PATH, pages.static_files(), name="static")
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI keeps the document it made; completing it again changes nothing.
+        return contract.document(describe())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

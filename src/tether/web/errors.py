@@ -7,8 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import compile_path
 
 from tether import errors
 
@@ -43,6 +45,32 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "invalid_input", "the request is invalid: " + "; ".join(problems)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (RFC 9110's Allow).
+
+    Starlette's own 405 names only the methods of the first route whose path matched; a path
+    such as /flow/{name} is served by one route per method.
+    """
+    index = getattr(request.app.state, "method_index", None)
+    if index is None:
+        index = [
+            (compile_path(route.path)[0], route.methods)
+            for route in iter_route_contexts(request.app.router.routes)
+            if route.methods and route.path
+        ]
+        request.app.state.method_index = index
+    path = request.scope["path"]
+    return sorted({m for pattern, methods in index if pattern.match(path) for m in methods})
+
+
+def method_not_allowed(request: Request) -> JSONResponse:
+    allowed = allowed_methods(request)
+    message = f"{request.method} is not allowed here: use {', '.join(allowed)}"
+    response = error_response(405, "method_not_allowed", message)
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Register the error handlers on ``app``."""
 
@@ -63,8 +91,10 @@ def install(app: FastAPI) -> None:
         return error_response(errors.http_status(error), error.kind, error.message)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        kinds = {404: "not_found", 405: "method_not_allowed"}
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return method_not_allowed(request)
+        kinds = {404: "not_found"}
         message = (
             "no such endpoint: see /docs for the API" if exc.status_code == 404 else str(exc.detail)
         )

@@ -7,13 +7,19 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether import errors
 from tether.actions import connectors
 from tether.actions.context import Context
 from tether.store.connectors import Connector
 from tether.web.auth import context, require
-from tether.web.routes.fields import JsonValue, Text
+from tether.web.contract import answers
+from tether.web.routes.fields import JsonValue, Text, omittable
 
-router = APIRouter(tags=["connectors"], dependencies=[Depends(require("manage connectors"))])
+router = APIRouter(
+    tags=["connectors"],
+    dependencies=[Depends(require("manage connectors"))],
+    responses=answers(errors.Unauthenticated, errors.Forbidden),
+)
 NAME = Field(
     pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\- ]{0,199}$",
     description="letters, digits, _ . - and spaces",
@@ -23,7 +29,7 @@ TaskType = Literal["REST", "SMTP", "SSH", "SFTP", "SCP"]
 
 class ConnectorChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: TaskType | None = None
+    type: TaskType = omittable()
     host: Text | None = Field(default=None, max_length=500)
     value: dict[str, JsonValue] | None = Field(
         default=None, description="inputs the connector sets (port, user, host_key, ...)"
@@ -32,12 +38,12 @@ class ConnectorChange(BaseModel):
         default=None,
         description="write-only: password, key, token, ...; replaces all stored credentials",
     )
-    description: Text | None = Field(default=None, max_length=10_000)
+    description: Text = omittable(max_length=10_000)
 
 
 class ConnectorIn(ConnectorChange):
     name: str = NAME
-    type: TaskType  # type: ignore[assignment]  # required on create
+    type: TaskType = Field()  # required on create
 
 
 def _render(ctx: Context, item: Connector) -> dict[str, Any]:
@@ -59,7 +65,11 @@ def list_connectors(ctx: Context = Depends(context)) -> list[dict[str, Any]]:
     return [_render(ctx, c) for c in connectors.list_all(ctx)]
 
 
-@router.post("/connector", status_code=201)
+@router.post(
+    "/connector",
+    status_code=201,
+    responses=answers(errors.ConnectorInvalid, errors.NameTaken),
+)
 def create_connector(body: ConnectorIn, ctx: Context = Depends(context)) -> dict[str, Any]:
     item = connectors.create(
         ctx,
@@ -73,12 +83,14 @@ def create_connector(body: ConnectorIn, ctx: Context = Depends(context)) -> dict
     return _render(ctx, item)
 
 
-@router.get("/connector/{name}")
+@router.get("/connector/{name}", responses=answers(errors.ConnectorNotFound))
 def get_connector(name: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return _render(ctx, connectors.get(ctx, name))
 
 
-@router.patch("/connector/{name}")
+@router.patch(
+    "/connector/{name}", responses=answers(errors.ConnectorNotFound, errors.ConnectorInvalid)
+)
 def change_connector(
     name: Text, body: ConnectorChange, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -86,6 +98,6 @@ def change_connector(
     return _render(ctx, connectors.change(ctx, name, **changes))
 
 
-@router.delete("/connector/{name}", status_code=204)
+@router.delete("/connector/{name}", status_code=204, responses=answers(errors.ConnectorNotFound))
 def delete_connector(name: Text, ctx: Context = Depends(context)) -> None:
     connectors.delete(ctx, name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from tether import errors
 from tether.actions import executions as execution_actions
 from tether.actions import messages
 from tether.actions.context import Context
@@ -14,10 +15,15 @@ from tether.store import executions
 from tether.store.users import User
 from tether.web import render
 from tether.web.auth import context, current_user, require
+from tether.web.contract import answers
 from tether.web.routes import sync_configs as sync_config_routes
 from tether.web.routes.fields import MAX_OFFSET, JsonValue, Text
 
-router = APIRouter(tags=["executions"], dependencies=[Depends(require("use the workspace"))])
+router = APIRouter(
+    tags=["executions"],
+    dependencies=[Depends(require("use the workspace"))],
+    responses=answers(errors.Unauthenticated, errors.Forbidden),
+)
 
 Status = Literal[
     "PENDING", "QUEUED", "RUNNING", "PAUSED", "ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED"
@@ -28,14 +34,24 @@ Origin = Literal["local", "received", "mirror"]
 class ExecutionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     flow_name: Text = Field(min_length=1, max_length=200)
-    input_value: JsonValue = None
+    # execution_actions.checked_inputs refuses any other value, with its own message
+    input_value: JsonValue = Field(default=None, json_schema_extra={"type": ["object", "null"]})
     name: Text | None = Field(default=None, max_length=200)
     remote_workspace_name: Text | None = Field(default=None, max_length=100)
-    run: bool = True
+    run: StrictBool = True
     max_runtime_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
 
 
-@router.post("/execution", status_code=201)
+@router.post(
+    "/execution",
+    status_code=201,
+    responses=answers(
+        errors.InvalidInput,
+        errors.FlowNotFound,
+        errors.SyncConfigNotFound,
+        errors.RemoteWorkspaceUnusable,
+    ),
+)
 def start_execution(
     body: ExecutionIn, user: User = Depends(current_user), ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -75,7 +91,7 @@ def list_executions(
     return [render.execution(ex) for ex in found]
 
 
-@router.get("/execution/{execution_id}")
+@router.get("/execution/{execution_id}", responses=answers(errors.ExecutionNotFound))
 def get_execution(
     request: Request, execution_id: Text, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -133,7 +149,7 @@ def link_wait(request: Request, waited: Any, link: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/execution/{execution_id}/log")
+@router.get("/execution/{execution_id}/log", responses=answers(errors.ExecutionNotFound))
 def get_log(
     execution_id: Text,
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
@@ -146,11 +162,17 @@ def get_log(
     return [render.log_entry(e) for e in entries]
 
 
-@router.post("/execution/{execution_id}/cancel")
+@router.post(
+    "/execution/{execution_id}/cancel",
+    responses=answers(errors.ExecutionNotFound, errors.ExecutionEnded),
+)
 def cancel_execution(execution_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.execution(execution_actions.cancel(ctx, execution_id))
 
 
-@router.post("/execution/{execution_id}/run")
+@router.post(
+    "/execution/{execution_id}/run",
+    responses=answers(errors.ExecutionNotFound, errors.Conflict),
+)
 def run_execution(execution_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.execution(execution_actions.run_pending(ctx, execution_id))

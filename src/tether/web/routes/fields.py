@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 MAX_OFFSET = 2**31 - 1  # the largest a 32-bit column compares with; no page lies beyond it
 
@@ -51,7 +53,24 @@ def _storable_json(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+class _DocumentedNoNul:
+    """Says in the OpenAPI document what ``_storable`` checks: no NUL character.
+
+    A lone surrogate needs no word: JSON Schema's strings are Unicode characters, which it is
+    not. A field's own pattern (names) already leaves NUL out, and stays the one pattern.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if schema.get("type") == "string":
+            schema.setdefault("pattern", NO_NUL)
+        return schema
+
+
+NO_NUL = "^[^\\u0000]*$"
+Text = Annotated[str, AfterValidator(_storable), _DocumentedNoNul()]
 """Text stored in a text column: no NUL, no lone surrogate."""
 
 Unicode = Annotated[str, AfterValidator(_encodable)]
@@ -59,3 +78,18 @@ Unicode = Annotated[str, AfterValidator(_encodable)]
 
 JsonValue = Annotated[Any, AfterValidator(_storable_json)]
 """A JSON value stored as JSON: finite numbers and encodable strings."""
+
+
+def omittable(documented: dict[str, Any] | None = None, **constraints: Any) -> Any:
+    """A field a request may leave out (a change keeps the value) but never send as null.
+
+    Typed without ``| None``, so that null is refused as the document says; the default None
+    only marks the field as left out, and is not shown, as no value stands for it.
+    ``documented`` adds to the field's schema what a later check refuses.
+    """
+
+    def finish(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        schema.update(documented or {})
+
+    return Field(default=None, json_schema_extra=finish, **constraints)

@@ -12,9 +12,14 @@ from tether.actions import flows
 from tether.actions.context import Context
 from tether.web import render
 from tether.web.auth import context, require
+from tether.web.contract import answers
 from tether.web.routes.fields import Text
 
-router = APIRouter(tags=["flows"], dependencies=[Depends(require("use the workspace"))])
+router = APIRouter(
+    tags=["flows"],
+    dependencies=[Depends(require("use the workspace"))],
+    responses=answers(errors.Unauthenticated, errors.Forbidden),
+)
 NAME = Field(
     pattern=r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\- ]{0,199}$",
     description="letters, digits, _ . - and spaces",
@@ -39,7 +44,11 @@ def list_flows(search: Text | None = None, ctx: Context = Depends(context)) -> l
     return [render.flow(f) for f in flows.list_all(ctx, search)]
 
 
-@router.post("/flow", status_code=201)
+@router.post(
+    "/flow",
+    status_code=201,
+    responses=answers(errors.FlowScriptInvalid, errors.FlowHandlerInvalid, errors.NameTaken),
+)
 def create_flow(body: FlowIn, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.flow(flows.create(ctx, body.name, body.script, body.description))
 
@@ -55,7 +64,7 @@ class FlowBatch(BaseModel):
     flows: list[FlowScript] = Field(max_length=1000)
 
 
-@router.post("/flow/apply")
+@router.post("/flow/apply", responses=answers(errors.InvalidInput, errors.FlowScriptsRefused))
 def apply_flows(body: FlowBatch, ctx: Context = Depends(context)) -> dict[str, list[str]]:
     """Create or update every flow given, in one transaction: one refused script saves none.
 
@@ -67,16 +76,19 @@ def apply_flows(body: FlowBatch, ctx: Context = Depends(context)) -> dict[str, l
     return flows.apply_all(ctx, scripts)
 
 
-@router.get("/flow/{name}")
+@router.get("/flow/{name}", responses=answers(errors.FlowNotFound))
 def get_flow(name: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.flow(flows.get(ctx, name))
 
 
-@router.patch("/flow/{name}")
+@router.patch(
+    "/flow/{name}",
+    responses=answers(errors.FlowNotFound, errors.FlowScriptInvalid, errors.FlowHandlerInvalid),
+)
 def change_flow(name: Text, body: FlowChange, ctx: Context = Depends(context)) -> dict[str, Any]:
     return render.flow(flows.change(ctx, name, script=body.script, description=body.description))
 
 
-@router.delete("/flow/{name}", status_code=204)
+@router.delete("/flow/{name}", status_code=204, responses=answers(errors.FlowNotFound))
 def delete_flow(name: Text, ctx: Context = Depends(context)) -> None:
     flows.delete(ctx, name)

@@ -6,13 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from tether import errors
 from tether.actions import processes
 from tether.actions.context import Context
 from tether.store.users import User
 from tether.web import render
 from tether.web.auth import context, require
+from tether.web.contract import answers
 
-router = APIRouter(tags=["processes"])
+router = APIRouter(tags=["processes"], responses=answers(errors.Unauthenticated, errors.Forbidden))
 
 
 @router.get("/process")

@@ -7,12 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether import errors
 from tether.actions import settings
 from tether.actions.context import Context
 from tether.web.auth import context, require
+from tether.web.contract import answers
 from tether.web.routes.fields import JsonValue, Text
 
-router = APIRouter(tags=["settings"], dependencies=[Depends(require("use the workspace"))])
+router = APIRouter(
+    tags=["settings"],
+    dependencies=[Depends(require("use the workspace"))],
+    responses=answers(errors.Unauthenticated, errors.Forbidden),
+)
 
 
 class SettingIn(BaseModel):
@@ -37,12 +43,12 @@ def create_setting(body: SettingIn, ctx: Context = Depends(context)) -> dict[str
     return {"name": body.name, "value": body.value}
 
 
-@router.get("/setting/{name}")
+@router.get("/setting/{name}", responses=answers(errors.SettingNotFound))
 def get_setting(name: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return {"name": name, "value": settings.get(ctx, name)}
 
 
-@router.patch("/setting/{name}")
+@router.patch("/setting/{name}", responses=answers(errors.SettingNotFound))
 def change_setting(
     name: Text, body: SettingValue, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -51,6 +57,6 @@ def change_setting(
     return {"name": name, "value": body.value}
 
 
-@router.delete("/setting/{name}", status_code=204)
+@router.delete("/setting/{name}", status_code=204, responses=answers(errors.SettingNotFound))
 def delete_setting(name: Text, ctx: Context = Depends(context)) -> None:
     settings.delete(ctx, name)
