@@ -49,6 +49,11 @@ EXCEPTIONS = (
     Excuse("a batch with such scripts", "/api/latest/flow/apply", "scripts_invalid"),
     Excuse("a key that is no PEM key", "/api/latest/sync_config", "invalid_key"),
     Excuse(
+        "an answer that does not fit the message's form (the form is data, not schema)",
+        "/api/latest/message",
+        "invalid_answer",
+    ),
+    Excuse(
         "a CA certificate that is no PEM certificate",
         "/api/latest/sync_config",
         "invalid_sync_config",

@@ -6,17 +6,23 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 
+from tether import errors
 from tether.actions import messages
 from tether.actions.context import Context
 from tether.store.messages import Message
 from tether.store.users import User
 from tether.web import render
 from tether.web.auth import context, current_user, require
+from tether.web.contract import answers
 from tether.web.routes.fields import MAX_OFFSET, JsonValue, Text
 
 # As executions: whoever may use the workspace sees its executions, so sees and answers
 # their messages too (docs/flow_api.md, "Messages").
-router = APIRouter(tags=["messages"], dependencies=[Depends(require("use the workspace"))])
+router = APIRouter(
+    tags=["messages"],
+    dependencies=[Depends(require("use the workspace"))],
+    responses=answers(errors.Unauthenticated, errors.Forbidden),
+)
 
 
 def as_json(item: Message) -> dict[str, Any]:
@@ -54,12 +60,15 @@ def list_messages(
     return [as_json(m) for m in found]
 
 
-@router.get("/message/{message_id}")
+@router.get("/message/{message_id}", responses=answers(errors.MessageNotFound))
 def get_message(message_id: Text, ctx: Context = Depends(context)) -> dict[str, Any]:
     return as_json(messages.get(ctx, message_id))
 
 
-@router.post("/message/{message_id}/response")
+@router.post(
+    "/message/{message_id}/response",
+    responses=answers(errors.MessageNotFound, errors.AnswerInvalid, errors.MessageClosed),
+)
 def respond(
     message_id: Text,
     response: Annotated[
