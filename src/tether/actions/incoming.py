@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tether import errors, limits
-from tether.actions import events, outgoing, users
 from tether.actions import executions as execution_actions
+from tether.actions import outgoing, users
 from tether.actions.context import Context, Transaction
+from tether.statuses import ENDED, STATUSES, Event, Status
 from tether.store import database, dialer_leases, executions, outbox, sync_configs
 from tether.store.executions import LogEntry
 from tether.store.sync_configs import SyncConfig
@@ -139,7 +140,7 @@ def _apply(
                 outbox.acknowledge(tx.conn, config.name, min(ack, state.next_seq - 1))
                 values["acked_seq"] = min(ack, state.next_seq - 1)
                 if state.is_backfilling:
-                    tx.publish(events.ACKED, config.name)  # room for the backfill's next page
+                    tx.publish(Event.ACKED, config.name)  # room for the backfill's next page
             if values:  # an empty renewal of a long-poll changes nothing here
                 sync_configs.update_state(tx.conn, config.name, **values)
             is_pending = outbox.has_after(tx.conn, config.name, 0) if is_pending_asked else None
@@ -254,7 +255,7 @@ def _seconds(value: Any, field: str, *, is_positive: bool = False) -> float | No
 
 
 def _status(value: Any) -> str:
-    if value not in executions.STATUSES:
+    if value not in STATUSES:
         raise ValueError(f"unknown status {value!r}")
     return value
 
@@ -275,7 +276,7 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
         flow_name=flow_name,
         script=_text(body["script"], "script"),
         input_value=_object(body.get("input_value"), "input_value"),
-        status=executions.QUEUED,
+        status=Status.QUEUED,
         origin=executions.RECEIVED,
         sync_config=name,
         remote_execution_id=remote_id,
@@ -285,13 +286,13 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
     refusal = refusal_of(config, ex.script_sha256)
     if refusal is not None:
         # Never queued, so never run; the update back ends the child on the other side too.
-        ex = replace(ex, status=executions.ENDED_ERROR, message=refusal, ended_at=ctx.now())
+        ex = replace(ex, status=Status.ENDED_ERROR, message=refusal, ended_at=ctx.now())
         executions.insert(tx.conn, ex)
         log.warning("sync config %s: refused execution %s: %s", name, remote_id, refusal)
         outgoing.after_change(ctx, tx, ex)
         return
     executions.insert(tx.conn, ex)
-    tx.publish(events.QUEUED)
+    tx.publish(Event.QUEUED)
     # No update back yet: the controlling side hears of it when it runs or ends.
 
 
@@ -415,5 +416,5 @@ def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
         executions.insert(tx.conn, ex)
     elif not existing.is_ended:
         executions.set_columns(tx.conn, existing.id, **values)
-        if values["status"] in executions.ENDED:
-            tx.publish(events.ENDED, existing.id)
+        if values["status"] in ENDED:
+            tx.publish(Event.ENDED, existing.id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tether import errors
-from tether.actions import events
 from tether.actions.context import Context
+from tether.statuses import Event
 from tether.store import executions, setting_locks, settings
 
 
@@ -62,4 +62,4 @@ def release(ctx: Context, name: str, execution_id: str) -> None:
     with ctx.transaction() as tx:
         if not setting_locks.release(tx.conn, name, execution_id):
             raise errors.SettingLocked(name=name)
-        tx.publish(events.LOCK, name)
+        tx.publish(Event.LOCK, name)

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import aiohttp
 
 from tether import errors
-from tether.actions import events, incoming
+from tether.actions import incoming
 from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
+from tether.statuses import Event
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
 
@@ -204,7 +205,7 @@ class Dialer:
                 done = await self._exchange_or_retry(poll_s)
                 if done is not None and done.is_full:
                     # A full envelope left messages behind: the senders carry them.
-                    self._ctx.events.publish(events.OUTBOX, self._name)
+                    self._ctx.events.publish(Event.OUTBOX, self._name)
                 backoff = BACKOFF_START_S
                 poll_s = next_hold_s(self._long_poll_s, poll_s)
                 if done is not None and done.delivered:
@@ -237,7 +238,7 @@ class Dialer:
         # message for the next long-poll, a whole hold period later.
         slots = asyncio.Semaphore(MAX_SENDERS)
         async with asyncio.TaskGroup() as senders:
-            with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
+            with self._ctx.events.watch(Event.OUTBOX, [self._name]) as watch:
                 while True:
                     await watch.wait(3600)
                     self._in_flight.message_written()

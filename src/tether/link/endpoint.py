@@ -18,6 +18,7 @@ from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
 from tether.link.envelope import Envelope
 from tether.link.protocol import KeyRing, Sealed
+from tether.statuses import Event
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
@@ -69,7 +70,7 @@ class Listener:
         """
         digest = envelope.body_digest(body)
         # Armed before the store is read, so that nothing committed meanwhile goes unnoticed.
-        with self._ctx.events.watch(events.OUTBOX, [name]) as watch:
+        with self._ctx.events.watch(Event.OUTBOX, [name]) as watch:
             received, answer = await asyncio.to_thread(
                 self._receive_or_answer, name, body, headers, digest
             )

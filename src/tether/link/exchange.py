@@ -12,6 +12,7 @@ from typing import Any
 
 from tether.actions import events, outgoing
 from tether.actions.context import Context
+from tether.statuses import Event
 from tether.store import database, outbox, sync_configs
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
@@ -24,13 +25,13 @@ class ConfigCache:
     """Sync configs as read from the store, kept until a change of one is announced.
 
     Every request on a link needs its config; configs change only through this workspace's
-    own actions, which announce each change (events.CONFIG) after its commit.
+    own actions, which announce each change (Event.CONFIG) after its commit.
     """
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._configs: events.KeptUntilChanged[SyncConfig | None] = events.KeptUntilChanged(
-            ctx.events, events.CONFIG
+            ctx.events, Event.CONFIG
         )
 
     def find(self, name: str) -> SyncConfig | None:

@@ -19,6 +19,7 @@ from tether import errors
 from tether.actions import events, files, flows, settings, tasks, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.statuses import ENDED, Event
 from tether.store import executions
 from tether.store.executions import Execution
 
@@ -130,7 +131,7 @@ class Requests:
         mode = request.get("wait") if run else None
         child_id = str(uuid.uuid4())
         # Watched before it exists: a quick child can end before the start's answer is read.
-        with self._ctx.events.watch(events.ENDED, [child_id]) as watch:
+        with self._ctx.events.watch(Event.ENDED, [child_id]) as watch:
             await self._db(
                 USE,
                 start,
@@ -156,7 +157,7 @@ class Requests:
     async def op_wait(self, request: dict[str, Any]) -> dict[str, Any]:
         ids = list(dict.fromkeys(request["ids"]))
         mode = request.get("return_when", "ALL_SUCCEEDED")
-        with self._ctx.events.watch(events.ENDED, ids) as watch:
+        with self._ctx.events.watch(Event.ENDED, ids) as watch:
             return await self._waiting(ids, mode, request.get("timeout"), watch, is_fresh=False)
 
     async def _waiting(
@@ -201,7 +202,7 @@ class Requests:
             missing = [i for i in open_ids if i not in found]
             if missing:
                 raise errors.ExecutionNotFound(id=missing[0])
-            ended.update(i for i, status in found.items() if status in executions.ENDED)
+            ended.update(i for i, status in found.items() if status in ENDED)
             if not ended or (mode != "FIRST_ENDED" and len(ended) < len(ids)):
                 return None
             return {i: executions.as_record(ex) for i, ex in executions.get_many(conn, ids).items()}
@@ -227,7 +228,7 @@ class Requests:
         is_waiting = False
         try:
             while True:
-                with self._ctx.events.watch(events.LOCK, [name]) as watch:
+                with self._ctx.events.watch(Event.LOCK, [name]) as watch:
                     holder = await self._db(USE, settings.try_acquire, name, self._id)
                     if holder is None:
                         return

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.statuses import Status
 from tether.store import executions
 from tether.store.users import User
 from tether.web import render
@@ -18,9 +19,6 @@ from tether.web.routes.fields import MAX_OFFSET, JsonValue, Text
 
 router = APIRouter(tags=["executions"], dependencies=[Depends(require("use the workspace"))])
 
-Status = Literal[
-    "PENDING", "QUEUED", "RUNNING", "PAUSED", "ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED"
-]
 Origin = Literal["local", "received", "mirror"]
 
 
