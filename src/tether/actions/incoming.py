@@ -16,6 +16,7 @@ from tether import errors, limits
 from tether.actions import executions as execution_actions
 from tether.actions import outgoing, users
 from tether.actions.context import Context, Transaction
+from tether.messages import Message
 from tether.statuses import ENDED, STATUSES, Event, Status
 from tether.store import database, dialer_leases, executions, outbox, sync_configs
 from tether.store.executions import LogEntry
@@ -27,13 +28,6 @@ MAX_NAME_CHARS = execution_actions.MAX_NAME_CHARS
 # 50-byte lines, and a bound on what the other side can make this store hold for one.
 MAX_LOG_ENTRIES = 2_000_000
 LOG_CUT = "[log cut: the linked workspace sent more than {limit} entries; the rest were dropped]"
-
-
-@dataclass(frozen=True)
-class Inbound:
-    seq: int
-    type: str
-    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class _Refused(Exception):
 def apply_envelope(
     ctx: Context,
     config: SyncConfig,
-    messages: Sequence[Inbound],
+    messages: Sequence[Message],
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None = None,
@@ -102,7 +96,7 @@ def apply_envelope(
 def _apply(
     ctx: Context,
     config: SyncConfig,
-    messages: Sequence[Inbound],
+    messages: Sequence[Message],
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None,
@@ -165,7 +159,7 @@ def _bound_sender(name: str, bound: str | None, sender: str) -> dict[str, Any]:
 
 
 def _apply_one(
-    ctx: Context, tx: Transaction, config: SyncConfig, message: Inbound, *, is_careful: bool
+    ctx: Context, tx: Transaction, config: SyncConfig, message: Message, *, is_careful: bool
 ) -> None:
     handlers = {
         outgoing.START: (sync_configs.CONTROLLED, _apply_start),

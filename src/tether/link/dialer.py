@@ -405,7 +405,7 @@ class Dialer:
         problem = protocol.hello_problem(config, answer.hello)
         if problem is not None:
             raise LinkDown(problem)
-        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
+        inbound = list(answer.messages)
         health = self._health.success_values(config, answer.hello)
         applied = incoming.apply_envelope(
             self._ctx, config, inbound, answer.ack, None, health, dialer=self._lease

@@ -16,7 +16,7 @@ from tether import errors
 from tether.actions import events, incoming
 from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
-from tether.link.envelope import Envelope
+from tether.link.envelope import Envelope, Message
 from tether.link.protocol import KeyRing, Sealed
 from tether.statuses import Event
 from tether.store.outbox import OutboxMessage
@@ -141,7 +141,7 @@ class Listener:
             self._apply(config, request, [], ack=0, health=None, poll_s=0.0)
             self._health.failure(name, problem)
             return Received(config, request.sender, 0.0, is_delivering=False)
-        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
+        inbound = list(request.messages)
         health = self._health.success_values(config, request.hello)
         poll_s = min(float((request.hello or {}).get("poll_s") or 0), self._max_poll_s)
         applied = self._apply(
@@ -163,7 +163,7 @@ class Listener:
         self,
         config: SyncConfig,
         request: Envelope,
-        inbound: list[incoming.Inbound],
+        inbound: list[Message],
         *,
         ack: int,
         health: dict[str, Any] | None,
