@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -147,7 +147,7 @@ def run_remote(hub: Workspace, timeout_s: float = 60.0) -> dict[str, Any]:
             raise SystemExit(f"the demo execution did not end within {timeout_s:g} s: {execution}")
         time.sleep(0.1)
         execution = hub.call("GET", f"/execution/{execution['id']}")
-    return execution
+    return cast("dict[str, Any]", execution)
 
 
 def main(once: bool) -> int:

@@ -10,7 +10,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from tether import errors, limits
 from tether.actions import executions as execution_actions
@@ -251,7 +251,7 @@ def _seconds(value: Any, field: str, *, is_positive: bool = False) -> float | No
 def _status(value: Any) -> str:
     if value not in STATUSES:
         raise ValueError(f"unknown status {value!r}")
-    return value
+    return cast(str, value)
 
 
 def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:

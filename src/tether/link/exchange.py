@@ -87,7 +87,7 @@ def is_full(messages: Sequence[Any]) -> bool:
     return size > MAX_BATCH_BYTES // 2
 
 
-def success_values(now: float, their_hello: dict | None) -> dict[str, Any]:
+def success_values(now: float, their_hello: dict[str, Any] | None) -> dict[str, Any]:
     """The link-state columns that say a link is connected, as of ``now``."""
     hello = their_hello or {}
     return {
@@ -149,7 +149,9 @@ class Health:
             received, repeats = self._counts.get(name, [0, 0])
         return {"received": received, "repeats": repeats}
 
-    def success_values(self, config: SyncConfig, their_hello: dict | None) -> dict | None:
+    def success_values(
+        self, config: SyncConfig, their_hello: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
         """The link-state columns a good exchange writes, when one is due; else None.
 
         For a caller that writes them in its own transaction (the one applying the

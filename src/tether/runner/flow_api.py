@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from tether import limits
 from tether.runner.channel import Channel
@@ -499,16 +499,16 @@ class File:
     load = get
 
     def get_text(self) -> str:
-        return self.get("content")
+        return cast(str, self.get("content"))
 
     def get_bytes(self) -> bytes:
-        return self.get("content_bytes")
+        return cast(bytes, self.get("content_bytes"))
 
     get_text_content = get_text
     get_bytes_content = get_bytes
 
     def get_base64_content(self) -> str:
-        return self.get("content_base64")
+        return cast(str, self.get("content_base64"))
 
     def save(self, content: str | bytes | None = None, content_base64: str | None = None) -> None:
         if content_base64 is None:

@@ -13,7 +13,7 @@ import binascii
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from tether import errors
 from tether.actions import events, files, flows, settings, tasks, users
@@ -121,7 +121,7 @@ class Requests:
 
     async def op_task_inputs(self, request: dict[str, Any]) -> dict[str, Any]:
         # Only a task's own process reads its unmasked inputs.
-        return await self._db(USE, tasks.inputs_of, self._id)
+        return cast("dict[str, Any]", await self._db(USE, tasks.inputs_of, self._id))
 
     async def _start_child(
         self, request: dict[str, Any], start: Callable[..., Any], **args: Any

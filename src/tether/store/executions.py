@@ -77,7 +77,7 @@ def is_forward(old: str, new: str) -> bool:
 check_field_order(Execution, execution)
 
 
-def _row(row: sa.Row) -> Execution:
+def _row(row: Sequence[Any]) -> Execution:
     return Execution(*row)
 
 

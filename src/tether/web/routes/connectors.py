@@ -37,7 +37,7 @@ class ConnectorChange(BaseModel):
 
 class ConnectorIn(ConnectorChange):
     name: str = NAME
-    type: TaskType  # type: ignore[assignment]  # required on create
+    type: TaskType  # required on create
 
 
 def _render(ctx: Context, item: Connector) -> dict[str, Any]:
