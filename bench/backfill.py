@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import common, local, remote
+from tether.statuses import Status
 from tether.store import executions
 from tether.store.database import Database
 
@@ -117,7 +118,7 @@ def past_execution(index: int, created_at: float, script_sha256: str) -> executi
         id=str(uuid.uuid4()),
         name=f"past {index}",
         flow_name="noop",
-        status=executions.ENDED_SUCCESS,
+        status=Status.ENDED_SUCCESS,
         script=local.NOOP_SCRIPT,
         script_sha256=script_sha256,
         input_value={"index": index},

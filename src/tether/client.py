@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tether.statuses import ENDED, Status
+
 FOLLOW_POLL_S = 0.25
 LOG_PAGE = 1000
 TIMEOUT_S = 30.0
@@ -128,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     ended = _follow(api, execution["id"])
     if ended.get("output_value") is not None:
         print(json.dumps(ended["output_value"], indent=2))
-    if ended["status"] != "ENDED_SUCCESS":
+    if ended["status"] != Status.ENDED_SUCCESS:
         print(f"execution {ended['id']} {ended['status']}: {ended.get('message')}", file=sys.stderr)
         return 1
     return 0
@@ -146,7 +148,7 @@ def _follow(api: Api, execution_id: str) -> dict[str, Any]:
                 stream = sys.stderr if entry["fields"].get("stream") == "stderr" else sys.stdout
                 print(entry["message"], file=stream, flush=True)
             offset += len(entries)
-        if execution["status"].startswith("ENDED_"):
+        if execution["status"] in ENDED:
             return dict(execution)  # read before the last log page: nothing came after it
         time.sleep(FOLLOW_POLL_S)
 

@@ -16,11 +16,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from tether.link import keys
+from tether.statuses import ENDED, Status
 
 SERVING = re.compile(r"serving on (https?://\S+)")
 REMOTE_FLOW = """import os, socket
@@ -141,12 +142,12 @@ def run_remote(hub: Workspace, timeout_s: float = 60.0) -> dict[str, Any]:
     hub.call("POST", "/flow", json={"name": "demo", "script": PARENT_FLOW})
     execution = hub.call("POST", "/execution", json={"flow_name": "demo"})
     deadline = time.monotonic() + timeout_s
-    while not execution["status"].startswith("ENDED_"):
+    while execution["status"] not in ENDED:
         if time.monotonic() > deadline:
             raise SystemExit(f"the demo execution did not end within {timeout_s:g} s: {execution}")
         time.sleep(0.1)
         execution = hub.call("GET", f"/execution/{execution['id']}")
-    return execution
+    return cast("dict[str, Any]", execution)
 
 
 def main(once: bool) -> int:
@@ -170,7 +171,7 @@ def main(once: bool) -> int:
                 print("\nrunning; press Ctrl-C to stop")
                 with _interruptible():
                     signal.pause()
-            return 0 if execution["status"] == "ENDED_SUCCESS" else 1
+            return 0 if execution["status"] == Status.ENDED_SUCCESS else 1
         finally:
             edge.stop()
             hub.stop()

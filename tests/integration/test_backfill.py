@@ -13,6 +13,7 @@ from tether.actions import executions as execution_actions
 from tether.actions import mirroring
 from tether.actions.context import Context
 from tether.link import envelope, linker
+from tether.statuses import Status
 from tether.store import executions
 
 CONTROLLED_HELLO = {"workspace": "hq", "role": "controlled", "protocols": [1], "poll_s": 0}
@@ -39,7 +40,7 @@ def seed_past_executions(ctx: Context, count: int) -> set[str]:
                 flow_name="f",
                 script="def handler(system, this):\n    pass\n",
                 input_value={"index": index},
-                status=executions.ENDED_SUCCESS,
+                status=Status.ENDED_SUCCESS,
                 created_at=first + index,
                 started_at=first + index,
                 ended_at=first + index + 0.5,

@@ -11,6 +11,7 @@ import pytest
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.statuses import Status
 from tether.store import executions
 from tether.store.database import Database
 from tether.store.executions import Execution
@@ -58,12 +59,12 @@ def add(ctx: Context, status: str, parent: Execution | None = None) -> Execution
 
 
 def test_a_cancel_reaches_every_generation_and_leaves_ended_branches_alone(ctx: Context) -> None:
-    root = add(ctx, executions.RUNNING)
-    running = [add(ctx, executions.RUNNING, root) for _ in range(WIDE)]
-    queued_grandchildren = [add(ctx, executions.QUEUED, child) for child in running]
-    great_grandchild = add(ctx, executions.RUNNING, running[-1])
-    ended = add(ctx, executions.ENDED_SUCCESS, root)
-    under_ended = add(ctx, executions.RUNNING, ended)  # an ended parent's child: left alone
+    root = add(ctx, Status.RUNNING)
+    running = [add(ctx, Status.RUNNING, root) for _ in range(WIDE)]
+    queued_grandchildren = [add(ctx, Status.QUEUED, child) for child in running]
+    great_grandchild = add(ctx, Status.RUNNING, running[-1])
+    ended = add(ctx, Status.ENDED_SUCCESS, root)
+    under_ended = add(ctx, Status.RUNNING, ended)  # an ended parent's child: left alone
     execution_actions.cancel(ctx, root.id)
     with ctx.db.read() as conn:
         found = executions.get_many(conn, [e.id for e in (root, *running, great_grandchild)])
@@ -71,6 +72,6 @@ def test_a_cancel_reaches_every_generation_and_leaves_ended_branches_alone(ctx: 
         assert all(not ex.is_ended for ex in found.values())
         for item in queued_grandchildren:
             ex = executions.get(conn, item.id)
-            assert ex.status == executions.ENDED_CANCELLED, ex
+            assert ex.status == Status.ENDED_CANCELLED, ex
             assert ex.message == "cancelled before it started"
         assert not executions.get(conn, under_ended.id).is_cancel_requested

@@ -23,6 +23,7 @@ from tether.actions import processes
 from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.link import configs
+from tether.statuses import Status
 from tether.store import executions, schema, sync_configs
 from tether.store.database import Database
 
@@ -193,7 +194,7 @@ def add_executions(ctx: Context, count: int, origin: str) -> list[str]:
                 flow_name=None,
                 script="def handler(system, this):\n    pass\n",
                 input_value={},
-                status=executions.QUEUED,
+                status=Status.QUEUED,
                 origin=origin,
                 sync_config="hq" if origin == executions.RECEIVED else None,
                 remote_execution_id=str(index) if origin == executions.RECEIVED else None,
@@ -247,5 +248,5 @@ def test_concurrent_claims_never_run_more_than_max_running_of_one_link(
     assert len(running) == (cap or len(received))
     if cap is None:
         return
-    execution_actions.end(ctx, running[0], executions.ENDED_SUCCESS, None)
+    execution_actions.end(ctx, running[0], Status.ENDED_SUCCESS, None)
     assert len(claim_together(contexts, 2)) == 1, "an ended one frees exactly one place"

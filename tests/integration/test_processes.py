@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tether.actions import events, flows, processes
 from tether.actions import executions as execution_actions
+from tether.actions import flows, processes
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.statuses import Event, Status
 from tether.store import executions, schema
 from tether.store import processes as process_rows
 from tether.store.database import Database
@@ -60,13 +61,13 @@ def test_the_reaper_ends_only_the_executions_of_a_process_whose_lease_ran_out(
     assert sorted(processes.reap(ctx)) == sorted(lost_ids)
     for execution_id in lost_ids:
         ended = execution_actions.get(ctx, execution_id)
-        assert ended.status == executions.ENDED_ERROR
+        assert ended.status == Status.ENDED_ERROR
         assert ended.message is not None
         assert f"the worker 'edge-7' (process {lost.id}, pid {lost.pid}" in ended.message
         assert "its last heartbeat was at" in ended.message
         assert "10 s lease" in ended.message
         assert "The script may have partly run; it will not run again" in ended.message
-    assert execution_actions.get(ctx, kept).status == executions.RUNNING
+    assert execution_actions.get(ctx, kept).status == Status.RUNNING
     assert [view.process.id for view in processes.live(ctx)] == [alive.id]
     assert processes.reap(ctx) == [], "a second pass finds nothing more"
     assert not processes.renew(ctx, lost.id), "a reaped process cannot renew"
@@ -94,7 +95,7 @@ def test_executions_of_a_claimer_in_no_process_row_are_ended(ctx: Context) -> No
         executions.set_columns(conn, execution_id, worker="old@host:1:2")
     assert processes.reap(ctx) == [execution_id]
     ended = execution_actions.get(ctx, execution_id)
-    assert ended.status == executions.ENDED_ERROR
+    assert ended.status == Status.ENDED_ERROR
     assert ended.message is not None and "'old@host:1:2'" in ended.message
 
 
@@ -115,7 +116,7 @@ def test_a_parent_waiting_on_a_reaped_child_learns_that_it_ended(ctx: Context) -
 
     async def reap_while_waiting() -> bool:
         ctx.events.bind(asyncio.get_running_loop())
-        with ctx.events.watch(events.ENDED, [execution_id]) as watch:
+        with ctx.events.watch(Event.ENDED, [execution_id]) as watch:
             await asyncio.to_thread(processes.reap, ctx)
             return await watch.wait(10)
 

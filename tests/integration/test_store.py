@@ -18,6 +18,7 @@ from tether.actions import executions as execution_actions
 from tether.actions import flows, processes
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.statuses import ENDED, STATUSES, Status
 from tether.store import database, executions, schema
 from tether.store import processes as processes_store
 from tether.store.database import Database
@@ -145,7 +146,7 @@ def test_concurrent_workers_never_claim_the_same_execution(
     assert sorted(claimed) == sorted(queued)  # each exactly once
     with ctx.db.begin() as conn:
         rows = [executions.get(conn, i) for i in queued]
-    assert {r.status for r in rows} == {executions.RUNNING}
+    assert {r.status for r in rows} == {Status.RUNNING}
     for index, result in enumerate(results):
         assert all(r.worker == workers[index] for r in rows if r.id in result)
 
@@ -195,15 +196,15 @@ def test_only_queued_executions_are_claimed(ctx: Context) -> None:
 # --- forward-only status ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("final", executions.ENDED)
+@pytest.mark.parametrize("final", ENDED)
 def test_an_ended_execution_never_changes_status_again(ctx: Context, final: str) -> None:
     worker = join(ctx)
     [execution_id] = queue(ctx, 1)
     execution_actions.claim_next(ctx, worker)
     ended = execution_actions.end(ctx, execution_id, final, "first end")
-    again = execution_actions.end(ctx, execution_id, executions.ENDED_SUCCESS, "second end")
+    again = execution_actions.end(ctx, execution_id, Status.ENDED_SUCCESS, "second end")
     assert (again.status, again.message, again.ended_at) == (final, "first end", ended.ended_at)
-    for status in executions.STATUSES:
+    for status in STATUSES:
         with ctx.db.begin() as conn, pytest.raises(errors.ExecutionEnded):
             executions.update(conn, execution_id, status=status)
     with pytest.raises(errors.ExecutionEnded):
@@ -216,10 +217,10 @@ def test_an_ended_execution_never_changes_status_again(ctx: Context, final: str)
 @pytest.mark.parametrize(
     ("path", "backwards"),
     [
-        ((executions.QUEUED,), executions.PENDING),
-        ((executions.QUEUED, executions.RUNNING), executions.QUEUED),
-        ((executions.QUEUED, executions.RUNNING), executions.PENDING),
-        ((executions.QUEUED, executions.RUNNING, executions.PAUSED), executions.QUEUED),
+        ((Status.QUEUED,), Status.PENDING),
+        ((Status.QUEUED, Status.RUNNING), Status.QUEUED),
+        ((Status.QUEUED, Status.RUNNING), Status.PENDING),
+        ((Status.QUEUED, Status.RUNNING, Status.PAUSED), Status.QUEUED),
     ],
 )
 def test_status_never_moves_backwards(ctx: Context, path: tuple[str, ...], backwards: str) -> None:
@@ -237,12 +238,12 @@ def test_paused_and_running_may_alternate(ctx: Context) -> None:
     [execution_id] = queue(ctx, 1)
     execution_actions.claim_next(ctx, worker)
     with ctx.db.begin() as conn:
-        executions.update(conn, execution_id, status=executions.PAUSED)
-        executions.update(conn, execution_id, status=executions.RUNNING)
-        executions.update(conn, execution_id, status=executions.PAUSED)
-    assert execution_actions.get(ctx, execution_id).status == executions.PAUSED
-    ended = execution_actions.end(ctx, execution_id, executions.ENDED_SUCCESS, None)
-    assert ended.status == executions.ENDED_SUCCESS
+        executions.update(conn, execution_id, status=Status.PAUSED)
+        executions.update(conn, execution_id, status=Status.RUNNING)
+        executions.update(conn, execution_id, status=Status.PAUSED)
+    assert execution_actions.get(ctx, execution_id).status == Status.PAUSED
+    ended = execution_actions.end(ctx, execution_id, Status.ENDED_SUCCESS, None)
+    assert ended.status == Status.ENDED_SUCCESS
 
 
 def test_migration_0002_gives_existing_executions_an_owner(database_url: str) -> None:

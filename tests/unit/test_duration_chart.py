@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from tether.statuses import Status
 from tether.store import executions
 from tether.web.pages import charts
 
@@ -11,7 +12,7 @@ BASE = executions.Execution(
     id="x",
     name="n",
     flow_name="f",
-    status=executions.ENDED_SUCCESS,
+    status=Status.ENDED_SUCCESS,
     script="",
     script_sha256="",
     input_value={},
@@ -34,14 +35,14 @@ BASE = executions.Execution(
 
 
 def ran(
-    execution_id: str, seconds: float | None, status: str = executions.ENDED_SUCCESS
+    execution_id: str, seconds: float | None, status: str = Status.ENDED_SUCCESS
 ) -> executions.Execution:
     ended = None if seconds is None else 100.0 + seconds
     return dataclasses.replace(BASE, id=execution_id, status=status, ended_at=ended)
 
 
 def test_bars_run_oldest_to_newest_and_the_longest_fills_the_height() -> None:
-    newest_first = [ran("c", 1.0), ran("b", 4.0, executions.ENDED_ERROR), ran("a", 2.0)]
+    newest_first = [ran("c", 1.0), ran("b", 4.0, Status.ENDED_ERROR), ran("a", 2.0)]
     bars = charts.duration_bars(newest_first)
     assert [b.execution_id for b in bars] == ["a", "b", "c"]
     assert [b.height for b in bars] == [charts.HEIGHT / 2, charts.HEIGHT, charts.HEIGHT / 4]
@@ -51,8 +52,8 @@ def test_bars_run_oldest_to_newest_and_the_longest_fills_the_height() -> None:
 
 
 def test_running_and_never_started_executions_have_no_bar() -> None:
-    never = dataclasses.replace(ran("p", None, executions.PENDING), started_at=None)
-    assert charts.duration_bars([ran("r", None, executions.RUNNING), never]) == []
+    never = dataclasses.replace(ran("p", None, Status.PENDING), started_at=None)
+    assert charts.duration_bars([ran("r", None, Status.RUNNING), never]) == []
 
 
 def test_an_instant_execution_still_shows_as_a_sliver() -> None:

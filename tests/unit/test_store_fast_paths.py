@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tether import errors
+from tether.statuses import STATUSES
 from tether.store import executions, statements, sync_configs
 from tether.store.schema import execution
 
@@ -56,7 +57,7 @@ def test_check_field_order_refuses_a_dataclass_out_of_column_order() -> None:
         statements.check_field_order(Swapped, table)
 
 
-@pytest.mark.parametrize("new", executions.STATUSES)
+@pytest.mark.parametrize("new", STATUSES)
 def test_update_moves_status_only_forward_in_its_where_clause(new: str) -> None:
     conn = Recorder()
     executions.update(conn, "x", status=new, ended_at=1.0)  # type: ignore[arg-type]
@@ -66,7 +67,7 @@ def test_update_moves_status_only_forward_in_its_where_clause(new: str) -> None:
     assert sql.startswith("UPDATE execution SET status=?, ended_at=? WHERE execution.id = ?")
     where = statement.whereclause
     assert where is not None
-    allowed = [s for s in executions.STATUSES if executions.is_forward(s, new)]
+    allowed = [s for s in STATUSES if executions.is_forward(s, new)]
     # The last criterion is the forward check: status IN (the statuses ``new`` may follow).
     forward = list(where.clauses)[-1]
     assert forward.right.value == allowed

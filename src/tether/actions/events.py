@@ -2,6 +2,7 @@
 
 Publishing is safe from any thread; watching happens on the event loop bound at start-up.
 Events only wake; the store stays the truth, so a missed event costs latency, never data.
+The kinds of event are `tether.statuses.Event`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
-
-QUEUED = "queued"  # an execution became QUEUED: runners should claim
-ENDED = "ended"  # an execution ended: waiters on it should look again
-CANCEL = "cancel"  # an execution was asked to stop: whoever runs it should signal it
-OUTBOX = "outbox"  # a sync config's outbox grew: its link should deliver
-CONFIG = "config"  # a sync config was created, changed or deleted
-ACKED = "acked"  # a backfilling sync config's outbox shrank: its next page may go in
-USERS = "users"  # a user or a token was changed, disabled, revoked or deleted
-LOCK = "lock"  # a setting's lock was released: executions waiting to acquire it look again
-MESSAGE = "message"  # a message was answered: executions waiting for it look again
 
 
 class Watch:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether import errors, limits
-from tether.actions import events, outgoing
+from tether.actions import outgoing
 from tether.actions.context import Context, Transaction
+from tether.statuses import ENDED, Event, Status
 from tether.store import executions, flows, sync_configs
 from tether.store.executions import Execution, LogEntry
 from tether.store.sync_configs import LinkState, SyncConfig
@@ -64,7 +65,7 @@ def start(
             flow_name=flow.name,
             script=flow.script,
             input_value=input_value,
-            status=executions.QUEUED if run else executions.PENDING,
+            status=Status.QUEUED if run else Status.PENDING,
             parent_id=parent_id,
             sync_config=remote_workspace_name,
             max_runtime_s=max_runtime_s,
@@ -159,9 +160,9 @@ def run_pending(ctx: Context, execution_id: str, *, starter_id: str | None = Non
         _refuse_mirror(ex)
         if starter_id is not None and ex.is_remote_child:
             check_onward_remote(tx, executions.get(tx.conn, starter_id))
-        if ex.status != executions.PENDING:
+        if ex.status != Status.PENDING:
             return ex
-        executions.update(tx.conn, ex.id, status=executions.QUEUED)
+        executions.update(tx.conn, ex.id, status=Status.QUEUED)
         return _announce_start(ctx, tx, executions.get(tx.conn, ex.id))
 
 
@@ -218,7 +219,7 @@ def announce_running(ctx: Context, execution_id: str) -> None:
     """Tell the controlling side that a received execution is still running."""
     with ctx.transaction() as tx:
         ex = executions.get(tx.conn, execution_id)
-        if ex.status == executions.RUNNING:
+        if ex.status == Status.RUNNING:
             outgoing.after_change(ctx, tx, ex)
 
 
@@ -278,7 +279,7 @@ def end(
     output_value: dict[str, Any] | None = None,
 ) -> Execution:
     """End an execution with a final status, unless it has ended already."""
-    if status not in executions.ENDED:
+    if status not in ENDED:
         raise errors.InvalidInput(detail=f"'{status}' is not a final status")
     with ctx.transaction() as tx:
         return end_in(ctx, tx, execution_id, status, message, output_value)
@@ -305,7 +306,7 @@ def end_in(
     ex = executions.get(tx.conn, ex.id)
     outgoing.after_change(ctx, tx, ex)
     if ex.origin == executions.RECEIVED:
-        tx.publish(events.QUEUED)  # its link's max_running may have held others back
+        tx.publish(Event.QUEUED)  # its link's max_running may have held others back
     return ex
 
 
@@ -336,12 +337,12 @@ def _cancel_one(ctx: Context, tx: Transaction, ex: Execution, mirroring: list[st
     """Cancel one execution of a tree; False for one whose children are left alone."""
     if ex.is_ended or ex.origin == executions.MIRROR:
         return False
-    if ex.is_remote_child and ex.status != executions.PENDING:
+    if ex.is_remote_child and ex.status != Status.PENDING:
         _cancel_remote(ctx, tx, ex)
         ex = executions.get(tx.conn, ex.id)
-    elif ex.status in (executions.PENDING, executions.QUEUED):
+    elif ex.status in (Status.PENDING, Status.QUEUED):
         values: dict[str, Any] = {
-            "status": executions.ENDED_CANCELLED,
+            "status": Status.ENDED_CANCELLED,
             "message": "cancelled before it started",
             "ended_at": ctx.now(),
         }
@@ -349,7 +350,7 @@ def _cancel_one(ctx: Context, tx: Transaction, ex: Execution, mirroring: list[st
         ex = dataclasses.replace(ex, **values)
     else:
         executions.update(tx.conn, ex.id, is_cancel_requested=True)
-        tx.publish(events.CANCEL, ex.id)
+        tx.publish(Event.CANCEL, ex.id)
         ex = dataclasses.replace(ex, is_cancel_requested=True)
     outgoing.after_change(ctx, tx, ex, mirroring)
     return True
@@ -370,7 +371,7 @@ def _cancel_remote(ctx: Context, tx: Transaction, ex: Execution) -> None:
         return
     else:
         # Either way a cancel waits in the outbox (withdrawing appends one behind the start).
-        is_withdrawn = ex.status == executions.QUEUED and outgoing.withdraw_start(ctx, tx, ex)
+        is_withdrawn = ex.status == Status.QUEUED and outgoing.withdraw_start(ctx, tx, ex)
         if not is_withdrawn:
             outgoing.send_cancel(ctx, tx, ex)
         if not is_withdrawn or _is_link_live(ctx, tx, name):
@@ -379,7 +380,7 @@ def _cancel_remote(ctx: Context, tx: Transaction, ex: Execution) -> None:
         # The words the other side uses for a start cancelled before it ran, so that both
         # sides agree also when the start had got there just before the link went down.
         message = "cancelled before it started"
-    values = {"status": executions.ENDED_CANCELLED, "message": message, "ended_at": ctx.now()}
+    values = {"status": Status.ENDED_CANCELLED, "message": message, "ended_at": ctx.now()}
     executions.update(tx.conn, ex.id, **values)
 
 
@@ -397,12 +398,12 @@ def end_unfinished_of_link(ctx: Context, tx: Transaction, name: str) -> None:
         ex = executions.get_for_update(tx.conn, execution_id)
         if ex.is_ended:
             continue
-        values = {"status": executions.ENDED_ERROR, "message": message, "ended_at": ctx.now()}
+        values = {"status": Status.ENDED_ERROR, "message": message, "ended_at": ctx.now()}
         executions.update(tx.conn, ex.id, **values)
         if ex.origin == executions.RECEIVED:
             # Running here: stop its process. No update goes back, the link is going.
-            tx.publish(events.CANCEL, ex.id)
-            tx.publish(events.ENDED, ex.id)
+            tx.publish(Event.CANCEL, ex.id)
+            tx.publish(Event.ENDED, ex.id)
         else:
             outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
         for child in executions.unended_children(tx.conn, ex.id):
@@ -415,7 +416,7 @@ def fail_interrupted(ctx: Context, worker: str | None, message: str) -> list[str
     with ctx.transaction() as tx:
         ids = executions.running_ids(tx.conn, worker)
         for execution_id in ids:
-            end_in(ctx, tx, execution_id, executions.ENDED_ERROR, message)
+            end_in(ctx, tx, execution_id, Status.ENDED_ERROR, message)
         return ids
 
 
@@ -439,15 +440,15 @@ def list_ids(ctx: Context, limit: int, **filters: Any) -> list[str]:
 
 def _announce_start(ctx: Context, tx: Transaction, ex: Execution) -> Execution:
     """Queue ``ex`` here or send its start over its link; return it as it is now."""
-    if ex.status == executions.QUEUED and ex.is_remote_child:
+    if ex.status == Status.QUEUED and ex.is_remote_child:
         unsendable = outgoing.send_start(ctx, tx, ex)
         if unsendable is not None:
             # Never sent, so it never runs anywhere: it ends here, and a link stays unwedged.
-            values = {"status": executions.ENDED_ERROR, "message": unsendable}
+            values = {"status": Status.ENDED_ERROR, "message": unsendable}
             executions.update(tx.conn, ex.id, ended_at=ctx.now(), **values)
             ex = executions.get(tx.conn, ex.id)
-    elif ex.status == executions.QUEUED:
-        tx.publish(events.QUEUED)
+    elif ex.status == Status.QUEUED:
+        tx.publish(Event.QUEUED)
     outgoing.after_change(ctx, tx, ex)
     return ex
 

@@ -10,12 +10,14 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from tether import errors, limits
-from tether.actions import events, outgoing, users
 from tether.actions import executions as execution_actions
+from tether.actions import outgoing, users
 from tether.actions.context import Context, Transaction
+from tether.messages import Message
+from tether.statuses import ENDED, STATUSES, Event, Status
 from tether.store import database, dialer_leases, executions, outbox, sync_configs
 from tether.store.executions import LogEntry
 from tether.store.sync_configs import SyncConfig
@@ -26,13 +28,6 @@ MAX_NAME_CHARS = execution_actions.MAX_NAME_CHARS
 # 50-byte lines, and a bound on what the other side can make this store hold for one.
 MAX_LOG_ENTRIES = 2_000_000
 LOG_CUT = "[log cut: the linked workspace sent more than {limit} entries; the rest were dropped]"
-
-
-@dataclass(frozen=True)
-class Inbound:
-    seq: int
-    type: str
-    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ class _Refused(Exception):
 def apply_envelope(
     ctx: Context,
     config: SyncConfig,
-    messages: Sequence[Inbound],
+    messages: Sequence[Message],
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None = None,
@@ -104,7 +99,7 @@ def apply_envelope(
 def _apply(
     ctx: Context,
     config: SyncConfig,
-    messages: Sequence[Inbound],
+    messages: Sequence[Message],
     ack: int,
     nonce: str | None,
     state_values: dict[str, Any] | None,
@@ -142,7 +137,7 @@ def _apply(
                 outbox.acknowledge(tx.conn, config.name, min(ack, state.next_seq - 1))
                 values["acked_seq"] = min(ack, state.next_seq - 1)
                 if state.is_backfilling:
-                    tx.publish(events.ACKED, config.name)  # room for the backfill's next page
+                    tx.publish(Event.ACKED, config.name)  # room for the backfill's next page
             if values:  # an empty renewal of a long-poll changes nothing here
                 sync_configs.update_state(tx.conn, config.name, **values)
             is_pending = (
@@ -171,7 +166,7 @@ def _bound_sender(name: str, bound: str | None, sender: str) -> dict[str, Any]:
 
 
 def _apply_one(
-    ctx: Context, tx: Transaction, config: SyncConfig, message: Inbound, *, is_careful: bool
+    ctx: Context, tx: Transaction, config: SyncConfig, message: Message, *, is_careful: bool
 ) -> None:
     handlers = {
         outgoing.START: (sync_configs.CONTROLLED, _apply_start),
@@ -261,9 +256,9 @@ def _seconds(value: Any, field: str, *, is_positive: bool = False) -> float | No
 
 
 def _status(value: Any) -> str:
-    if value not in executions.STATUSES:
+    if value not in STATUSES:
         raise ValueError(f"unknown status {value!r}")
-    return value
+    return cast(str, value)
 
 
 def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]) -> None:
@@ -282,7 +277,7 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
         flow_name=flow_name,
         script=_text(body["script"], "script"),
         input_value=_object(body.get("input_value"), "input_value"),
-        status=executions.QUEUED,
+        status=Status.QUEUED,
         origin=executions.RECEIVED,
         sync_config=name,
         remote_execution_id=remote_id,
@@ -292,13 +287,13 @@ def _apply_start(ctx: Context, tx: Transaction, name: str, body: dict[str, Any])
     refusal = refusal_of(config, ex.script_sha256)
     if refusal is not None:
         # Never queued, so never run; the update back ends the child on the other side too.
-        ex = replace(ex, status=executions.ENDED_ERROR, message=refusal, ended_at=ctx.now())
+        ex = replace(ex, status=Status.ENDED_ERROR, message=refusal, ended_at=ctx.now())
         executions.insert(tx.conn, ex)
         log.warning("sync config %s: refused execution %s: %s", name, remote_id, refusal)
         outgoing.after_change(ctx, tx, ex)
         return
     executions.insert(tx.conn, ex)
-    tx.publish(events.QUEUED)
+    tx.publish(Event.QUEUED)
     # No update back yet: the controlling side hears of it when it runs or ends.
 
 
@@ -422,5 +417,5 @@ def _apply_mirror(ctx: Context, tx: Transaction, name: str, body: dict[str, Any]
         executions.insert(tx.conn, ex)
     elif not existing.is_ended:
         executions.set_columns(tx.conn, existing.id, **values)
-        if values["status"] in executions.ENDED:
-            tx.publish(events.ENDED, existing.id)
+        if values["status"] in ENDED:
+            tx.publish(Event.ENDED, existing.id)

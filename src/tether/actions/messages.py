@@ -1,6 +1,6 @@
 """Message use cases: an execution asks, a person answers, the waiting execution resumes.
 
-Each function is one transaction. An answer announces the message's id (events.MESSAGE),
+Each function is one transaction. An answer announces the message's id (Event.MESSAGE),
 which reaches other processes of a shared store by NOTIFY; waiters also poll.
 """
 
@@ -11,8 +11,9 @@ import uuid
 from typing import Any
 
 from tether import errors, limits
-from tether.actions import events, forms
+from tether.actions import forms
 from tether.actions.context import Context
+from tether.statuses import ENDED, Event
 from tether.store import executions, messages
 from tether.store.messages import Message
 
@@ -42,7 +43,7 @@ def create(
     )
     with ctx.transaction() as tx:
         ex = executions.get(tx.conn, execution_id)
-        if ex.status in executions.ENDED:
+        if ex.status in ENDED:
             raise errors.ExecutionEnded(id=ex.id, status=ex.status)
         if messages.count_open_of(tx.conn, execution_id) >= limits.MAX_OPEN_MESSAGES:
             raise errors.FormInvalid(
@@ -72,7 +73,7 @@ def respond(ctx: Context, message_id: str, response: Any, *, user: str) -> Messa
                 id=message_id, detail=f"it was answered already by '{item.answered_by}'"
             )
         ex = executions.get(tx.conn, item.execution_id)
-        if ex.status in executions.ENDED:
+        if ex.status in ENDED:
             raise errors.MessageClosed(
                 id=message_id,
                 detail=f"its execution '{ex.id}' has ended ({ex.status}) and waits for no answer",
@@ -81,7 +82,7 @@ def respond(ctx: Context, message_id: str, response: Any, *, user: str) -> Messa
         now = ctx.now()
         if not messages.answer(tx.conn, message_id, values, user, now):
             raise errors.MessageClosed(id=message_id, detail="it was answered meanwhile")
-        tx.publish(events.MESSAGE, message_id)
+        tx.publish(Event.MESSAGE, message_id)
     return dataclasses.replace(
         item, status=messages.ANSWERED, response=values, answered_by=user, answered_at=now
     )

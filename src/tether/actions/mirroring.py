@@ -33,7 +33,7 @@ def _backfill_page(ctx: Context, name: str) -> int:
         if total is None:
             total = executions.count(tx.conn, origin=executions.LOCAL)
         cursor = tuple(json.loads(state.backfill_cursor)) if state.backfill_cursor else None
-        page = executions.page_after(tx.conn, cursor, PAGE, executions.LOCAL)  # type: ignore[arg-type]
+        page = executions.page_after(tx.conn, cursor, PAGE, executions.LOCAL)
         for ex in page:
             if ex.sync_config != name:
                 outgoing.append_mirror(ctx, tx, name, ex)

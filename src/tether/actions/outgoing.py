@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether import errors, limits
-from tether.actions import events
 from tether.actions.context import Context, Transaction
+from tether.statuses import Event, Status
 from tether.store import executions, outbox, sync_configs
 from tether.store.executions import Execution
 
@@ -71,7 +71,7 @@ def send_never_started(ctx: Context, tx: Transaction, name: str, execution_id: s
     body: dict[str, Any] = {
         "execution_id": execution_id,
         "remote_id": None,
-        "status": executions.ENDED_CANCELLED,
+        "status": Status.ENDED_CANCELLED,
         "output_value": {},
         "message": "cancelled before it started",
         "started_at": None,
@@ -96,7 +96,7 @@ def after_change(
     cancel of thousands reads them once).
     """
     if ex.is_ended:
-        tx.publish(events.ENDED, ex.id)
+        tx.publish(Event.ENDED, ex.id)
     if ex.origin == executions.RECEIVED and ex.sync_config:
         _send_update(ctx, tx, ex)
     elif ex.origin == executions.LOCAL:
@@ -162,7 +162,7 @@ def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
         body = {
             "execution_id": ex.remote_execution_id,
             "remote_id": ex.id,
-            "status": ex.status if is_ending or not ex.is_ended else executions.RUNNING,
+            "status": ex.status if is_ending or not ex.is_ended else Status.RUNNING,
             "output_value": ex.output_value,
             "message": ex.message,
             "started_at": ex.started_at,
@@ -207,10 +207,10 @@ def _end_unsendable(ctx: Context, tx: Transaction, ex: Execution, size: int) -> 
     )
     if ex.is_ended:
         return ex  # an ended execution never changes: the other side learns its end as it is
-    values = {"status": executions.ENDED_ERROR, "message": message, "ended_at": ctx.now()}
+    values = {"status": Status.ENDED_ERROR, "message": message, "ended_at": ctx.now()}
     executions.update(tx.conn, ex.id, **values)
-    tx.publish(events.CANCEL, ex.id)
-    tx.publish(events.ENDED, ex.id)
+    tx.publish(Event.CANCEL, ex.id)
+    tx.publish(Event.ENDED, ex.id)
     return executions.get(tx.conn, ex.id)
 
 
@@ -241,7 +241,7 @@ def replace_unsendable(ctx: Context, name: str, seq: int) -> None:
             return
         type_, body = _fitting(ctx, tx, message.type, message.body, size)
         outbox.rewrite(tx.conn, name, seq, type_, body)
-        tx.publish(events.OUTBOX, name)
+        tx.publish(Event.OUTBOX, name)
 
 
 def _fitting(
@@ -256,9 +256,9 @@ def _fitting(
                 f"does not fit one message of the link (at most {MAX_BODY_BYTES} bytes), so "
                 "it was never sent: pass less data in the inputs"
             )
-            values = {"status": executions.ENDED_ERROR, "message": message}
+            values = {"status": Status.ENDED_ERROR, "message": message}
             executions.update(tx.conn, ex.id, ended_at=ctx.now(), **values)
-            tx.publish(events.ENDED, ex.id)
+            tx.publish(Event.ENDED, ex.id)
         # As a withdrawn start: delivered, it creates nothing over there.
         return CANCEL, {"execution_id": body.get("execution_id")}
     if type_ == UPDATE:
@@ -269,7 +269,7 @@ def _fitting(
     note = f"[cut: this message was {size} bytes, more than one message of a link carries]"
     small = {k: v for k, v in body.items() if limits.json_bytes(v) <= 64 * 1024}
     if type_ == UPDATE:  # of an execution deleted here since: end it over there all the same
-        small.update(status=executions.ENDED_ERROR, output_value={}, log=[], message=note)
+        small.update(status=Status.ENDED_ERROR, output_value={}, log=[], message=note)
         small.setdefault("ended_at", ctx.now())
     else:  # a mirror: a copy for show only
         small.update(script=note, input_value={}, output_value={}, message=note)
@@ -278,4 +278,4 @@ def _fitting(
 
 def _append(ctx: Context, tx: Transaction, name: str, type_: str, body: dict[str, Any]) -> None:
     outbox.append(tx.conn, name, type_, body, ctx.now())
-    tx.publish(events.OUTBOX, name)
+    tx.publish(Event.OUTBOX, name)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tether.actions import dialing as dialing_actions
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.statuses import Status
 from tether.store import dialer_leases, executions, processes, sync_configs
 from tether.store.processes import Process
 
@@ -70,7 +71,7 @@ def take_over(ctx: Context, process_id: str, message: str) -> list[str]:
     with ctx.transaction() as tx:
         ids = executions.running_ids(tx.conn)
         for execution_id in ids:
-            execution_actions.end_in(ctx, tx, execution_id, executions.ENDED_ERROR, message)
+            execution_actions.end_in(ctx, tx, execution_id, Status.ENDED_ERROR, message)
         processes.delete_others(tx.conn, process_id)
         return ids
 
@@ -83,12 +84,12 @@ def reap(ctx: Context) -> list[str]:
         for dead in processes.lock_expired(tx.conn):
             message = lost_message(dead)
             for execution_id in executions.running_ids(tx.conn, dead.id):
-                execution_actions.end_in(ctx, tx, execution_id, executions.ENDED_ERROR, message)
+                execution_actions.end_in(ctx, tx, execution_id, Status.ENDED_ERROR, message)
                 ended.append(execution_id)
             processes.delete(tx.conn, dead.id)
         for execution_id, worker in executions.orphaned(tx.conn):
             message = ORPHAN_MESSAGE.format(worker=worker)
-            execution_actions.end_in(ctx, tx, execution_id, executions.ENDED_ERROR, message)
+            execution_actions.end_in(ctx, tx, execution_id, Status.ENDED_ERROR, message)
             ended.append(execution_id)
     return ended
 

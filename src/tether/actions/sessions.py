@@ -14,6 +14,7 @@ from tether import errors
 from tether.actions import events, passwords
 from tether.actions.context import Context
 from tether.actions.throttle import LoginThrottle
+from tether.statuses import Event
 from tether.store import users
 from tether.store.users import Session, User
 
@@ -62,7 +63,7 @@ def authenticate(ctx: Context, lifetimes: Lifetimes, digest: str) -> Session:
 
 
 class SignIns:
-    """Logins, and sessions kept in memory until a user or a token changes (events.USERS).
+    """Logins, and sessions kept in memory until a user or a token changes (Event.USERS).
 
     Every API request carries a token: looking it up in the store cost each request a
     worker-thread hop. Users and tokens change only through the actions, which announce
@@ -75,7 +76,7 @@ class SignIns:
         self.lifetimes = lifetimes
         self.throttle = LoginThrottle(ctx.now)
         self._sessions: events.KeptUntilChanged[Session] = events.KeptUntilChanged(
-            ctx.events, events.USERS
+            ctx.events, Event.USERS
         )
 
     def login(self, name: str, password: str, address: str) -> tuple[str, User]:
@@ -125,7 +126,7 @@ class SignIns:
         """Revoke ``token``."""
         with self._ctx.transaction() as tx:
             users.revoke_token(tx.conn, token_digest(token), self._ctx.now())
-            tx.publish(events.USERS)
+            tx.publish(Event.USERS)
 
 
 def _issue(

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tether import errors
-from tether.actions import events
 from tether.actions.context import Context
+from tether.actions.named import Named
+from tether.statuses import Event
 from tether.store import executions, setting_locks, settings
 
-
-def get(ctx: Context, name: str) -> Any:
-    with ctx.db.read() as conn:
-        return settings.get(conn, name)
-
-
-def exists(ctx: Context, name: str) -> bool:
-    with ctx.db.read() as conn:
-        return settings.exists(conn, name)
-
-
-def put(ctx: Context, name: str, value: Any) -> None:
-    with ctx.transaction() as tx:
-        settings.put(tx.conn, name, value, ctx.now())
-
-
-def delete(ctx: Context, name: str) -> None:
-    with ctx.transaction() as tx:
-        settings.delete(tx.conn, name)
-
-
-def list_all(ctx: Context) -> list[dict[str, Any]]:
-    with ctx.db.read() as conn:
-        return settings.list_all(conn)
-
-
-def names(ctx: Context, prefix: str | None = None) -> list[str]:
-    """Names of the settings (those starting with ``prefix``), sorted."""
-    return [s["name"] for s in list_all(ctx) if not prefix or s["name"].startswith(prefix)]
+_SETTINGS = Named(settings.ROWS)
+get, exists, put, delete = _SETTINGS.get, _SETTINGS.exists, _SETTINGS.put, _SETTINGS.delete
+list_all, names = _SETTINGS.list_all, _SETTINGS.names
 
 
 def try_acquire(ctx: Context, name: str, execution_id: str) -> str | None:
@@ -62,4 +35,4 @@ def release(ctx: Context, name: str, execution_id: str) -> None:
     with ctx.transaction() as tx:
         if not setting_locks.release(tx.conn, name, execution_id):
             raise errors.SettingLocked(name=name)
-        tx.publish(events.LOCK, name)
+        tx.publish(Event.LOCK, name)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from tether import errors
-from tether.actions import connectors, events, outgoing
+from tether.actions import connectors, outgoing
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.statuses import Event, Status
 from tether.store import connectors as connector_rows
 from tether.store import executions
 from tether.store.executions import Execution
@@ -93,7 +94,7 @@ def start(
             flow_name=None,
             script=script_of(task_type),
             input_value=shown,
-            status=executions.QUEUED if run else executions.PENDING,
+            status=Status.QUEUED if run else Status.PENDING,
             parent_id=parent_id,
             max_runtime_s=max_runtime_s,
             owner=parent.owner,
@@ -103,8 +104,8 @@ def start(
         sealed = connectors.seal(ctx.secret, inputs)
         row = connector_rows.TaskInput(ex.id, task_type, connector, sealed)
         connector_rows.insert_task_input(tx.conn, row)
-        if ex.status == executions.QUEUED:
-            tx.publish(events.QUEUED)
+        if ex.status == Status.QUEUED:
+            tx.publish(Event.QUEUED)
         outgoing.after_change(ctx, tx, ex)
         return ex
 

@@ -12,6 +12,7 @@ import secrets
 from tether import errors
 from tether.actions import events, passwords
 from tether.actions.context import Context
+from tether.statuses import Event
 from tether.store import database, users
 from tether.store.users import User
 
@@ -61,7 +62,7 @@ def check_owner(owner: str | None, found: User | None, permission: str) -> None:
 
 
 class OwnerRights:
-    """``check_owner`` with each owner's record kept until a user changes (events.USERS).
+    """``check_owner`` with each owner's record kept until a user changes (Event.USERS).
 
     Every flow_api request is checked: reading the user from SQLite cost each one 110 us.
     Users change only through this module, which announces every change after its commit.
@@ -70,7 +71,7 @@ class OwnerRights:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._users: events.KeptUntilChanged[User | None] = events.KeptUntilChanged(
-            ctx.events, events.USERS
+            ctx.events, Event.USERS
         )
 
     def authorize(self, owner: str | None, permission: str) -> None:
@@ -99,7 +100,7 @@ def create(ctx: Context, actor: User, name: str, password: str, role: str) -> Us
     )
     with ctx.transaction() as tx:
         users.insert(tx.conn, item)
-        tx.publish(events.USERS)  # an execution's owner may have been missing until now
+        tx.publish(Event.USERS)  # an execution's owner may have been missing until now
     return item
 
 
@@ -130,7 +131,7 @@ def change(
             users.update(tx.conn, name, **values)
         if is_enabled is False or password is not None:
             users.revoke_tokens_of(tx.conn, name, ctx.now())
-        tx.publish(events.USERS)
+        tx.publish(Event.USERS)
         return users.get(tx.conn, name)
 
 
@@ -148,7 +149,7 @@ def delete(ctx: Context, actor: User, name: str) -> None:
         _check_role_change(actor, target.role)
         _keep_an_admin_besides(tx.conn, target)
         users.delete(tx.conn, name)
-        tx.publish(events.USERS)
+        tx.publish(Event.USERS)
 
 
 def reset_password(ctx: Context, name: str, password: str) -> User:
@@ -157,7 +158,7 @@ def reset_password(ctx: Context, name: str, password: str) -> User:
     with ctx.transaction() as tx:
         users.update(tx.conn, name, password_hash=password_hash)
         users.revoke_tokens_of(tx.conn, name, ctx.now())
-        tx.publish(events.USERS)
+        tx.publish(Event.USERS)
         return users.get(tx.conn, name)
 
 
@@ -207,7 +208,7 @@ def ensure_link_account(ctx: Context) -> None:
             created_at=ctx.now(),
         )
         users.insert(tx.conn, account)
-        tx.publish(events.USERS)
+        tx.publish(Event.USERS)
 
 
 def _keep_an_admin_besides(conn: database.Connection, target: User) -> None:

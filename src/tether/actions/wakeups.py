@@ -14,8 +14,8 @@ import contextlib
 import logging
 import uuid
 
-from tether.actions import events
 from tether.actions.context import Context
+from tether.statuses import Event
 from tether.store import notices, sync_configs
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ NEW_LINK_HEAD = (1, 0)  # next outbox sequence, acked sequence
 BACKSTOP_S = 2.0  # a link whose outbox moved is woken at most this late without a notice
 # What a listener that was away announces: every cached value may be stale, and every
 # claimer and link may have work.
-MISSED_KINDS = (events.QUEUED, events.CONFIG, events.USERS, events.ACKED)
+MISSED_KINDS = (Event.QUEUED, Event.CONFIG, Event.USERS, Event.ACKED)
 
 
 def origin_token() -> str:
@@ -71,7 +71,7 @@ class Wakeups:
             for name, head in heads.items():
                 # A link first seen here counts from a new link's head: nothing to do yet.
                 if self._heads.get(name, NEW_LINK_HEAD) != head:
-                    self._ctx.events.publish(events.OUTBOX, name)
+                    self._ctx.events.publish(Event.OUTBOX, name)
             self._heads = heads
 
     def _read_heads(self) -> dict[str, tuple[int, int]]:

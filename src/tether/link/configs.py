@@ -15,10 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tether import errors
-from tether.actions import events, users
 from tether.actions import executions as execution_actions
+from tether.actions import users
 from tether.actions.context import Context
 from tether.link import keys
+from tether.statuses import Event
 from tether.store import database, outbox, sync_configs
 from tether.store import users as store_users
 from tether.store.sync_configs import LinkState, SyncConfig
@@ -226,7 +227,7 @@ def create(ctx: Context, values: dict[str, Any]) -> SyncConfig:
     with ctx.transaction() as tx:
         check_run_as(tx.conn, config.run_as)
         sync_configs.insert(tx.conn, config)
-        tx.publish(events.CONFIG, name)
+        tx.publish(Event.CONFIG, name)
     return config
 
 
@@ -252,7 +253,7 @@ def change(ctx: Context, name: str, values: dict[str, Any]) -> SyncConfig:
             sync_configs.update_state(
                 tx.conn, name, state=sync_configs.CONNECTING, last_error=None, failing_since=None
             )
-        tx.publish(events.CONFIG, name)
+        tx.publish(Event.CONFIG, name)
     return config
 
 
@@ -263,7 +264,7 @@ def delete(ctx: Context, name: str) -> None:
         sync_configs.lock_inbox(tx.conn, name)  # the appliers' lock order: config, executions
         execution_actions.end_unfinished_of_link(ctx, tx, name)
         sync_configs.delete(tx.conn, name)
-        tx.publish(events.CONFIG, name)
+        tx.publish(Event.CONFIG, name)
 
 
 def get(ctx: Context, name: str) -> tuple[SyncConfig, LinkState, int]:
@@ -326,7 +327,7 @@ def rotate_key(ctx: Context, name: str) -> SyncConfig:
             next_own_private_key=None,
             updated_at=ctx.now(),
         )
-        tx.publish(events.CONFIG, name)
+        tx.publish(Event.CONFIG, name)
         return sync_configs.get(tx.conn, name)
 
 

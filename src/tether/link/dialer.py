@@ -22,14 +22,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
 from tether import errors
-from tether.actions import events, incoming
+from tether.actions import incoming
 from tether.actions.context import Context
 from tether.link import compression, configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
+from tether.statuses import Event
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
 
@@ -205,7 +207,7 @@ class InFlight:
         self._hole = None
         self._hole_watch = set()
 
-    def answered(self, asked: int, their_hello: dict | None) -> None:
+    def answered(self, asked: int, their_hello: dict[str, Any] | None) -> None:
         """An answer was applied whole; ``asked``: the loss its request asked about."""
         with self._lock:
             self._speaks_resend = protocol.speaks_resend(their_hello)
@@ -281,7 +283,7 @@ class Dialer:
                 done = await self._exchange_or_retry(poll_s)
                 if done is not None and done.is_full:
                     # A full envelope left messages behind: the senders carry them.
-                    self._ctx.events.publish(events.OUTBOX, self._name)
+                    self._ctx.events.publish(Event.OUTBOX, self._name)
                 backoff = BACKOFF_START_S
                 poll_s = next_hold_s(self._long_poll_s, poll_s)
                 if done is not None and done.delivered:
@@ -314,7 +316,7 @@ class Dialer:
         # message for the next long-poll, a whole hold period later.
         slots = asyncio.Semaphore(MAX_SENDERS)
         async with asyncio.TaskGroup() as senders:
-            with self._ctx.events.watch(events.OUTBOX, [self._name]) as watch:
+            with self._ctx.events.watch(Event.OUTBOX, [self._name]) as watch:
                 while True:
                     await watch.wait(3600)
                     self._in_flight.message_written()
@@ -508,7 +510,7 @@ class Dialer:
         problem = protocol.hello_problem(config, answer.hello)
         if problem is not None:
             raise LinkDown(problem)
-        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in answer.messages]
+        inbound = list(answer.messages)
         health = self._health.success_values(config, answer.hello)
         applied = incoming.apply_envelope(
             self._ctx, config, inbound, answer.ack, None, health, dialer=self._lease

@@ -16,8 +16,9 @@ from tether import errors
 from tether.actions import events, incoming
 from tether.actions.context import Context
 from tether.link import configs, envelope, exchange, protocol
-from tether.link.envelope import Envelope
+from tether.link.envelope import Envelope, Message
 from tether.link.protocol import KeyRing, Sealed
+from tether.statuses import Event
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
@@ -71,7 +72,7 @@ class Listener:
         """
         digest = envelope.body_digest(body)
         # Armed before the store is read, so that nothing committed meanwhile goes unnoticed.
-        with self._ctx.events.watch(events.OUTBOX, [name]) as watch:
+        with self._ctx.events.watch(Event.OUTBOX, [name]) as watch:
             received, answer = await asyncio.to_thread(
                 self._receive_or_answer, name, body, headers, digest
             )
@@ -142,7 +143,7 @@ class Listener:
             self._apply(config, request, [], ack=0, health=None, poll_s=0.0)
             self._health.failure(name, problem)
             return Received(config, request.sender, 0.0, is_delivering=False)
-        inbound = [incoming.Inbound(m.seq, m.type, m.body) for m in request.messages]
+        inbound = list(request.messages)
         health = self._health.success_values(config, request.hello)
         hello = request.hello or {}
         poll_s = min(float(hello.get("poll_s") or 0), self._max_poll_s)
@@ -173,7 +174,7 @@ class Listener:
         self,
         config: SyncConfig,
         request: Envelope,
-        inbound: list[incoming.Inbound],
+        inbound: list[Message],
         *,
         ack: int,
         health: dict[str, Any] | None,

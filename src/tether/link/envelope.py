@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tether import errors
+from tether.messages import Message as Message  # the envelope carries it; re-exported
 
 PROTOCOL_VERSION = 1
 SIGNATURE_HEADER = "X-Tether-Signature"
@@ -47,15 +48,6 @@ _ROLES = frozenset({"controlling", "controlled"})
 _MAX_WORKSPACE_CHARS = 200
 _MAX_PROTOCOLS = 16
 _MAX_INTEGER = 2**63 - 1  # sequence numbers and versions fit the store's 64-bit columns
-
-
-@dataclasses.dataclass(frozen=True)
-class Message:
-    """One numbered outbox message; ``body`` is checked by whoever applies it."""
-
-    seq: int
-    type: str
-    body: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from tether.actions import events, outgoing
 from tether.actions.context import Context
+from tether.statuses import Event
 from tether.store import database, outbox, sync_configs
 from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
@@ -25,13 +26,13 @@ class ConfigCache:
     """Sync configs as read from the store, kept until a change of one is announced.
 
     Every request on a link needs its config; configs change only through this workspace's
-    own actions, which announce each change (events.CONFIG) after its commit.
+    own actions, which announce each change (Event.CONFIG) after its commit.
     """
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._configs: events.KeptUntilChanged[SyncConfig | None] = events.KeptUntilChanged(
-            ctx.events, events.CONFIG
+            ctx.events, Event.CONFIG
         )
 
     def find(self, name: str) -> SyncConfig | None:
@@ -151,7 +152,7 @@ def is_full(messages: Sequence[Any]) -> bool:
     return size > MAX_BATCH_BYTES // 2
 
 
-def success_values(now: float, their_hello: dict | None) -> dict[str, Any]:
+def success_values(now: float, their_hello: dict[str, Any] | None) -> dict[str, Any]:
     """The link-state columns that say a link is connected, as of ``now``."""
     hello = their_hello or {}
     return {
@@ -213,7 +214,9 @@ class Health:
             received, repeats = self._counts.get(name, [0, 0])
         return {"received": received, "repeats": repeats}
 
-    def success_values(self, config: SyncConfig, their_hello: dict | None) -> dict | None:
+    def success_values(
+        self, config: SyncConfig, their_hello: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
         """The link-state columns a good exchange writes, when one is due; else None.
 
         For a caller that writes them in its own transaction (the one applying the

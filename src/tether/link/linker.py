@@ -10,13 +10,14 @@ import contextlib
 import logging
 
 from tether import errors
-from tether.actions import dialing, events, mirroring
+from tether.actions import dialing, mirroring
 from tether.actions.context import Context
 from tether.actions.membership import Membership
 from tether.link import exchange
 from tether.link.dialer import Dialer
 from tether.link.endpoint import Listener
 from tether.link.protocol import KeyRing
+from tether.statuses import Event
 from tether.store import sync_configs
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ class Linker:
         return self._health.counts(name)
 
     async def start(self) -> None:
-        self._ctx.events.listen(events.CONFIG, lambda _name: self._wake_all())
-        self._ctx.events.listen(events.ACKED, lambda _name: self._backfill_wake.set())
+        self._ctx.events.listen(Event.CONFIG, lambda _name: self._wake_all())
+        self._ctx.events.listen(Event.ACKED, lambda _name: self._backfill_wake.set())
         self._tasks = [
             asyncio.create_task(self._supervise(), name="link housekeeping"),
             asyncio.create_task(self._backfill(), name="link backfill"),
@@ -76,7 +77,7 @@ class Linker:
     def release_long_polls(self) -> None:
         """Answer held long-poll requests now, so that a shutdown need not wait out their hold."""
         for name in self._names:
-            self._ctx.events.publish(events.OUTBOX, name)
+            self._ctx.events.publish(Event.OUTBOX, name)
 
     async def stop(self) -> None:
         tasks = [task for _, _, task in self._dialers.values()] + self._tasks
@@ -110,7 +111,7 @@ class Linker:
         """Mirror past executions (send_all_executions) as fast as the links take them.
 
         A step writes a page wherever the outbox has room; an ack that makes room wakes the
-        next one (events.ACKED), so the backfill runs at the link's pace.
+        next one (Event.ACKED), so the backfill runs at the link's pace.
         """
         while True:
             self._backfill_wake.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from typing import Any, cast
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -40,4 +40,4 @@ class Channel:
         line = self._reader.readline(MAX_LINE_BYTES)
         if not line:
             return None
-        return json.loads(line)
+        return cast("dict[str, Any] | None", json.loads(line))

@@ -19,6 +19,7 @@ from typing import Any
 from tether import limits
 from tether.runner import flow_api
 from tether.runner.channel import Channel
+from tether.statuses import Status
 
 
 class LogStream(io.TextIOBase):
@@ -73,7 +74,7 @@ def run(sock: socket.socket) -> None:
     engine = flow_api.Engine(channel)
     signal.signal(signal.SIGUSR1, _cancel_handler(engine))
     sys.modules["flow_api"] = flow_api  # scripts write `import flow_api`
-    status: str = "ENDED_ERROR"
+    status: str = Status.ENDED_ERROR
     message: str | None = "the execution did not start"
     try:
         order = channel.receive()
@@ -116,23 +117,26 @@ def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str |
         exec(compile(script, filename, "exec", dont_inherit=True), namespace)
         handler = namespace.get("handler")
         if not callable(handler):
-            return "ENDED_ERROR", "the script defines no handler: add 'def handler(system, this):'"
+            return (
+                Status.ENDED_ERROR,
+                "the script defines no handler: add 'def handler(system, this):'",
+            )
         if _parameter_count(handler) >= 3:
             handler(system, this, execution["input_value"])
         else:
             handler(system, this)
-        return "ENDED_SUCCESS", None
+        return Status.ENDED_SUCCESS, None
     except flow_api.LifecycleSignal as signal_:
         return signal_.status, signal_.message
     except MemoryError:
-        return "ENDED_ERROR", "the script ran out of memory (MemoryError)"
+        return Status.ENDED_ERROR, "the script ran out of memory (MemoryError)"
     except SystemExit as exc:
         # sys.exit() ends the script as a shell would read it: 0 or None succeeds.
         if exc.code in (0, None):
-            return "ENDED_SUCCESS", None
-        return "ENDED_ERROR", f"the script called sys.exit({exc.code!r})"
+            return Status.ENDED_SUCCESS, None
+        return Status.ENDED_ERROR, f"the script called sys.exit({exc.code!r})"
     except BaseException as exc:
-        return "ENDED_ERROR", _script_traceback(exc, filename)
+        return Status.ENDED_ERROR, _script_traceback(exc, filename)
     finally:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()

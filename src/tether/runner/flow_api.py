@@ -14,10 +14,11 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from tether import limits
 from tether.runner.channel import Channel
+from tether.statuses import ENDED, Status
 
 __all__ = [
     "DependencyFailedError",
@@ -69,7 +70,7 @@ class InvalidInputError(FlowApiError):
 class LifecycleSignal(BaseException):
     """Ends the execution; a BaseException so that ``except Exception`` cannot swallow it."""
 
-    status = "ENDED_SUCCESS"
+    status: str = Status.ENDED_SUCCESS
 
     def __init__(self, message: str | None = None, status: str | None = None) -> None:
         super().__init__(message)
@@ -79,15 +80,15 @@ class LifecycleSignal(BaseException):
 
 
 class SuccessSignal(LifecycleSignal):
-    status = "ENDED_SUCCESS"
+    status = Status.ENDED_SUCCESS
 
 
 class ErrorSignal(LifecycleSignal):
-    status = "ENDED_ERROR"
+    status = Status.ENDED_ERROR
 
 
 class CancelSignal(LifecycleSignal):
-    status = "ENDED_CANCELLED"
+    status = Status.ENDED_CANCELLED
 
 
 class return_when:
@@ -257,11 +258,11 @@ class Execution:
 
     def success(self, message: str | None = None) -> None:
         """End this execution with ENDED_SUCCESS."""
-        self.end("ENDED_SUCCESS", message)
+        self.end(Status.ENDED_SUCCESS, message)
 
     def error(self, message: str | None = None) -> None:
         """End this execution with ENDED_ERROR."""
-        self.end("ENDED_ERROR", message)
+        self.end(Status.ENDED_ERROR, message)
 
     def end(self, status: str, message: str | None = None) -> None:
         """End this execution with ``status``."""
@@ -269,10 +270,10 @@ class Execution:
             raise InvalidInputError(
                 "only the running execution can end itself: use cancel() on others"
             )
-        signals = {
-            "ENDED_SUCCESS": SuccessSignal,
-            "ENDED_ERROR": ErrorSignal,
-            "ENDED_CANCELLED": CancelSignal,
+        signals: dict[str, type[LifecycleSignal]] = {
+            Status.ENDED_SUCCESS: SuccessSignal,
+            Status.ENDED_ERROR: ErrorSignal,
+            Status.ENDED_CANCELLED: CancelSignal,
         }
         if status not in signals:
             raise InvalidInputError(
@@ -288,7 +289,7 @@ class Execution:
         without running further: as there, such a loop does not keep a cancelled script going.
         """
         if self._engine.is_cancelled:
-            self._engine.end_now("ENDED_CANCELLED", "cancelled")
+            self._engine.end_now(Status.ENDED_CANCELLED, "cancelled")
         if not isinstance(seconds, int | float) or not seconds >= SLEEP_FREES_SLOT_S:
             time.sleep(seconds)  # short (or not a number: time.sleep's own error)
             return
@@ -449,11 +450,11 @@ def _check_mode(mode: str) -> None:
 
 def _check_ended(handles: list[Execution], records: dict[str, Any], mode: str) -> list[Execution]:
     """The handles that ended; raises DependencyFailedError when ALL_SUCCEEDED was not met."""
-    ended = [h for h in handles if records[h.id]["status"].startswith("ENDED_")]
+    ended = [h for h in handles if records[h.id]["status"] in ENDED]
     if mode == return_when.ALL_SUCCEEDED:
         for h in handles:
             record = records[h.id]
-            if record["status"] != "ENDED_SUCCESS":
+            if record["status"] != Status.ENDED_SUCCESS:
                 raise DependencyFailedError(
                     f"child execution {h.id} ({record['name']}) ended {record['status']}: {record['message']}"
                 )
@@ -589,16 +590,16 @@ class File:
     load = get
 
     def get_text(self) -> str:
-        return self.get("content")
+        return cast(str, self.get("content"))
 
     def get_bytes(self) -> bytes:
-        return self.get("content_bytes")
+        return cast(bytes, self.get("content_bytes"))
 
     get_text_content = get_text
     get_bytes_content = get_bytes
 
     def get_base64_content(self) -> str:
-        return self.get("content_base64")
+        return cast(str, self.get("content_base64"))
 
     def save(self, content: str | bytes | None = None, content_base64: str | None = None) -> None:
         if content_base64 is None:

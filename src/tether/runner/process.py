@@ -11,7 +11,7 @@ import json
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from tether import limits
 from tether.runner import channel
@@ -70,7 +70,7 @@ class ChildProcess:
         if not line:
             return None
         try:
-            return json.loads(line)
+            return cast("dict[str, Any] | None", json.loads(line))
         except json.JSONDecodeError:
             return None
 

@@ -13,12 +13,13 @@ import binascii
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from tether import errors
 from tether.actions import events, files, flows, messages, settings, tasks, users
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
+from tether.statuses import ENDED, Event
 from tether.store import executions
 from tether.store.executions import Execution
 
@@ -139,7 +140,7 @@ class Requests:
 
     async def op_task_inputs(self, request: dict[str, Any]) -> dict[str, Any]:
         # Only a task's own process reads its unmasked inputs.
-        return await self._db(USE, tasks.inputs_of, self._id)
+        return cast("dict[str, Any]", await self._db(USE, tasks.inputs_of, self._id))
 
     async def _start_child(
         self, request: dict[str, Any], start: Callable[..., Any], **args: Any
@@ -149,7 +150,7 @@ class Requests:
         mode = request.get("wait") if run else None
         child_id = str(uuid.uuid4())
         # Watched before it exists: a quick child can end before the start's answer is read.
-        with self._ctx.events.watch(events.ENDED, [child_id]) as watch:
+        with self._ctx.events.watch(Event.ENDED, [child_id]) as watch:
             await self._db(
                 USE,
                 start,
@@ -192,7 +193,7 @@ class Requests:
     async def op_wait(self, request: dict[str, Any]) -> dict[str, Any]:
         ids = list(dict.fromkeys(request["ids"]))
         mode = request.get("return_when", "ALL_SUCCEEDED")
-        with self._ctx.events.watch(events.ENDED, ids) as watch:
+        with self._ctx.events.watch(Event.ENDED, ids) as watch:
             return await self._waiting(ids, mode, request.get("timeout"), watch, is_fresh=False)
 
     async def _waiting(
@@ -237,7 +238,7 @@ class Requests:
             missing = [i for i in open_ids if i not in found]
             if missing:
                 raise errors.ExecutionNotFound(id=missing[0])
-            ended.update(i for i, status in found.items() if status in executions.ENDED)
+            ended.update(i for i, status in found.items() if status in ENDED)
             if not ended or (mode != "FIRST_ENDED" and len(ended) < len(ids)):
                 return None
             return {i: executions.as_record(ex) for i, ex in executions.get_many(conn, ids).items()}
@@ -264,7 +265,7 @@ class Requests:
         deadline = None if timeout is None else time.monotonic() + float(timeout)
         is_waiting = False
         try:
-            with self._ctx.events.watch(events.MESSAGE, [message_id]) as watch:
+            with self._ctx.events.watch(Event.MESSAGE, [message_id]) as watch:
                 while True:
                     item = await self._db(USE, messages.get, message_id)
                     if item.answered_at is not None:
@@ -301,7 +302,7 @@ class Requests:
         is_waiting = False
         try:
             while True:
-                with self._ctx.events.watch(events.LOCK, [name]) as watch:
+                with self._ctx.events.watch(Event.LOCK, [name]) as watch:
                     holder = await self._db(USE, settings.try_acquire, name, self._id)
                     if holder is None:
                         return

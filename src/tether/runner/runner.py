@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether import errors, limits
-from tether.actions import events, users
 from tether.actions import executions as execution_actions
+from tether.actions import users
 from tether.actions.context import Context
 from tether.actions.membership import Membership
 from tether.runner.forkserver import ForkServer
 from tether.runner.process import ChildProcess, describe_exit
 from tether.runner.requests import Requests
+from tether.statuses import ENDED, Event, Status, StopReason
 from tether.store import executions
 from tether.store.executions import Execution
 
@@ -59,7 +60,7 @@ class Running:
 
     execution: Execution
     process: ChildProcess
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     waits: int = 0  # requests waiting on other executions; a cancel may leave two at once
     is_cancel_pending: bool = False  # cancelled before the script was handed over
     killer: asyncio.TimerHandle | None = None
@@ -113,8 +114,8 @@ class Runner:
         raise_open_files_limit()
         await self._server.start()
         log.info("executions run %s", describe_sandbox(self.sandbox))
-        self._ctx.events.listen(events.QUEUED, lambda _key: self._wake.set())
-        self._ctx.events.listen(events.CANCEL, self._on_cancel)
+        self._ctx.events.listen(Event.QUEUED, lambda _key: self._wake.set())
+        self._ctx.events.listen(Event.CANCEL, self._on_cancel)
         self._membership.on_lost(self.fence)
         self._loop_task = asyncio.create_task(self._claim_loop())
 
@@ -122,7 +123,7 @@ class Runner:
         """The lease was lost: kill every execution's process group at once and write
         nothing more about them (whoever reaps this process ends them)."""
         for running in list(self._running.values()):
-            running.stop_reason = "fenced"
+            running.stop_reason = StopReason.FENCED
             running.process.kill()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
@@ -135,7 +136,7 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         for running in list(self._running.values()):
-            running.stop_reason = "shutdown"
+            running.stop_reason = StopReason.SHUTDOWN
             running.process.kill()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
@@ -197,7 +198,7 @@ class Runner:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             if len(claimed) < limit:
-                return  # none left queued; a new one announces itself (events.QUEUED)
+                return  # none left queued; a new one announces itself (Event.QUEUED)
         # Queued executions may be waiting for a slot: a slot freed must wake the loop.
         self._is_short_of_room = True
 
@@ -215,7 +216,7 @@ class Runner:
         ):
             running = self._running.get(execution_id)
             if running is not None:
-                self._stop(running, "cancel")
+                self._stop(running, StopReason.CANCEL)
 
     def _slot_freed(self) -> None:
         if self._is_short_of_room:
@@ -235,7 +236,7 @@ class Runner:
                 execution_actions.end,
                 self._ctx,
                 ex.id,
-                executions.ENDED_ERROR,
+                Status.ENDED_ERROR,
                 "the engine could not start a process for this execution: see the server log",
             )
             raise
@@ -266,13 +267,13 @@ class Runner:
     def _on_cancel(self, execution_id: str) -> None:
         running = self._running.get(execution_id)
         if running is not None:
-            self._stop(running, "cancel")
+            self._stop(running, StopReason.CANCEL)
         else:
             if len(self._early_cancels) > 1000:
                 self._early_cancels.clear()  # ids of executions claimed elsewhere accumulate
             self._early_cancels.add(execution_id)
 
-    def _stop(self, running: Running, reason: str) -> None:
+    def _stop(self, running: Running, reason: StopReason) -> None:
         if running.stop_reason is not None:
             return
         running.stop_reason = reason
@@ -290,12 +291,12 @@ class Runner:
             except errors.StoreUnavailable as exc:
                 log.warning("execution %s stopped: %s", ex.id, exc.message)
                 running.process.kill()
-                status = executions.ENDED_ERROR
+                status = Status.ENDED_ERROR
                 message = STORE_FAILED_MESSAGE.format(detail=exc.message)
             except Exception:  # the runner's edge: the execution must still end
                 log.exception("running execution %s failed", ex.id)
                 running.process.kill()
-                status = executions.ENDED_ERROR
+                status = Status.ENDED_ERROR
                 message = "the engine failed while running this execution: see the server log"
             if not self._may_write(running):
                 return  # fenced: another process has taken over what this one ran
@@ -323,11 +324,11 @@ class Runner:
         )
         if ex.max_runtime_s:
             running.deadline = asyncio.get_running_loop().call_later(
-                ex.max_runtime_s, self._stop, running, "timeout"
+                ex.max_runtime_s, self._stop, running, StopReason.TIMEOUT
             )
         if running.is_cancel_pending or ex.id in self._early_cancels:
             self._early_cancels.discard(ex.id)
-            self._stop(running, "cancel")
+            self._stop(running, StopReason.CANCEL)
         if ex.origin == executions.RECEIVED:
             announcing = asyncio.create_task(self._announce_running(running))
             self._tasks.add(announcing)
@@ -396,7 +397,7 @@ class Runner:
 
     def _may_write(self, running: Running) -> bool:
         """Whether this runner may still write about ``running`` (not once its lease is lost)."""
-        return running.stop_reason != "fenced" and self._membership.check()
+        return running.stop_reason != StopReason.FENCED and self._membership.check()
 
     async def _answer(self, requests: Requests, message: dict[str, Any]) -> dict[str, Any]:
         rid = message.get("rid")
@@ -468,7 +469,7 @@ class Runner:
                     # end is written once the store takes writes again (_settle_owed_ends).
                     running.store_failure = exc.message
                     running.log_lines = []
-                    self._stop(running, "store")
+                    self._stop(running, StopReason.STORE)
 
     async def _end(self, execution_id: str, status: str, message: str | None) -> None:
         """End an execution; one the store cannot end now (a full disk) is ended later."""
@@ -506,26 +507,26 @@ class Runner:
     ) -> tuple[str, str | None]:
         reason = running.stop_reason
         limit = running.execution.max_runtime_s
-        if reason == "timeout":
+        if reason == StopReason.TIMEOUT:
             return (
-                executions.ENDED_ERROR,
+                Status.ENDED_ERROR,
                 f"the execution exceeded its maximum runtime of {limit:g} s and was stopped",
             )
-        if reason == "shutdown":
-            return executions.ENDED_ERROR, RESTART_MESSAGE
-        if reason == "store":
-            return executions.ENDED_ERROR, STORE_FAILED_MESSAGE.format(detail=running.store_failure)
-        if end is not None and end.get("status") in executions.ENDED:
-            if reason == "cancel" and end["status"] != executions.ENDED_CANCELLED:
-                return executions.ENDED_CANCELLED, "cancelled"
+        if reason == StopReason.SHUTDOWN:
+            return Status.ENDED_ERROR, RESTART_MESSAGE
+        if reason == StopReason.STORE:
+            return Status.ENDED_ERROR, STORE_FAILED_MESSAGE.format(detail=running.store_failure)
+        if end is not None and end.get("status") in ENDED:
+            if reason == StopReason.CANCEL and end["status"] != Status.ENDED_CANCELLED:
+                return Status.ENDED_CANCELLED, "cancelled"
             return end["status"], end.get("message")
-        if reason == "cancel":
+        if reason == StopReason.CANCEL:
             return (
-                executions.ENDED_CANCELLED,
+                Status.ENDED_CANCELLED,
                 f"cancelled; the script did not stop within {self._grace_s:g} s and was killed",
             )
         exit_ = await running.process.exit_status(timeout_s=2.0)
-        return executions.ENDED_ERROR, describe_exit(exit_)
+        return Status.ENDED_ERROR, describe_exit(exit_)
 
 
 def raise_open_files_limit() -> int:

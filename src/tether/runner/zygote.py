@@ -35,7 +35,7 @@ def _prctl() -> Callable[..., int] | None:
     # Looked up once, in the fork server: in each child, loading libc's symbol again would
     # cost about 0.2 ms and 60 page faults.
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 

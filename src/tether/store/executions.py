@@ -9,21 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from tether import errors
+from tether.statuses import ENDED, STATUSES, Status
 from tether.store import processes
 from tether.store.schema import execution, execution_log, process
 from tether.store.statements import check_field_order, set_params
 
-PENDING = "PENDING"
-QUEUED = "QUEUED"
-RUNNING = "RUNNING"
-PAUSED = "PAUSED"
-ENDED_SUCCESS = "ENDED_SUCCESS"
-ENDED_ERROR = "ENDED_ERROR"
-ENDED_CANCELLED = "ENDED_CANCELLED"
-STATUSES = (PENDING, QUEUED, RUNNING, PAUSED, ENDED_SUCCESS, ENDED_ERROR, ENDED_CANCELLED)
-ENDED = (ENDED_SUCCESS, ENDED_ERROR, ENDED_CANCELLED)
-_RANK = {PENDING: 0, QUEUED: 1, RUNNING: 2, PAUSED: 2, ENDED_SUCCESS: 3}
-_RANK.update({ENDED_ERROR: 3, ENDED_CANCELLED: 3})
+_RANK: dict[str, int] = {Status.PENDING: 0, Status.QUEUED: 1, Status.RUNNING: 2, Status.PAUSED: 2}
+_RANK.update(dict.fromkeys(ENDED, 3))
 
 LOCAL = "local"
 RECEIVED = "received"
@@ -79,13 +71,13 @@ def is_forward(old: str, new: str) -> bool:
     """Whether a status change from ``old`` to ``new`` is legal (only forward moves are)."""
     if old in ENDED:
         return False
-    return _RANK[new] > _RANK[old] or {old, new} == {RUNNING, PAUSED}
+    return _RANK[new] > _RANK[old] or {old, new} == {Status.RUNNING, Status.PAUSED}
 
 
 check_field_order(Execution, execution)
 
 
-def _row(row: sa.Row) -> Execution:
+def _row(row: Sequence[Any]) -> Execution:
     return Execution(*row)
 
 
@@ -117,7 +109,7 @@ _SELECT_UNENDED_REMOTE_CHILDREN = _UNENDED_CHILDREN.where(
 _SELECT_QUEUED_IDS = (
     sa.select(execution.c.id)
     .where(
-        execution.c.status == QUEUED,
+        execution.c.status == Status.QUEUED,
         sa.or_(
             execution.c.origin == RECEIVED,
             sa.and_(execution.c.origin == LOCAL, execution.c.sync_config.is_(None)),
@@ -134,7 +126,7 @@ _SELECT_QUEUED_IDS = (
 _CLAIMABLE_IDS = (
     sa.select(execution.c.id)
     .where(
-        execution.c.status == QUEUED,
+        execution.c.status == Status.QUEUED,
         sa.or_(
             sa.and_(
                 execution.c.origin == RECEIVED,
@@ -158,11 +150,13 @@ _CLAIM_QUEUED = (
         execution.c.id.in_(sa.select(_CLAIMABLE_IDS.c.id)),
         processes.HOLDS_LEASE,
     )
-    .values(status=RUNNING, worker=sa.bindparam("b_worker"), started_at=sa.bindparam("b_now"))
+    .values(
+        status=Status.RUNNING, worker=sa.bindparam("b_worker"), started_at=sa.bindparam("b_now")
+    )
     .returning(*execution.c)
 )
 _SELECT_RUNNING = sa.select(execution.c.id).where(
-    execution.c.status.in_((RUNNING, PAUSED)), execution.c.origin != MIRROR
+    execution.c.status.in_((Status.RUNNING, Status.PAUSED)), execution.c.origin != MIRROR
 )
 # RUNNING or PAUSED executions whose claimer has no process row: claimed by a process of an
 # older version, or left by a process whose row went without them.
@@ -174,7 +168,7 @@ _COUNT_RUNNING_RECEIVED = (
     sa.select(execution.c.sync_config, sa.func.count())
     .where(
         execution.c.origin == RECEIVED,
-        execution.c.status.in_((RUNNING, PAUSED)),
+        execution.c.status.in_((Status.RUNNING, Status.PAUSED)),
         execution.c.sync_config.in_(sa.bindparam("b_links", expanding=True)),
     )
     .group_by(execution.c.sync_config)

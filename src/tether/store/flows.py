@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,7 +26,7 @@ class Flow:
 check_field_order(Flow, flow)
 
 
-def _row(row: sa.Row) -> Flow:
+def _row(row: Sequence[Any]) -> Flow:
     return Flow(*row)
 
 

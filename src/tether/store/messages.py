@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tether import errors
-from tether.store import executions
+from tether.statuses import ENDED
 from tether.store.schema import execution, message
 from tether.store.statements import check_field_order
 
@@ -76,7 +76,7 @@ def list_filtered(
     query = sa.select(message)
     if status == OPEN:
         query = query.join(execution, execution.c.id == message.c.execution_id).where(
-            message.c.status == OPEN, execution.c.status.not_in(sorted(executions.ENDED))
+            message.c.status == OPEN, execution.c.status.not_in(sorted(ENDED))
         )
     elif status is not None:
         query = query.where(message.c.status == status)

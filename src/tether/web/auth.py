@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from fastapi import Depends, Request
 
@@ -14,7 +15,7 @@ from tether.store.users import User
 
 def workspace_context(request: Request) -> Context:
     """The workspace's use-case context, built by create_app."""
-    return request.app.state.ctx
+    return cast(Context, request.app.state.ctx)
 
 
 async def context(request: Request) -> Context:

@@ -103,7 +103,7 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-class _HostKeyCheck(paramiko.MissingHostKeyPolicy):
+class _HostKeyCheck(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # no stubs
     """Accept the host's key only when it is the pinned one or listed in known_hosts."""
 
     def __init__(self, inputs: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import json
 import urllib.parse
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -71,7 +71,7 @@ def login_cookie(request: Request) -> str:
 
 def sign_ins(request: Request) -> sessions.SignIns:
     """The workspace's logins and sessions, built by create_app."""
-    return request.app.state.sign_ins
+    return cast(sessions.SignIns, request.app.state.sign_ins)
 
 
 def page_user(request: Request) -> User:

@@ -14,6 +14,7 @@ from tether.actions import executions as execution_actions
 from tether.actions import flows, messages
 from tether.actions.context import Context
 from tether.link import configs
+from tether.statuses import STATUSES
 from tether.store import executions
 from tether.store.executions import Execution
 from tether.store.users import User
@@ -94,7 +95,7 @@ def _moment(text: str, tz_minutes: str) -> float | None:
 def _filters(query: dict[str, str]) -> tuple[dict[str, Any], FieldErrors]:
     """The store's filters from the list's query, and a message for each bound it cannot read."""
     found: dict[str, Any] = {
-        "status": query["status"] if query["status"] in executions.STATUSES else None,
+        "status": query["status"] if query["status"] in STATUSES else None,
         "flow_name": query["flow"].strip() or None,
         "origin": query["origin"] if query["origin"] in ORIGINS else None,
         "text": query["text"].strip() or None,
@@ -133,7 +134,7 @@ def _listing(query: dict[str, str], page: str, ctx: Context) -> dict[str, Any]:
         "page": page_number,
         "previous_url": page_url(page_number - 1) if page_number > 1 else None,
         "next_url": page_url(page_number + 1) if len(found) > PAGE_SIZE else None,
-        "statuses": executions.STATUSES,
+        "statuses": STATUSES,
         "origins": ORIGINS,
     }
 

@@ -11,6 +11,7 @@ from tether import errors
 from tether.actions import executions as execution_actions
 from tether.actions import messages
 from tether.actions.context import Context
+from tether.statuses import Status
 from tether.store import executions
 from tether.store.users import User
 from tether.web import render
@@ -25,9 +26,6 @@ router = APIRouter(
     responses=answers(errors.Unauthenticated, errors.Forbidden),
 )
 
-Status = Literal[
-    "PENDING", "QUEUED", "RUNNING", "PAUSED", "ENDED_SUCCESS", "ENDED_ERROR", "ENDED_CANCELLED"
-]
 Origin = Literal["local", "received", "mirror"]
 
 

@@ -155,7 +155,7 @@ def _is_silent(request: Request, config: SyncConfig, state: LinkState) -> bool:
     """Whether the link exchanged nothing for longer than a living peer ever takes."""
     expected_s = max(request.app.state.settings.long_poll_s, config.sync_interval_s or 0)
     silent_s = request.app.state.ctx.now() - (state.last_exchange_at or 0)
-    return silent_s > expected_s + SILENCE_GRACE_S
+    return bool(silent_s > expected_s + SILENCE_GRACE_S)
 
 
 @router.get("/sync_config", dependencies=admin_only, responses=answers(*ADMIN))
