@@ -157,12 +157,13 @@ def test_an_unknown_message_is_404_and_the_api_needs_a_token(api: ApiClient) -> 
 def test_a_waiting_execution_holds_no_slot_of_max_running(
     api_with: Callable[..., ApiClient],
 ) -> None:
-    """With one slot, a flow waiting for an answer lets another run; the control: a flow that
-    only sleeps holds its slot, so the other stays QUEUED meanwhile."""
+    """With one slot, a flow waiting for an answer lets another run; the control: a flow busy
+    in its own process (time.sleep, not this.sleep, which waits in the engine) holds its
+    slot, so the other stays QUEUED meanwhile."""
     api = api_with(max_running=1)
     api.create_flow("asks", "def handler(system, this):\n    this.message('Go?', message='go')\n")
     api.create_flow("quick", "def handler(system, this):\n    this.set_output('ran', True)\n")
-    api.create_flow("sleeps", "def handler(system, this):\n    this.sleep(3)\n")
+    api.create_flow("sleeps", "import time\n\ndef handler(system, this):\n    time.sleep(3)\n")
 
     asking = api.start("asks")
     message = open_message(api, asking["id"])

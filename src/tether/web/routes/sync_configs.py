@@ -58,7 +58,7 @@ class SyncConfigChange(BaseModel):
     verify_ssl: StrictBool = omittable()
     own_private_key: Text | None = Field(default=None, max_length=100_000)
     next_own_private_key: Text | None = Field(default=None, max_length=100_000)
-    remote_public_key: Text | list[Text] | None = Field(default=None, max_length=100_000)
+    remote_public_key: Text | list[Text] = omittable(max_length=100_000)
     send_all_executions: StrictBool = omittable()
     sync_interval: float | None = Field(
         default=None, allow_inf_nan=False, json_schema_extra={"exclusiveMinimum": 0}
