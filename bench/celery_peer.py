@@ -201,7 +201,8 @@ def run_driver(
     )
     if done.returncode != 0:
         raise RuntimeError(f"the Celery driver failed:\n{done.stdout}{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def peer_env(redis_url: str) -> dict[str, str]:

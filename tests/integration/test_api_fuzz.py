@@ -45,7 +45,8 @@ def seed(api: ApiClient, own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateK
     api.ok("POST", "/file", json={"name": SEEDED, "content": "text"})
     api.ok("POST", "/user", json={"name": SEEDED, "password": "password-1234", "role": "user"})
     create_listener(api, own_key, remote_key, name=SEEDED)
-    return api.run(SEEDED)["id"]
+    execution_id: str = api.run(SEEDED)["id"]
+    return execution_id
 
 
 def transport(kwargs: dict[str, Any], token: str) -> dict[str, Any]:

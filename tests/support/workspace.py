@@ -60,7 +60,8 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return self.client.request(method, path, headers=headers, **kwargs)
+        answer: httpx.Response = self.client.request(method, path, headers=headers, **kwargs)
+        return answer
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", path, **kwargs)
@@ -84,13 +85,16 @@ class ApiClient:
         self.ok("POST", "/flow", json={"name": name, "script": script})
 
     def start(self, flow_name: str, **body: Any) -> dict[str, Any]:
-        return self.ok("POST", "/execution", json={"flow_name": flow_name, **body})
+        record: dict[str, Any] = self.ok(
+            "POST", "/execution", json={"flow_name": flow_name, **body}
+        )
+        return record
 
     def wait_ended(self, execution_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """The execution once it has ended; fails the test after ``timeout_s``."""
 
         def ended() -> dict[str, Any]:
-            record = self.ok("GET", f"/execution/{execution_id}")
+            record: dict[str, Any] = self.ok("GET", f"/execution/{execution_id}")
             assert record["status"].startswith("ENDED_"), record
             return record
 
@@ -100,7 +104,7 @@ class ApiClient:
         self, execution_id: str, status: str, timeout_s: float = 30.0
     ) -> dict[str, Any]:
         def reached() -> dict[str, Any]:
-            record = self.ok("GET", f"/execution/{execution_id}")
+            record: dict[str, Any] = self.ok("GET", f"/execution/{execution_id}")
             assert record["status"] == status, record
             return record
 
