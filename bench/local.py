@@ -178,7 +178,7 @@ def cpu_figures(on: Side, off: Side) -> list[common.Figure]:
             NAME, "CPU per child round trip, sandbox off", "ms", per_call_ms[1], note=TURNS
         ),
         common.difference_figure(
-            NAME, "sandbox CPU cost, child round trip", *per_call_ms, "on - off"
+            NAME, "sandbox CPU cost, child round trip", per_call_ms[0], per_call_ms[1], "on - off"
         ),
     ]
 

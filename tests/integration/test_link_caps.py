@@ -57,7 +57,7 @@ def remote_child(link: Link, own_key: Any, remote_key: Any) -> str:
 
 def send_update(link: Link, seq: int, child: str, status: str, offset: int, count: int) -> None:
     """One execution.update from the hostile side, carrying ``count`` log entries."""
-    body = {
+    body: dict[str, Any] = {
         "execution_id": child,
         "remote_id": REMOTE_ID,
         "status": status,

@@ -24,7 +24,7 @@ RESTART_MESSAGE = f"{RESTART_WORDS} while this execution was running"
 
 
 def record(**values: Any) -> dict[str, Any]:
-    base = {
+    base: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "name": "marked",
         "status": "ENDED_SUCCESS",
