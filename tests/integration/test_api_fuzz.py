@@ -55,7 +55,7 @@ def seed(api: ApiClient, own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateK
 Operation = APIOperation[Any, Any, Any, Any]
 
 
-def operation(result: Ok[Operation] | Err[InvalidSchema]) -> Operation:
+def described(result: Ok[Operation] | Err[InvalidSchema]) -> Operation:
     """An operation of the schema; fails the test with the error of one it cannot describe."""
     if isinstance(result, Err):
         raise result.err()
@@ -117,7 +117,7 @@ def test_the_whole_api_fuzzed_from_its_schema_never_answers_5xx(
     )
     token = ApiClient.login(app_client, FUZZER, FUZZER_PASSWORD).token
     schema = schemathesis.openapi.from_dict(app_client.app.openapi())  # type: ignore[attr-defined]
-    operations = [operation(result) for result in schema.get_all_operations()]
+    operations = [described(result) for result in schema.get_all_operations()]
     fuzzed = [op for op in operations if (op.method.upper(), op.path) not in EXCLUDED]
     assert len(fuzzed) == len(operations) - len(EXCLUDED)
     sent = [0]
