@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import common, local, remote
 from tether.statuses import Status
@@ -140,7 +141,7 @@ def past_execution(index: int, created_at: float, script_sha256: str) -> executi
     )
 
 
-def create_config(workspace: common.Workspace, name: str, values: dict) -> None:
+def create_config(workspace: common.Workspace, name: str, values: dict[str, Any]) -> None:
     with workspace.client() as client:
         client.post("/sync_config", json={"name": name, **values}).raise_for_status()
 
@@ -171,10 +172,10 @@ def sampling(memory: Memory) -> Iterator[None]:
         sampler.join()
 
 
-def wait_mirrored(hub: common.Workspace, count: int) -> dict:
+def wait_mirrored(hub: common.Workspace, count: int) -> dict[str, Any]:
     """Wait until the hub's backfill is complete and the edge has acked every message."""
     deadline = time.monotonic() + 120 + count / 50
-    status: dict = {}
+    status: dict[str, Any] = {}
     with hub.client() as client:
         while time.monotonic() < deadline:
             answer = client.get(f"/sync_config/{remote.HUB_CONFIG}/status")

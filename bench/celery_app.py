@@ -25,7 +25,7 @@ app = Celery("bench", broker=f"{REDIS_URL}/0", backend=f"{REDIS_URL}/1")
 app.conf.update(broker_connection_retry_on_startup=True)
 
 
-@app.task(name="bench.add")  # the same name in the worker and in the driver (__main__)
+@app.task(name="bench.add")  # type: ignore[untyped-decorator]  # Celery has no types; the same name in the worker and in the driver (__main__)
 def add(x: int, y: int) -> int:
     return x + y
 

@@ -119,6 +119,9 @@ def compare(
         our_rate = by_name.get((direction.label, "remote executions per second"))
         if our_trip is None or our_rate is None:
             continue
+        # all four measured: a figure with no median (None) has no place in a comparison
+        assert our_trip.median is not None and trip.median is not None, (our_trip, trip)
+        assert our_rate.median is not None and rate.median is not None, (our_rate, rate)
         figures += [
             common.comparison_figure(
                 NAME,
@@ -201,7 +204,8 @@ def run_driver(
     )
     if done.returncode != 0:
         raise RuntimeError(f"the Celery driver failed:\n{done.stdout}{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def peer_env(redis_url: str) -> dict[str, str]:

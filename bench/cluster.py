@@ -197,7 +197,7 @@ def dialer_takeover_s(url: str, lease_s: float) -> tuple[float, float]:
     secret = Path(tempfile.mkdtemp(prefix="tether-bench-secret-")) / "secret.key"
     secret.write_text(os.urandom(32).hex() + "\n")  # the servers of one workspace share it
     secret.chmod(0o600)
-    hub_args = ("--database-url", url, "--no-runner", "--lease-s", str(lease_s))
+    hub_args: tuple[str, ...] = ("--database-url", url, "--no-runner", "--lease-s", str(lease_s))
     hub_args += ("--secret-file", str(secret))
     try:
         with contextlib.ExitStack() as stack:

@@ -290,7 +290,8 @@ def descendants_of(pid: int) -> set[int]:
                 # the command name may hold spaces and parentheses; fields follow the last ')'
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
+    found: set[int] = set()
+    frontier = {pid}
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -185,7 +186,7 @@ class Edges:
     def __init__(self, process: subprocess.Popen[str], log_path: Path) -> None:
         self.process = process
         self._log_path = log_path
-        self._events: queue.Queue[dict | None] = queue.Queue()
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -201,7 +202,7 @@ class Edges:
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
-    def wait_for(self, event: str, timeout_s: float) -> dict:
+    def wait_for(self, event: str, timeout_s: float) -> dict[str, Any]:
         """The next event named ``event``; raises if the process ends or stays silent."""
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
@@ -324,10 +325,10 @@ def in_flow_latencies_ms(client: httpx.Client, links: int, calls: int) -> list[f
     return [float(d) for d in parent["output_value"]["durations_ms"]]
 
 
-def wait_ended(client: httpx.Client, execution_id: str) -> dict:
+def wait_ended(client: httpx.Client, execution_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        record = client.get(f"/execution/{execution_id}").raise_for_status().json()
+        record: dict[str, Any] = client.get(f"/execution/{execution_id}").raise_for_status().json()
         if record["status"] in local.ENDED:
             return record
         time.sleep(POLL_S)

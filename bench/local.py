@@ -12,6 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 import httpx
@@ -177,7 +178,7 @@ def cpu_figures(on: Side, off: Side) -> list[common.Figure]:
             NAME, "CPU per child round trip, sandbox off", "ms", per_call_ms[1], note=TURNS
         ),
         common.difference_figure(
-            NAME, "sandbox CPU cost, child round trip", *per_call_ms, "on - off"
+            NAME, "sandbox CPU cost, child round trip", per_call_ms[0], per_call_ms[1], "on - off"
         ),
     ]
 
@@ -248,11 +249,11 @@ def round_trips_ms(client: httpx.Client, calls: int, remote: str | None = None) 
     return [float(d) for d in parent["output_value"]["durations_ms"]]
 
 
-def wait_ended(client: httpx.Client, execution_id: str, timeout_s: float) -> dict:
+def wait_ended(client: httpx.Client, execution_id: str, timeout_s: float) -> dict[str, Any]:
     """The execution's record once it has ended."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        record = client.get(f"/execution/{execution_id}").raise_for_status().json()
+        record: dict[str, Any] = client.get(f"/execution/{execution_id}").raise_for_status().json()
         if record["status"] in ENDED:
             return record
         time.sleep(POLL_S)
@@ -291,7 +292,7 @@ def add_burst(
 
 
 def burst(
-    workspace: common.Workspace, client: httpx.Client, body: dict, sizes: Sizes
+    workspace: common.Workspace, client: httpx.Client, body: dict[str, Any], sizes: Sizes
 ) -> tuple[float, float]:
     """Start the executions from several clients; seconds until all started and all ended."""
     start = time.perf_counter()
@@ -301,7 +302,7 @@ def burst(
     return ended_at - start, submit_s
 
 
-async def start_all(workspace: common.Workspace, body: dict, sizes: Sizes) -> None:
+async def start_all(workspace: common.Workspace, body: dict[str, Any], sizes: Sizes) -> None:
     """Start ``sizes.executions`` executions, shared out over ``sizes.clients`` connections.
 
     The client is aiohttp's, not httpx's: on the 2-core machine the bench shares with the
@@ -319,7 +320,7 @@ async def start_all(workspace: common.Workspace, body: dict, sizes: Sizes) -> No
 
 
 async def start_executions(
-    session: aiohttp.ClientSession, api_url: str, body: dict, count: int
+    session: aiohttp.ClientSession, api_url: str, body: dict[str, Any], count: int
 ) -> None:
     """Start ``count`` executions one after another (one connection each, reused)."""
     for _ in range(count):
@@ -349,17 +350,23 @@ def wait_all_ended(client: httpx.Client, flow_name: str, count: int) -> float:
 
 def list_page(
     client: httpx.Client, flow_name: str, status: str, limit: int, offset: int = 0
-) -> list[dict]:
-    params = {"flow_name": flow_name, "status": status, "limit": limit, "offset": offset}
-    return client.get("/execution", params=params).raise_for_status().json()
+) -> list[dict[str, Any]]:
+    params: dict[str, str | int] = {
+        "flow_name": flow_name,
+        "status": status,
+        "limit": limit,
+        "offset": offset,
+    }
+    page: list[dict[str, Any]] = client.get("/execution", params=params).raise_for_status().json()
+    return page
 
 
 def count_status(client: httpx.Client, flow_name: str, status: str) -> int:
     return len(list_all(client, flow_name, status))
 
 
-def list_all(client: httpx.Client, flow_name: str, status: str) -> list[dict]:
-    found: list[dict] = []
+def list_all(client: httpx.Client, flow_name: str, status: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     while page := list_page(client, flow_name, status, PAGE, len(found)):
         found += page
         if len(page) < PAGE:

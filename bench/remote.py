@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -232,7 +233,7 @@ def key_pair() -> tuple[str, str]:
 def wait_connected(workspace: common.Workspace, config_name: str) -> None:
     """Wait until the link status of ``config_name`` reads connected."""
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
-    status: dict = {}
+    status: dict[str, Any] = {}
     with workspace.client() as client:
         while time.monotonic() < deadline:
             answer = client.get(f"/sync_config/{config_name}/status")

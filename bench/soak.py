@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tests.support.faultproxy import FaultProxy
@@ -187,8 +188,8 @@ def _watch_ends(hub: common.Workspace, tally: Tally, stop: threading.Event) -> N
             stop.wait(POLL_S)
 
 
-def _not_ended(client: httpx.Client) -> list[dict]:
-    found: list[dict] = []
+def _not_ended(client: httpx.Client) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     for status in ("QUEUED", "RUNNING"):
         offset = 0
         while True:
@@ -248,8 +249,8 @@ def judge(
     return Outcome(len(tally.started), lost, duplicated, convergence_ms, tally.drops, elapsed_s)
 
 
-def _all_executions(client: httpx.Client) -> list[dict]:
-    found: list[dict] = []
+def _all_executions(client: httpx.Client) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     while True:
         params = {"limit": local.PAGE, "offset": len(found)}
         page = client.get("/execution", params=params).json()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -121,7 +122,7 @@ def run_local(sizes: Sizes, baseline_ms: float) -> list[common.Figure]:
     ]
 
 
-def start(client: httpx.Client, flow_name: str, inputs: dict) -> str:
+def start(client: httpx.Client, flow_name: str, inputs: dict[str, Any]) -> str:
     body = {"flow_name": flow_name, "input_value": inputs}
     return str(client.post("/execution", json=body).raise_for_status().json()["id"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from tests.support.faultproxy import FaultProxy
@@ -185,7 +186,7 @@ def _message_counts(pair: remote.Linked) -> tuple[int, int]:
     return received, repeats
 
 
-def _status(client: httpx.Client, config: str) -> dict:
+def _status(client: httpx.Client, config: str) -> dict[str, Any]:
     return dict(client.get(f"/sync_config/{config}/status").raise_for_status().json())
 
 

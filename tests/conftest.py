@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import hypothesis.configuration
@@ -112,7 +113,7 @@ def api_with(settings: config.Settings) -> Iterator[Callable[..., ApiClient]]:
     """Builds the app with some settings changed (``api_with(max_running=2)``), logged in as admin."""
     with contextlib.ExitStack() as stack:
 
-        def build(**changes: object) -> ApiClient:
+        def build(**changes: Any) -> ApiClient:
             app = create_app(dataclasses.replace(settings, **changes))
             client = stack.enter_context(TestClient(app, base_url="http://testserver/api/latest"))
             return ApiClient.login(client, "admin", ADMIN_PASSWORD)

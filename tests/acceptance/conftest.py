@@ -124,7 +124,8 @@ class Pair:
 
     def status(self, side: str) -> dict[str, Any]:
         name = "edge" if side == "hub" else "hub"
-        return self.api(side).ok("GET", f"/sync_config/{name}/status")
+        status: dict[str, Any] = self.api(side).ok("GET", f"/sync_config/{name}/status")
+        return status
 
     def wait_connected(self, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         """Both halves report a good exchange (after the first contact, or after a restart)."""
@@ -147,7 +148,10 @@ class Pair:
         return wait_until(reached, f"the {side} link to be {state}", timeout_s, poll_s=0.05)
 
     def executions(self, side: str) -> list[dict[str, Any]]:
-        return self.api(side).ok("GET", "/execution", params={"limit": 1000})
+        records: list[dict[str, Any]] = self.api(side).ok(
+            "GET", "/execution", params={"limit": 1000}
+        )
+        return records
 
     def assert_settled(self, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
         """Every execution on both sides has ended, with one final status that both sides agree on.

@@ -92,7 +92,7 @@ def excused(case: str) -> Excuse | None:
 
 def failed_cases(report: Path) -> list[tuple[str, str]]:
     """(operation, text) of every failed case in schemathesis's JUnit report."""
-    cases = []
+    cases: list[tuple[str, str]] = []
     for testcase in ElementTree.parse(report).iter("testcase"):
         for problem in [*testcase.iter("failure"), *testcase.iter("error")]:
             text = problem.text or problem.get("message") or ""

@@ -9,16 +9,17 @@ disk is its server's.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient, ServedWorkspace
 
 VOLUME_MB = 24
@@ -82,15 +83,18 @@ def capped_api(small_volume: Path) -> Iterator[ApiClient]:
 
 def write_until_refused(api: ApiClient, timeout_s: float = 120.0) -> dict[str, str]:
     """Write a setting again and again until the workspace refuses; its answer."""
-    deadline = time.monotonic() + timeout_s
-    for attempt in range(1_000_000):
-        answer = api.post("/setting", json={"name": "probe", "value": attempt})
-        if not answer.is_success:
-            assert answer.status_code == 503, answer.text
-            return answer.json()
-        assert time.monotonic() < deadline, "the volume never filled"
-        time.sleep(0.05)
-    raise AssertionError("unreachable")
+    attempts = itertools.count()
+
+    def refused() -> dict[str, str] | None:
+        answer = api.post("/setting", json={"name": "probe", "value": next(attempts)})
+        if answer.is_success:
+            return None
+        if answer.status_code != 503:  # not an assert: wait_until takes those for "not yet"
+            pytest.fail(f"a write was refused with {answer.status_code}, not 503: {answer.text}")
+        body: dict[str, str] = answer.json()
+        return body
+
+    return wait_until(refused, "the volume to fill (a write refused)", timeout_s, poll_s=0.05)
 
 
 def test_a_full_disk_stranded_the_execution_that_filled_it(

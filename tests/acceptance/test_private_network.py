@@ -269,7 +269,7 @@ def _run_parent(hub: NamespacedApi) -> dict[str, Any]:
     parent = hub.ok("POST", "/execution", json={"flow_name": "parent"})
 
     def ended() -> dict[str, Any]:
-        record = hub.ok("GET", f"/execution/{parent['id']}")
+        record: dict[str, Any] = hub.ok("GET", f"/execution/{parent['id']}")
         assert record["status"].startswith("ENDED_"), record
         return record
 

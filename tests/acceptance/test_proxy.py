@@ -8,6 +8,7 @@ wants credentials or refuses leaves a link status that says so.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def proxies() -> Iterator[Callable[..., Tinyproxy]]:
         proxy.close()
 
 
-def run_remote(pair: Pair) -> dict:
+def run_remote(pair: Pair) -> dict[str, Any]:
     if pair.hub_api.get("/flow/through").status_code == 404:
         pair.hub_api.create_flow("through", FLOW)
     started = pair.hub_api.ok(
@@ -48,8 +49,8 @@ def set_proxy(pair: Pair, proxy_url: str) -> None:
     pair.hub_api.ok("PATCH", "/sync_config/edge", json={"proxy_url": proxy_url})
 
 
-def wait_error(pair: Pair, words: str, timeout_s: float = 30.0) -> dict:
-    def failing_with_words() -> dict:
+def wait_error(pair: Pair, words: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    def failing_with_words() -> dict[str, Any]:
         status = pair.status("hub")
         assert status["state"] == "failing" and words in (status.get("last_error") or ""), status
         return status

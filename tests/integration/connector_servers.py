@@ -7,6 +7,7 @@ maintained successor from the same authors (aio-libs), with STARTTLS and AUTH bu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -17,17 +18,18 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+
+from tests.support.waiting import wait_until
 
 # --- HTTPS ----------------------------------------------------------------------------------
 
@@ -129,8 +131,10 @@ class _LoopbackController(Controller):
 
     def _trigger_server(self) -> None:
         assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        # asyncio's create_server made it: a Server, which (unlike AbstractServer) has sockets
+        server = cast(asyncio.Server, self.server)
+        self.port = server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it untyped
 
 
 @contextlib.contextmanager
@@ -278,13 +282,16 @@ def sshd_server(directory: Path, password_user: tuple[str, str] | None) -> Itera
 
 def _wait_listening(process: subprocess.Popen[str], port: int, timeout_s: float = 15.0) -> bool:
     """Whether sshd accepts connections on ``port`` (False: it exited, the port was taken)."""
-    deadline = time.monotonic() + timeout_s
-    while process.poll() is None:
+
+    def listening_or_exited() -> str | None:
+        if process.poll() is not None:
+            return "exited"
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return True
-        assert time.monotonic() < deadline, "sshd did not listen within 15 s"
-        time.sleep(0.05)
-    return False
+            return "listening"
+        return None
+
+    found = wait_until(listening_or_exited, f"sshd to listen on {port}", timeout_s, poll_s=0.05)
+    return found == "listening"
 
 
 def basic(user: str, password: str) -> str:

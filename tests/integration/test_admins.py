@@ -140,7 +140,8 @@ def own_store_settings(settings: config.Settings) -> config.Settings:
 def log_in_fresh(settings: config.Settings, password: str) -> int:
     with TestClient(create_app(settings), base_url=API_URL) as client:
         answer = client.post("/auth/login", json={"user_name": "admin", "password": password})
-        return answer.status_code
+        status: int = answer.status_code
+        return status
 
 
 def test_a_forgotten_password_is_reset_offline(own_store_settings: config.Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 from tests.support.workspace import ApiClient
 
@@ -11,10 +12,11 @@ def flow(api: ApiClient, name: str, script: str) -> None:
     api.create_flow(name, textwrap.dedent(script))
 
 
-def succeeded(api: ApiClient, name: str) -> dict:
+def succeeded(api: ApiClient, name: str) -> dict[str, Any]:
     record = api.run(name)
     assert record["status"] == "ENDED_SUCCESS", record
-    return record["output_value"]
+    output: dict[str, Any] = record["output_value"]
+    return output
 
 
 def test_handler_annotations_name_real_flow_api_types(api: ApiClient) -> None:

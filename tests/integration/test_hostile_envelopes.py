@@ -258,7 +258,8 @@ def top_level(body: bytes) -> Pairs:
 
 
 def as_dict(pairs: Pairs) -> dict[str, Any]:
-    return json.loads(render(pairs))
+    rendered: dict[str, Any] = json.loads(render(pairs))
+    return rendered
 
 
 @st.composite

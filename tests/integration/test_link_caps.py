@@ -51,12 +51,13 @@ def remote_child(link: Link, own_key: Any, remote_key: Any) -> str:
     """The id of an execution started here to run over sync config REMOTE."""
     create_controlling(link.api, own_key, remote_key, REMOTE)
     link.api.create_flow("f", "def handler(system, this):\n    pass\n")
-    return link.api.start("f", remote_workspace_name=REMOTE)["id"]
+    child_id: str = link.api.start("f", remote_workspace_name=REMOTE)["id"]
+    return child_id
 
 
 def send_update(link: Link, seq: int, child: str, status: str, offset: int, count: int) -> None:
     """One execution.update from the hostile side, carrying ``count`` log entries."""
-    body = {
+    body: dict[str, Any] = {
         "execution_id": child,
         "remote_id": REMOTE_ID,
         "status": status,

@@ -90,7 +90,7 @@ def test_an_answer_delivers_only_what_earlier_answers_did_not_unless_the_dialer_
     link.settle()  # the listener's outbox now holds the execution's updates, unacked
 
     def delivered(**hello: Any) -> list[int]:
-        changes = {"hello": {**HQ_HELLO, "protocols": [1, 2], **hello}}
+        changes: dict[str, Any] = {"hello": {**HQ_HELLO, "protocols": [1, 2], **hello}}
         answer = link.post(*link.seal(ack=0, **changes))
         assert answer.status_code == 200, answer.text
         return [message.seq for message in envelope.decode(answer.content).messages]

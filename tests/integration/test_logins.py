@@ -75,10 +75,11 @@ def open_transactions(app_client: TestClient) -> int:
         finally:
             probe.dispose()
     with db.engine.connect() as conn:
-        return conn.exec_driver_sql(
+        idle: int = conn.exec_driver_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
         ).scalar_one()
+        return idle
 
 
 def test_a_password_check_holds_no_transaction_that_would_stall_writes(
@@ -291,9 +292,10 @@ def short_sessions(
 def last_used_at(api: ApiClient) -> float | None:
     digest = hashlib.sha256(api.token.encode()).hexdigest()
     with api.client.app.state.ctx.db.read() as conn:
-        return conn.execute(
+        used_at: float | None = conn.execute(
             sa.select(schema.token.c.last_used_at).where(schema.token.c.digest == digest)
         ).scalar_one()
+        return used_at
 
 
 def test_a_token_past_its_lifetime_is_refused_even_while_kept_in_memory(

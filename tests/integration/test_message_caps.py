@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.integration import test_link_caps
 from tests.support.envelopes import LISTENER, Link, create_controlling
+from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 from tether import limits
 from tether.actions import outgoing
@@ -161,11 +162,12 @@ def test_a_remote_start_too_large_for_an_envelope_stayed_in_the_outbox(
 
 def wait_child(api: ApiClient, parent_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
     """The one child of ``parent_id`` once it exists."""
-    deadline = time.monotonic() + timeout_s
-    while not (children := api.ok("GET", "/execution", params={"parent_id": parent_id})):
-        assert time.monotonic() < deadline, "the parent started no child"
-        time.sleep(0.02)
-    (child,) = children
+
+    def children() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api.ok("GET", "/execution", params={"parent_id": parent_id})
+        return found
+
+    (child,) = wait_until(children, f"execution {parent_id} to start a child", timeout_s)
     return child
 
 
@@ -180,7 +182,7 @@ def test_an_oversized_update_left_by_an_earlier_version_wedged_the_link(link: Li
         executions.set_columns(tx.conn, received, status="RUNNING", ended_at=None)
         outbox.acknowledge(tx.conn, LISTENER, 2**62)
         ex = executions.get(tx.conn, received)
-        body = {
+        body: dict[str, Any] = {
             "execution_id": ex.remote_execution_id,
             "remote_id": ex.id,
             "status": "RUNNING",
@@ -209,7 +211,7 @@ def test_a_peer_could_store_log_entries_of_any_size_here(
 ) -> None:
     """A log entry from the other side is cut to the entry cap, as this side cuts its own."""
     child = test_link_caps.remote_child(link, own_key, remote_key)
-    body = {
+    body: dict[str, Any] = {
         "execution_id": child,
         "remote_id": test_link_caps.REMOTE_ID,
         "status": "ENDED_SUCCESS",

@@ -73,7 +73,7 @@ def test_answers_are_typed_checked_and_lead_back_only_to_this_site(
     assert back.headers["location"] == f"/ui/executions/{ex['id']}?answered={found['second']}"
 
     def ended() -> dict[str, Any]:
-        record = api(browser, "GET", f"/execution/{ex['id']}", token)
+        record: dict[str, Any] = api(browser, "GET", f"/execution/{ex['id']}", token)
         assert record["status"] == "ENDED_SUCCESS", record
         return record
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.sqlite3'}"
 
 
-def run_script(api: ApiClient, script: str, **inputs: object) -> dict:
+def run_script(api: ApiClient, script: str, **inputs: object) -> dict[str, Any]:
     api.create_flow("probe", script)
     return api.run("probe", input_value=inputs)
 

@@ -24,7 +24,8 @@ CONTROLLED_HELLO = {"workspace": "far", "role": "controlled", "protocols": [1], 
 def remote_child(link: Link, own_key: Any, remote_key: Any) -> str:
     create_controlling(link.api, own_key, remote_key, REMOTE)
     link.api.create_flow("f", "def handler(system, this):\n    this.save(message='ran')\n")
-    return link.api.start("f", remote_workspace_name=REMOTE)["id"]
+    child_id: str = link.api.start("f", remote_workspace_name=REMOTE)["id"]
+    return child_id
 
 
 def collect(link: Link) -> tuple[Message, ...]:

@@ -54,7 +54,9 @@ def openssh_public(key: rsa.RSAPrivateKey) -> str:
     return line.decode() + " admin@edge"
 
 
-def new_config(own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateKey, **fields: Any) -> dict:
+def new_config(
+    own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateKey, **fields: Any
+) -> dict[str, Any]:
     return {
         "name": "edge",
         "own_private_key": keys.private_pem(own_key),
@@ -72,7 +74,7 @@ def login_as(api: ApiClient, name: str, role: str) -> ApiClient:
 def assert_refused(answer: httpx.Response, status: int, *phrases: str) -> str:
     """The answer has ``status`` and a message holding every phrase; returns the message."""
     assert answer.status_code == status, answer.text
-    message = answer.json()["message"]
+    message: str = answer.json()["message"]
     for phrase in phrases:
         assert phrase in message, message
     return message
@@ -402,7 +404,7 @@ def test_status_shows_outbox_depth_sequence_and_backfill(
     )
 
     def backfilled() -> dict[str, Any]:
-        status = api.ok("GET", "/sync_config/edge/status")
+        status: dict[str, Any] = api.ok("GET", "/sync_config/edge/status")
         assert status["backfill"]["is_complete"], status
         return status
 

@@ -31,10 +31,12 @@ from tether.link.envelope import Message
 from tether.web.link_lane import LinkLane
 
 
-def forgeries(link: Link, stranger: rsa.RSAPrivateKey) -> dict[str, tuple[bytes, dict, str]]:
+def forgeries(
+    link: Link, stranger: rsa.RSAPrivateKey
+) -> dict[str, tuple[bytes, dict[str, Any], str]]:
     """Requests that must all be refused: name -> (body, headers, sync config in the URL)."""
     start = link.start_message()
-    cases: dict[str, tuple[bytes, dict, str]] = {}
+    cases: dict[str, tuple[bytes, dict[str, Any], str]] = {}
 
     body, headers = link.seal(start)
     cases["unsigned"] = (body, {k: v for k, v in headers.items() if "Signature" not in k}, LISTENER)

@@ -31,7 +31,7 @@ def flow(api: ApiClient, name: str, script: str) -> None:
 
 
 def child_of(api: ApiClient, parent_id: str) -> dict[str, Any]:
-    children = api.ok("GET", "/execution", params={"parent_id": parent_id})
+    children: list[dict[str, Any]] = api.ok("GET", "/execution", params={"parent_id": parent_id})
     assert len(children) == 1, children
     return children[0]
 

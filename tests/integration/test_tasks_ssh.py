@@ -66,7 +66,8 @@ def run_task(api: ApiClient, task_type: str, **inputs: Any) -> dict[str, Any]:
         )
     parent = api.run("caller", input_value={"type": task_type})
     assert parent["status"] == "ENDED_SUCCESS", parent
-    [task] = api.ok("GET", "/execution", params={"parent_id": parent["id"]})
+    tasks: list[dict[str, Any]] = api.ok("GET", "/execution", params={"parent_id": parent["id"]})
+    [task] = tasks
     return task
 
 

@@ -51,7 +51,7 @@ def log_in(client: TestClient, name: str = "admin", password: str = ADMIN_PASSWO
 def session_token(client: TestClient) -> str:
     """The session cookie's value, whatever the workspace named it."""
     return next(
-        value
+        str(value)
         for name, value in client.cookies.items()
         if name.startswith("tether_session_") and not name.endswith("_login")
     )

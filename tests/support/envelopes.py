@@ -92,7 +92,10 @@ class Link:
     def post(
         self, body: bytes | Iterator[bytes], headers: dict[str, str], name: str = LISTENER
     ) -> httpx.Response:
-        return self.client.post(f"/sync_config/{name}/sync", content=body, headers=headers)
+        answer: httpx.Response = self.client.post(
+            f"/sync_config/{name}/sync", content=body, headers=headers
+        )
+        return answer
 
     def state(self) -> dict[str, Any]:
         """Everything a request could change: row counts and the link's state rows."""
@@ -102,7 +105,8 @@ class Link:
         return [e for e in self.api.ok("GET", "/execution") if e["sync_config"] == LISTENER]
 
     def applied_seq(self) -> int:
-        return self.api.ok("GET", f"/sync_config/{LISTENER}/status")["applied_seq"]
+        status: dict[str, Any] = self.api.ok("GET", f"/sync_config/{LISTENER}/status")
+        return int(status["applied_seq"])
 
     def settle(self) -> None:
         """Wait until every received execution has ended, so nothing changes behind a test."""

@@ -174,7 +174,8 @@ class FaultProxy:
     async def _listen(self) -> int:
         server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self._server = server
-        return server.sockets[0].getsockname()[1]
+        port: int = server.sockets[0].getsockname()[1]
+        return port
 
     async def _shutdown(self) -> None:
         assert self._server is not None

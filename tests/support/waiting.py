@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -16,7 +16,10 @@ POLL_S = 0.02
 
 
 def wait_until(
-    check: Callable[[], T], what: str, timeout_s: float = 30.0, poll_s: float = POLL_S
+    check: Callable[[], T | Literal[False] | None],
+    what: str,
+    timeout_s: float = 30.0,
+    poll_s: float = POLL_S,
 ) -> T:
     """The first truthy value of ``check()``, which is polled until then; fails the test after ``timeout_s``.
 
@@ -25,10 +28,11 @@ def wait_until(
     """
     deadline = time.monotonic() + timeout_s
     while True:
+        value: T | Literal[False] | None
         try:
             value = check()
         except AssertionError as not_yet:
-            value, last = None, f": {not_yet}"  # type: ignore[assignment]
+            value, last = None, f": {not_yet}"
         else:
             last = f"; the last check gave {value!r}"
         if value:

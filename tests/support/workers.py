@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
-from tests.support.workspace import FLOW_WRITABLE
+from tests.support.waiting import wait_until
+from tests.support.workspace import FLOW_WRITABLE, said
 
 RUNNING_AS = re.compile(r"running executions as process (\S+)")
 
@@ -42,18 +42,13 @@ class WorkerProcess:
             start_new_session=True,
         )
         assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        for line in self.process.stdout:
-            self.output.append(line)
-            match = RUNNING_AS.search(line)
-            if match:
-                self.process_id = match.group(1)
-                break
-            assert time.monotonic() < deadline, "".join(self.output)
-        else:
-            raise AssertionError("tether worker exited:\n" + "".join(self.output))
         self._pump = threading.Thread(target=self._read_rest, daemon=True)
         self._pump.start()
+        self.process_id = wait_until(
+            lambda: said(RUNNING_AS, self.output, self._pump, "tether worker"),
+            f"worker {self.name} to say which process it runs as",
+            timeout_s,
+        )
         return self
 
     def _read_rest(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.waiting import wait_until
 
@@ -45,6 +46,24 @@ def is_healthy(api_url: str, verify: ssl.SSLContext | bool = True) -> bool:
 SERVING = re.compile(r"serving on (https?://\S+)")
 
 
+def said(
+    pattern: re.Pattern[str], output: list[str], pump: threading.Thread | None, what: str
+) -> str | None:
+    """The first group of ``pattern`` in the lines a process printed so far, None if not yet.
+
+    Fails the test (not an assertion, which ``wait_until`` takes for "not yet") once the
+    process has closed its output (its pump has ended) without printing it.
+    """
+    is_all_read = pump is None or not pump.is_alive()  # read before the lines: none missed
+    for line in list(output):
+        match = pattern.search(line)
+        if match:
+            return match.group(1)
+    if is_all_read:
+        pytest.fail(f"{what} exited:\n" + "".join(output))
+    return None
+
+
 @dataclass
 class ApiClient:
     """A client with a bearer token; ``client`` is an httpx.Client or Starlette TestClient."""
@@ -60,7 +79,8 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return self.client.request(method, path, headers=headers, **kwargs)
+        answer: httpx.Response = self.client.request(method, path, headers=headers, **kwargs)
+        return answer
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", path, **kwargs)
@@ -84,13 +104,16 @@ class ApiClient:
         self.ok("POST", "/flow", json={"name": name, "script": script})
 
     def start(self, flow_name: str, **body: Any) -> dict[str, Any]:
-        return self.ok("POST", "/execution", json={"flow_name": flow_name, **body})
+        record: dict[str, Any] = self.ok(
+            "POST", "/execution", json={"flow_name": flow_name, **body}
+        )
+        return record
 
     def wait_ended(self, execution_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """The execution once it has ended; fails the test after ``timeout_s``."""
 
         def ended() -> dict[str, Any]:
-            record = self.ok("GET", f"/execution/{execution_id}")
+            record: dict[str, Any] = self.ok("GET", f"/execution/{execution_id}")
             assert record["status"].startswith("ENDED_"), record
             return record
 
@@ -100,7 +123,7 @@ class ApiClient:
         self, execution_id: str, status: str, timeout_s: float = 30.0
     ) -> dict[str, Any]:
         def reached() -> dict[str, Any]:
-            record = self.ok("GET", f"/execution/{execution_id}")
+            record: dict[str, Any] = self.ok("GET", f"/execution/{execution_id}")
             assert record["status"] == status, record
             return record
 
@@ -162,16 +185,12 @@ class ServedWorkspace:
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout_s
-        for line in self.process.stdout:
-            self.output.append(line)
-            match = SERVING.search(line)
-            if match:
-                self.url = match.group(1)
-                break
-            assert time.monotonic() < deadline, "".join(self.output)
-        else:
-            raise AssertionError("tether serve exited:\n" + "".join(self.output))
         self._drain()
+        self.url = wait_until(
+            lambda: said(SERVING, self.output, self._pump, "tether serve"),
+            f"{self.name} to say where it serves",
+            timeout_s,
+        )
         self._wait_healthy(max(deadline - time.monotonic(), 0.0))
         return self
 

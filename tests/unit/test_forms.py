@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tether import errors, limits
@@ -21,7 +23,7 @@ FORM = {
 }
 
 
-def checked() -> dict:
+def checked() -> dict[str, Any]:
     return forms.check_form(FORM)
 
 

@@ -24,7 +24,7 @@ RESTART_MESSAGE = f"{RESTART_WORDS} while this execution was running"
 
 
 def record(**values: Any) -> dict[str, Any]:
-    base = {
+    base: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "name": "marked",
         "status": "ENDED_SUCCESS",
@@ -39,7 +39,9 @@ def record(**values: Any) -> dict[str, Any]:
     return {**base, **values}
 
 
-def linked(n: int, status: str = "ENDED_SUCCESS", message: str | None = None) -> tuple[dict, dict]:
+def linked(
+    n: int, status: str = "ENDED_SUCCESS", message: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A hub child and its edge twin that agree, with a clean run's outputs when successful."""
     output = expected_output(n) if status == "ENDED_SUCCESS" else {}
     child = record(
@@ -52,14 +54,14 @@ def linked(n: int, status: str = "ENDED_SUCCESS", message: str | None = None) ->
     return child, twin
 
 
-def snapshot(*records: tuple[dict, dict]) -> Snapshot:
+def snapshot(*records: tuple[dict[str, Any], dict[str, Any]]) -> Snapshot:
     return Snapshot(
         {child["id"]: child for child, _ in records},
         {twin["id"]: twin for _, twin in records},
     )
 
 
-def ran(child: dict, twin: dict) -> Marker:
+def ran(child: dict[str, Any], twin: dict[str, Any]) -> Marker:
     return Marker(twin["id"], child["id"], child["input_value"]["n"])
 
 

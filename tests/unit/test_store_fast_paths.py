@@ -14,6 +14,9 @@ from tether.statuses import STATUSES
 from tether.store import executions, statements, sync_configs
 from tether.store.schema import execution
 
+# SQLAlchemy leaves the dialect's constructor untyped
+POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+
 
 class Recorder:
     """Stands in for a connection: keeps what was executed, reports one row changed."""
@@ -89,7 +92,7 @@ def test_lock_inbox_is_for_no_key_update_on_postgresql() -> None:
     sync_configs.lock_inbox(conn, "peer")  # type: ignore[arg-type]
     [(statement, params)] = conn.calls
     assert params == {"b_name": "peer"}
-    assert rendered(statement, params, postgresql.dialect()).endswith(
+    assert rendered(statement, params, POSTGRESQL).endswith(
         "WHERE sync_config.name = %(b_name)s::VARCHAR FOR NO KEY UPDATE"
     )
     assert "FOR" not in rendered(statement, params, sqlite.dialect())
@@ -100,6 +103,6 @@ def test_get_for_update_locks_the_row_on_postgresql() -> None:
     with pytest.raises(errors.ExecutionNotFound):
         executions.get_for_update(conn, "x")  # type: ignore[arg-type]
     [(statement, params)] = conn.calls
-    assert rendered(statement, params, postgresql.dialect()).endswith(
+    assert rendered(statement, params, POSTGRESQL).endswith(
         "WHERE execution.id = %(b_id)s::VARCHAR FOR UPDATE"
     )
