@@ -25,8 +25,9 @@ MIB = 1024 * 1024
 LINE_BYTES = 2000
 LINES = 6000  # 12 MB over the channel (print), then as much over fd 1 (os.write)
 SLOW_STORE_S = 0.05  # what each write of log entries waits before it writes
-# The runner's batch, one entry past it, and two channel read-aheads (asyncio's high mark).
-BOUND = runner.LOG_BATCH_BYTES + LINE_BYTES + 2 * process.CHANNEL_READ_BYTES
+# The runner's batch, one entry past it, and what asyncio reads of the channel ahead: it stops
+# once past twice the stream's limit, after a read of up to 256 KiB.
+BOUND = runner.LOG_BATCH_BYTES + LINE_BYTES + 2 * process.CHANNEL_READ_BYTES + 256 * 1024
 FLOOD = """import os
 
 
