@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from tether import limits
@@ -18,6 +18,11 @@ from tether.runner import channel
 from tether.runner.forkserver import Exit, Forked, ForkServer
 
 OUTPUT_READ_BYTES = 64 * 1024
+# What the engine reads ahead of the runner from a child's channel: asyncio buffers up to
+# twice a stream's limit before it stops reading, so the limit is this, not the longest
+# message (channel.MAX_LINE_BYTES, assembled piece by piece in receive()). A child writing
+# faster than its log is stored then blocks on a full socket instead of the server buffering.
+CHANNEL_READ_BYTES = 256 * 1024
 
 
 class ChildProcess:
@@ -41,7 +46,7 @@ class ChildProcess:
         forked = await server.fork()
         try:
             reader, writer = await asyncio.open_unix_connection(
-                sock=forked.channel, limit=channel.MAX_LINE_BYTES
+                sock=forked.channel, limit=CHANNEL_READ_BYTES
             )
         except BaseException:
             for fd in (forked.stdout, forked.stderr):
@@ -49,9 +54,10 @@ class ChildProcess:
             raise
         return cls(server, forked, reader, writer)
 
-    async def read_output(self, on_line: Callable[[str, str], None]) -> None:
+    async def read_output(self, on_line: Callable[[str, str], Awaitable[None]]) -> None:
         """Pass each line written to the child's fds 1 and 2 to ``on_line(stream, text)``
-        until both are closed (by the child and every program it started)."""
+        until both are closed (by the child and every program it started); while it is
+        awaited that stream is not read (its programs block on a full pipe)."""
         outputs, self._outputs = self._outputs, {}
         await asyncio.gather(*(_read_lines(fd, name, on_line) for name, fd in outputs.items()))
 
@@ -64,8 +70,8 @@ class ChildProcess:
     async def receive(self) -> dict[str, Any] | None:
         """The next message from the child, or None when its end closed."""
         try:
-            line = await self._reader.readline()
-        except (ConnectionError, ValueError):
+            line = await _read_line(self._reader, channel.MAX_LINE_BYTES)
+        except ConnectionError:
             return None
         if not line:
             return None
@@ -99,7 +105,31 @@ class ChildProcess:
         self._server.forget(self.pid)
 
 
-async def _read_lines(fd: int, stream: str, on_line: Callable[[str, str], None]) -> None:
+async def _read_line(reader: asyncio.StreamReader, max_bytes: int) -> bytes | None:
+    """The next line (with its newline; empty at the end), read in pieces of at most the
+    reader's limit; None for a line longer than ``max_bytes``."""
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            piece = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:  # the end, maybe after a last partial line
+            piece = exc.partial
+        except asyncio.LimitOverrunError as exc:  # no newline within the limit: take a piece
+            piece = await reader.readexactly(exc.consumed)
+            size += len(piece)
+            if size > max_bytes:
+                return None
+            pieces.append(piece)
+            continue
+        size += len(piece)
+        if size > max_bytes:
+            return None
+        pieces.append(piece)
+        return b"".join(pieces)
+
+
+async def _read_lines(fd: int, stream: str, on_line: Callable[[str, str], Awaitable[None]]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=OUTPUT_READ_BYTES)
     pipe = os.fdopen(fd, "rb", buffering=0)
@@ -108,10 +138,10 @@ async def _read_lines(fd: int, stream: str, on_line: Callable[[str, str], None])
     try:
         while chunk := await reader.read(OUTPUT_READ_BYTES):
             for line in lines.feed(chunk):
-                on_line(stream, line)
+                await on_line(stream, line)
         last = lines.end()
         if last is not None:
-            on_line(stream, last)
+            await on_line(stream, last)
     finally:
         transport.close()
 

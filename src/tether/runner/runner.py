@@ -36,7 +36,13 @@ NO_HARD_LIMIT_FILES = 1024 * 1024
 CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
-LOG_BATCH = 200
+# The log entries of one execution held for the store at most, by count and by bytes (one
+# update's worth, outgoing.MAX_LOG_PER_UPDATE and MAX_LOG_BYTES_PER_UPDATE): past either the
+# runner writes them before it reads more from the child, which meanwhile blocks on its full
+# channel or pipe. A fast writer's log costs the server this much, not what it writes in
+# LOG_FLUSH_S or while a write to the store is slow.
+LOG_BATCH = 500
+LOG_BATCH_BYTES = 1024 * 1024
 # After its end, how long a child's programs may keep its fds 1 and 2 open before their
 # last output is given up (they are killed with its process group right after).
 OUTPUT_DRAIN_S = 1.0
@@ -66,6 +72,7 @@ class Running:
     killer: asyncio.TimerHandle | None = None
     deadline: asyncio.TimerHandle | None = None
     log_lines: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    held_bytes: int = 0  # of log_lines, against LOG_BATCH_BYTES
     log_bytes: int = 0  # of entries kept so far, against the runner's per-execution cap
     is_log_cut: bool = False  # past the cap: the marker is written, further entries dropped
     store_failure: str | None = None  # why the store refused its log (the disk is full)
@@ -382,8 +389,7 @@ class Runner:
                     str(message["message"]),
                     dict(message.get("fields") or {}),
                 )
-                if len(running.log_lines) >= LOG_BATCH:
-                    await self._flush_log(running)
+                await self._make_room(running)
                 continue
             await self._flush_log(running)
             return message
@@ -417,15 +423,21 @@ class Runner:
         if is_waiting:
             self._slot_freed()
 
-    def _add_output(self, running: Running, stream: str, line: str) -> None:
+    async def _add_output(self, running: Running, stream: str, line: str) -> None:
         """A line a program of the script wrote to fd 1 or 2 (the script's own print() comes
         over the channel); stored within LOG_FLUSH_S, as the channel's lines are."""
         fields = {} if stream == "stdout" else {"stream": stream}
         self._add_entry(running, time.time(), line, fields)
+        await self._make_room(running)
         if running.log_timer is None and running.log_lines:
             running.log_timer = asyncio.get_running_loop().call_later(
                 LOG_FLUSH_S, self._flush_in_background, running
             )
+
+    async def _make_room(self, running: Running) -> None:
+        """Write the held entries once they reach a batch, before more are read."""
+        if len(running.log_lines) >= LOG_BATCH or running.held_bytes >= LOG_BATCH_BYTES:
+            await self._flush_log(running)
 
     def _add_entry(self, running: Running, at: float, text: str, fields: dict[str, Any]) -> None:
         """Keep one log entry for the store, cut to the entry cap; past the execution's log
@@ -435,11 +447,14 @@ class Runner:
         # Cut here too: a script can write to its channel without flow_api.
         text = limits.cut_text(text, limits.MAX_LOG_ENTRY_BYTES)
         fields, fields_bytes = limits.cut_fields(fields)
-        running.log_bytes += limits.text_bytes(text) + fields_bytes
+        size = limits.text_bytes(text) + fields_bytes
+        running.log_bytes += size
         if running.log_bytes > self._max_log_mb * 1024 * 1024:
             running.is_log_cut = True
             text, fields = LOG_CUT.format(mb=self._max_log_mb), {}
+            size = len(text)
         running.log_lines.append((at, text, fields))
+        running.held_bytes += size
 
     def _flush_in_background(self, running: Running) -> None:
         running.log_timer = None
@@ -458,8 +473,10 @@ class Runner:
         async with running.log_lock:
             if running.log_lines and not self._may_write(running):
                 running.log_lines.clear()
+                running.held_bytes = 0
             if running.log_lines:
                 lines, running.log_lines = running.log_lines, []
+                running.held_bytes = 0
                 try:
                     await asyncio.to_thread(
                         execution_actions.append_log, self._ctx, running.execution.id, lines
@@ -469,6 +486,7 @@ class Runner:
                     # end is written once the store takes writes again (_settle_owed_ends).
                     running.store_failure = exc.message
                     running.log_lines = []
+                    running.held_bytes = 0
                     self._stop(running, StopReason.STORE)
 
     async def _end(self, execution_id: str, status: str, message: str | None) -> None:

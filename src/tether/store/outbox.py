@@ -23,6 +23,7 @@ class OutboxMessage:
 _FOR_NAME = outbox.c.sync_config == sa.bindparam("b_name")
 _INSERT = outbox.insert()
 _BUMP_NEXT_SEQ = link_state.update().where(link_state.c.sync_config == sa.bindparam("b_name"))
+FIRST_PAGE = 2  # pending messages selected at first (a batch often takes one 1 MB update)
 _SELECT_PENDING = (
     sa.select(outbox.c.seq, outbox.c.type, outbox.c.body)
     .where(_FOR_NAME, outbox.c.seq > sa.bindparam("b_after"))
@@ -103,13 +104,27 @@ def pending_one_by_one(
     A caller that stops early (an envelope is full) reads no further: with a backlog of log
     updates of 1 MB each, reading all 500 to send one cost the sending side most of its
     CPU (bench/README.md, biglog). Close it (``contextlib.closing``) when stopping early.
+    They are selected in pages, FIRST_PAGE rows and then twice as many each time: psycopg
+    fetches a whole result at once, so one select of 500 such updates held 500 MB.
     """
-    rows = conn.execute(_SELECT_PENDING, {"b_name": name, "b_after": after, "b_limit": limit})
-    try:
-        for row in rows:
-            yield OutboxMessage(*row)
-    finally:
-        rows.close()
+    page = FIRST_PAGE
+    while limit > 0:
+        rows = conn.execute(
+            _SELECT_PENDING, {"b_name": name, "b_after": after, "b_limit": min(page, limit)}
+        )
+        count = 0
+        try:
+            for row in rows:
+                count += 1
+                message = OutboxMessage(*row)
+                after = message.seq
+                yield message
+        finally:
+            rows.close()
+        if count < min(page, limit):
+            return  # none left
+        limit -= count
+        page *= 2
 
 
 def has_after(conn: sa.Connection, name: str, after: int) -> bool:
