@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -229,3 +231,27 @@ def test_a_clean_stop_answers_a_held_long_poll_at_once(
     assert workspace.process is not None
     assert workspace.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
     assert "timeout graceful shutdown exceeded" not in "".join(workspace.output)
+
+
+def test_the_url_printed_takes_connections_at_once(tmp_path: Path) -> None:
+    """What reads the printed URL (the demo, scripts) connects at once, with no retry: the
+    socket listens before the URL is printed, not only once the app has started."""
+    command = [sys.executable, "-m", "tether.cli", "serve", "--port", "0", "--name", "early"]
+    command += ["--data-dir", str(tmp_path / "early")]
+    env = {**os.environ, "TETHER_ADMIN_PASSWORD": "early-password"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                found = re.search(r"serving on https?://([0-9.]+):(\d+)", line)
+                if found:
+                    break
+            else:
+                pytest.fail("tether serve ended without printing its URL")
+            with socket.create_connection((found[1], int(found[2])), timeout=5):
+                pass  # refused (ECONNREFUSED) when the socket is bound but not listening
+        finally:
+            process.terminate()
+            process.communicate(timeout=30)

@@ -45,6 +45,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     # Bound here, so that the URL printed is the one served (with --port 0, the port the
     # kernel picked); a request sent while the app is still starting waits in the backlog.
     sock = config.bind_socket()
+    sock.listen(config.backlog)  # uvicorn listens only once the app has started: connect now
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
