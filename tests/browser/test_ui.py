@@ -155,7 +155,8 @@ def test_cancel_stops_a_running_execution(new_page: OpenPage, workspaces: Worksp
     create_flow(page, "endless", ENDLESS_SCRIPT)
     run_flow(page, "endless")
     page.wait_for_selector("#log >> text=tick 2")
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    with page.expect_navigation():  # the form posts and comes back to this page
+        page.get_by_role("button", name="Cancel", exact=True).click()
     wait_status(page, "ENDED_CANCELLED")
     assert (
         page.get_by_role("button", name="Cancel", exact=True).count() == 0

@@ -208,6 +208,7 @@ def test_an_execution_waiting_on_a_link_that_is_down_says_so_and_cancels(
     page.wait_for_selector("#waiting-on .state")
     page.wait_for_selector("#children li >> text=remote")
     screenshot(page, "execution-waiting")
-    page.get_by_role("button", name="Cancel", exact=True).click()
+    with page.expect_navigation():  # the form posts and comes back to this page
+        page.get_by_role("button", name="Cancel", exact=True).click()
     wait_text(page, "#ex-status", "ENDED_CANCELLED")
     assert page.locator("#waiting-on").count() == 0

@@ -22,7 +22,6 @@ from tether.link import envelope, keys, protocol
 from tether.link.envelope import Envelope, Message
 from tether.store import schema
 from tether.store.database import Database
-from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
 LISTENER = "edge"  # this workspace's sync config: role controlled, no Remote URL
@@ -174,7 +173,7 @@ def seal_as_dialer(key: rsa.RSAPrivateKey, *messages: Message, ack: int = 0) -> 
         hq,
         receiver=LISTENER,
         ack=ack,
-        messages=[OutboxMessage(m.seq, m.type, m.body) for m in messages],
+        messages=list(messages),
         hello_=protocol.hello(ctx, hq),
     )
     return Sealed(sealed.body, dict(sealed.headers))

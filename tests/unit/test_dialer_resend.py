@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from tether.link import dialer
-from tether.store.outbox import OutboxMessage
+from tether.messages import Message
 from tether.store.sync_configs import LinkState
 
 SPEAKS_2 = {"workspace": "edge", "role": "controlled", "protocols": [1, 2]}
@@ -48,7 +48,7 @@ def test_a_sender_goes_to_ask_for_a_resend_even_with_nothing_to_send() -> None:
     flight = dialer.InFlight()
     flight.answered(0, SPEAKS_2)
 
-    def look(floor: int) -> tuple[LinkState, list[OutboxMessage]]:
+    def look(floor: int) -> tuple[LinkState, list[Message]]:
         return cast(LinkState, type("State", (), {"applied_seq": 0})()), []
 
     assert flight.choose(1, is_poll_at_once=True, is_sending=True, look=look) is not None
@@ -58,7 +58,7 @@ def test_a_sender_goes_to_ask_for_a_resend_even_with_nothing_to_send() -> None:
 
 
 def opened(flight: dialer.InFlight, *numbers: int) -> None:
-    def look(floor: int) -> tuple[LinkState, list[OutboxMessage]]:
+    def look(floor: int) -> tuple[LinkState, list[Message]]:
         return cast(LinkState, type("State", (), {"applied_seq": 0})()), []
 
     for number in numbers:

@@ -31,8 +31,8 @@ from tether.actions import incoming
 from tether.actions.context import Context
 from tether.link import compression, configs, envelope, exchange, protocol
 from tether.link.protocol import KeyRing
+from tether.messages import Message
 from tether.statuses import Event
-from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,13 @@ class InFlight:
         *,
         is_poll_at_once: bool,
         is_sending: bool,
-        look: Callable[[int], tuple[LinkState, list[OutboxMessage]]],
-    ) -> tuple[list[OutboxMessage], int] | None:
+        look: Callable[[int], tuple[LinkState, list[Message]]],
+    ) -> tuple[list[Message], int] | None:
         """The batch exchange ``number`` carries and the ack it sends; None when it is only
         sending, nothing is left that no other open request carries, and no resend is
         wanted. ``look(floor)``
         reads the link state and the messages after ``floor`` (blocking)."""
-        batch: list[OutboxMessage] = []
+        batch: list[Message] = []
         with self._lock:
             self._open.add(number)
             # A held poll carries messages only when no other request does: one that overtook
@@ -427,7 +427,7 @@ class Dialer:
 
     def _prepare(
         self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
-    ) -> tuple[list[OutboxMessage], protocol.Sealed, Wire, int] | None:
+    ) -> tuple[list[Message], protocol.Sealed, Wire, int] | None:
         """The messages exchange ``number`` carries, its sealed envelope, what goes on the
         wire (compressed when the listener takes it) and the loss it asks the listener to
         make good (0: none); None when it is only sending and there is nothing that no other
@@ -453,7 +453,7 @@ class Dialer:
         self,
         config: SyncConfig,
         ack: int,
-        batch: list[OutboxMessage],
+        batch: list[Message],
         poll_s: float,
         resend: int | None,
     ) -> protocol.Sealed:
@@ -471,7 +471,7 @@ class Dialer:
         self,
         config: SyncConfig,
         number: int,
-        batch: list[OutboxMessage],
+        batch: list[Message],
         sealed: protocol.Sealed,
         response: Answer,
         asked: int,

@@ -19,7 +19,6 @@ from tether.link import configs, envelope, exchange, protocol
 from tether.link.envelope import Envelope, Message
 from tether.link.protocol import KeyRing, Sealed
 from tether.statuses import Event
-from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
@@ -219,7 +218,7 @@ class Listener:
         config = config or self._configs.find(name)
         if config is None:
             raise errors.SyncConfigNotFound(name=name)  # deleted during the hold
-        batch: list[OutboxMessage] = []
+        batch: list[Message] = []
         if is_quiet:
             # The cursor may have moved since (a concurrent request applied more): an older
             # ack only delays the other side's clean-up, which never moves back.

@@ -13,9 +13,9 @@ from typing import Any
 
 from tether.actions import events, outgoing
 from tether.actions.context import Context
+from tether.messages import Message
 from tether.statuses import Event
 from tether.store import database, outbox, sync_configs
-from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import LinkState, SyncConfig
 
 MAX_MESSAGES = 500
@@ -47,7 +47,7 @@ class ConfigCache:
             return sync_configs.find(conn, name)
 
 
-def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, list[OutboxMessage]]:
+def pending_batch(ctx: Context, name: str, after: int = 0) -> tuple[LinkState, list[Message]]:
     """The link's state, and the oldest unacknowledged messages above ``after`` that fit one
     envelope (messages up to ``after`` are on their way in other requests)."""
     with ctx.db.read() as conn:
@@ -94,9 +94,7 @@ class Deliveries:
             return 0
         return self._floor(config)
 
-    def batch(
-        self, config: SyncConfig, resend: int | None
-    ) -> tuple[LinkState, list[OutboxMessage]]:
+    def batch(self, config: SyncConfig, resend: int | None) -> tuple[LinkState, list[Message]]:
         """The link's state and the next messages an answer on ``config`` carries; blocking."""
         name = config.name
         with self._lock:
@@ -127,10 +125,10 @@ class Deliveries:
 
 def _batch(
     conn: database.Connection, name: str, after: int
-) -> tuple[LinkState, list[OutboxMessage], int]:
+) -> tuple[LinkState, list[Message], int]:
     """The state, the batch, and the size of its first message."""
     state = sync_configs.get_state(conn, name)
-    batch: list[OutboxMessage] = []
+    batch: list[Message] = []
     size = first_size = 0
     with contextlib.closing(outbox.pending_one_by_one(conn, name, MAX_MESSAGES, after)) as pending:
         for message in pending:

@@ -14,7 +14,6 @@ from tether import errors
 from tether.actions.context import Context
 from tether.link import configs, envelope, keys
 from tether.link.envelope import Envelope, Message
-from tether.store.outbox import OutboxMessage
 from tether.store.sync_configs import SyncConfig
 
 # Protocol 2 is protocol 1 (the envelope's version) whose dialer may say in its hello which
@@ -115,7 +114,7 @@ def seal(
     *,
     receiver: str,
     ack: int,
-    messages: list[OutboxMessage],
+    messages: list[Message],
     reply_to: str | None = None,
     hello_: dict[str, Any] | None = None,
 ) -> Sealed:
@@ -130,7 +129,7 @@ def seal(
         nonce=envelope.new_nonce(),
         sent_at=ctx.now(),
         ack=ack,
-        messages=tuple(Message(m.seq, m.type, m.body) for m in messages),
+        messages=tuple(messages),
         reply_to=reply_to,
         hello=hello_,
     )

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from tether.messages import Message
 from tether.store import sync_configs
 from tether.store.schema import link_state, nonce, outbox
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    seq: int
-    type: str
-    body: dict[str, Any]
-
 
 # Statements built once; see tether.store.statements.
 _FOR_NAME = outbox.c.sync_config == sa.bindparam("b_name")
@@ -70,13 +62,13 @@ def rewrite_pending(
     return conn.execute(query).rowcount > 0
 
 
-def find(conn: sa.Connection, name: str, seq: int) -> OutboxMessage | None:
+def find(conn: sa.Connection, name: str, seq: int) -> Message | None:
     """Message ``seq`` of sync config ``name``, if it still waits."""
     query = sa.select(outbox.c.seq, outbox.c.type, outbox.c.body).where(
         outbox.c.sync_config == name, outbox.c.seq == seq
     )
     row = conn.execute(query).first()
-    return None if row is None else OutboxMessage(*row)
+    return None if row is None else Message(*row)
 
 
 def rewrite(conn: sa.Connection, name: str, seq: int, type_: str, body: dict[str, Any]) -> None:
@@ -90,14 +82,14 @@ def rewrite(conn: sa.Connection, name: str, seq: int, type_: str, body: dict[str
     conn.execute(query)
 
 
-def pending(conn: sa.Connection, name: str, limit: int, after: int = 0) -> list[OutboxMessage]:
+def pending(conn: sa.Connection, name: str, limit: int, after: int = 0) -> list[Message]:
     """The oldest messages not yet acknowledged by the other side, numbered above ``after``."""
     return list(pending_one_by_one(conn, name, limit, after))
 
 
 def pending_one_by_one(
     conn: sa.Connection, name: str, limit: int, after: int = 0
-) -> Generator[OutboxMessage, None, None]:
+) -> Generator[Message, None, None]:
     """The oldest messages not yet acknowledged by the other side, numbered above ``after``,
     read (and their bodies parsed) one at a time as the caller takes them.
 
@@ -116,7 +108,7 @@ def pending_one_by_one(
         try:
             for row in rows:
                 count += 1
-                message = OutboxMessage(*row)
+                message = Message(*row)
                 after = message.seq
                 yield message
         finally:
