@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.workspace import ADMIN_PASSWORD, FLOW_WRITABLE, ApiClient
 from tether import config
+from tether.actions import passwords
 from tether.web.app import create_app
 
 PG_ENV = "TETHER_TEST_DATABASE_URL"
@@ -81,6 +82,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             f"PostgreSQL tests are off: set {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
         )
     yield from _postgres_database(base)
+
+
+# What a test's in-process app hashes passwords with, unless it is marked
+# real_password_cost: scrypt at OWASP's cost takes a quarter second of CPU, once for the first
+# admin and again at each login, which in-process tests did about a thousand times. (Django's
+# documentation recommends the same for test settings.) Served workspaces, the tests of the
+# hashing and of what logins cost the server keep the production cost.
+TEST_SCRYPT = {"n": 2**4, "r": 8, "p": 1}
+
+
+@pytest.fixture(autouse=True)
+def password_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("real_password_cost") is None:
+        monkeypatch.setattr(passwords, "SCRYPT", TEST_SCRYPT)
+    # The dummy hash (for refused logins) is made once, at the cost of the moment.
+    passwords._dummy_hash.cache_clear()
+    request.addfinalizer(passwords._dummy_hash.cache_clear)
 
 
 @pytest.fixture

@@ -24,6 +24,9 @@ from tether.store import schema
 from tether.store import users as user_rows
 from tether.web.app import create_app
 
+# What a check costs the server is what these tests are about.
+pytestmark = pytest.mark.real_password_cost
+
 PASSWORD = "a-long-enough-password"
 API_URL = "http://testserver/api/latest"
 

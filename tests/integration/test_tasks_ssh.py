@@ -17,7 +17,9 @@ import pytest
 from tests.integration.connector_servers import Sshd, sshd_server
 from tests.support.workspace import ApiClient
 
-PASSWORD_USER = "tether-ssh-test"
+# One account per test process: parallel workers each make and remove their own (sharing
+# one, a worker removed it while another still logged in with it).
+PASSWORD_USER = f"tether-ssh-{os.getpid()}"
 PASSWORD = "ssh-test-Passw0rd"
 
 

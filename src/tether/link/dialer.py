@@ -59,6 +59,9 @@ MAX_ANSWER_BYTES = envelope.MAX_BODY_BYTES
 DROP_RETRIES = MAX_CONNECTIONS
 # hello.resend asking for every unacked message again (the largest sequence number)
 EVERYTHING = 2**63 - 1
+# The engine's own generator: the global one is left to the code that shares the process (a
+# property test watching it saw the dialer's jitter as its own randomness).
+_JITTER = random.Random()
 
 
 class LinkDown(Exception):
@@ -386,7 +389,7 @@ class Dialer:
     async def _failed(self, error: str, backoff: float) -> float:
         log.warning("sync config %s: %s", self._name, error)
         await asyncio.to_thread(self._health.failure, self._name, error)
-        await asyncio.sleep(random.uniform(backoff / 2, backoff))
+        await asyncio.sleep(_JITTER.uniform(backoff / 2, backoff))
         return min(backoff * 2, BACKOFF_CAP_S)
 
     async def exchange(self, poll_s: float, *, is_sending: bool = False) -> Exchanged | None:

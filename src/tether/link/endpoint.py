@@ -23,6 +23,7 @@ from tether.store.sync_configs import SyncConfig
 
 log = logging.getLogger(__name__)
 HOLD_JITTER = 0.8  # a long-poll is held for 80-100 % of its asked-for time
+_JITTER = random.Random()  # never the global generator (see link/dialer.py)
 # A dialer holds one poll at a time; a few more are polls whose connections died unnoticed
 # (cut by a proxy). Past this many on one link the oldest is answered at once, so that a
 # peer cannot pile up held requests, each an open connection and a task here.
@@ -78,7 +79,7 @@ class Listener:
             if answer is not None:
                 return answer
             # Jitter spreads the renewals of many links, which would otherwise come in step.
-            hold_s = received.poll_s * random.uniform(HOLD_JITTER, 1.0)
+            hold_s = received.poll_s * _JITTER.uniform(HOLD_JITTER, 1.0)
             is_woken = await self._hold(name, watch, hold_s)
         # Looked up again: the config may have changed during the hold. A hold that ran out
         # unwoken has nothing to deliver (every message written announces itself), so its
