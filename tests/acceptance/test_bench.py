@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bench import celery_peer, common, remote
@@ -21,58 +22,83 @@ from bench import celery_peer, common, remote
 from tests.conftest import PG_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "--only", "local", "--only", "remote", "--only", "tasks", "--only", "idle", "--only", "fleet",
-    "--only", "backfill", "--only", "soak", "--only", "wan", "--only", "biglog",
-    "--biglog-mb", "0.2",
-    "--calls", "3", "--wan-calls", "2", "--executions", "10", "--idle-seconds", "2",
-    "--fleet-sizes", "2", "--fleet-starts", "3", "--fleet-idle-seconds", "2",
-    "--backfill-executions", "300",
-    "--soak-executions", "10", "--soak-rate", "20", "--soak-drop-every-s", "1",
-]  # fmt: skip
+# The benchmarks at tiny sizes, in groups of about equal length that the suite's workers take
+# in parallel (in one run they took 136 s, the suite's longest test). Each group: its options
+# and the figures it must record, with their sample counts.
+TINY_GROUPS: dict[str, tuple[list[str], dict[tuple[str, str], int]]] = {
+    "local, tasks, idle": (
+        ["--only", "local", "--only", "tasks", "--only", "idle", "--calls", "3",
+         "--executions", "10", "--idle-seconds", "2"],
+        {
+            ("local", "child round trip"): 3,
+            ("local", "child round trip, sandbox off"): 3,
+            ("local", "executions per second"): 3,
+            ("local", "executions per second, sandbox off"): 3,
+            ("local", "sandbox on / off, child round trip"): 1,
+            ("local", "sandbox on / off, executions per second"): 1,
+            ("tasks", "REST task round trip"): 3,
+            ("tasks", "direct HTTP call from a script"): 3,
+            ("tasks", "task / direct call"): 1,
+            ("idle", "RSS, all processes"): 2,
+        },
+    ),
+    "remote, fleet, backfill": (
+        ["--only", "remote", "--only", "fleet", "--only", "backfill", "--calls", "3",
+         "--executions", "10", "--fleet-sizes", "2", "--fleet-starts", "3",
+         "--fleet-idle-seconds", "2", "--backfill-executions", "300"],
+        {
+            ("remote A", "remote child round trip"): 3,
+            ("remote B", "remote child round trip"): 3,
+            ("remote A", "remote executions per second"): 3,  # three bursts
+            ("fleet 2", "start latency, random link"): 3,
+            ("fleet 2", "remote child round trip, random link"): 3,
+            ("backfill", "time to mirror all"): 1,
+        },
+    ),
+    "soak, wan": (
+        ["--only", "soak", "--only", "wan", "--wan-calls", "2", "--executions", "10",
+         "--soak-executions", "10", "--soak-rate", "20", "--soak-drop-every-s", "1"],
+        {
+            ("soak A", "lost executions"): 1,
+            ("soak B", "duplicated executions"): 1,
+            ("wan A", "remote child round trip, 200 ms RTT"): 2,
+            ("wan B", "round trip added by 50 ms RTT"): 1,
+            ("wan A", "burst at 200 ms / loopback burst"): 1,
+            ("wan B", "repeated messages in the burst, 200 ms RTT"): 1,
+            ("wan A", "lost executions, lossy"): 1,
+        },
+    ),
+    "biglog": (
+        ["--only", "biglog", "--biglog-mb", "0.2"],
+        {
+            ("biglog A", "log MB/s at the controlling side"): 1,
+            ("biglog B", "log bytes per byte on the wire"): 1,
+            ("biglog B", "edge serve RSS growth, remote run"): 1,
+        },
+    ),
+}  # fmt: skip
 
 
-@pytest.mark.timeout(420)
-def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None:
-    out = tmp_path / "run.json"
+def run_bench(options: list[str], out: Path, timeout_s: float) -> dict[tuple[str, str], Any]:
+    """Run ``python -m bench`` with ``options``; its figures by (benchmark, name)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
+        [sys.executable, "-m", "bench", *options, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=400,  # biglog's two pairs of workspaces took 80 s of it on the 2-core machine
+        timeout=timeout_s,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"results in {out}" in done.stdout
-    figures = {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
-    expected_samples = {
-        ("local", "child round trip"): 3,
-        ("local", "child round trip, sandbox off"): 3,
-        ("local", "executions per second"): 3,
-        ("local", "executions per second, sandbox off"): 3,
-        ("local", "sandbox on / off, child round trip"): 1,
-        ("local", "sandbox on / off, executions per second"): 1,
-        ("remote A", "remote child round trip"): 3,
-        ("remote B", "remote child round trip"): 3,
-        ("remote A", "remote executions per second"): 3,  # three bursts
-        ("tasks", "REST task round trip"): 3,
-        ("tasks", "direct HTTP call from a script"): 3,
-        ("tasks", "task / direct call"): 1,
-        ("fleet 2", "start latency, random link"): 3,
-        ("fleet 2", "remote child round trip, random link"): 3,
-        ("backfill", "time to mirror all"): 1,
-        ("soak A", "lost executions"): 1,
-        ("soak B", "duplicated executions"): 1,
-        ("wan A", "remote child round trip, 200 ms RTT"): 2,
-        ("wan B", "round trip added by 50 ms RTT"): 1,
-        ("wan A", "burst at 200 ms / loopback burst"): 1,
-        ("wan B", "repeated messages in the burst, 200 ms RTT"): 1,
-        ("wan A", "lost executions, lossy"): 1,
-        ("idle", "RSS, all processes"): 2,
-        ("biglog A", "log MB/s at the controlling side"): 1,
-        ("biglog B", "log bytes per byte on the wire"): 1,
-        ("biglog B", "edge serve RSS growth, remote run"): 1,
-    }
+    return {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("group", TINY_GROUPS)
+def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path, group: str) -> None:
+    options, expected_samples = TINY_GROUPS[group]
+    # biglog's two pairs of workspaces took 80 s on the 2-core machine
+    figures = run_bench(options, tmp_path / "run.json", timeout_s=400)
     for key, samples in expected_samples.items():
         assert key in figures, f"{key} is missing; figures: {sorted(figures)}"
         assert figures[key]["samples"] == samples, figures[key]
@@ -84,6 +110,16 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
         if key[0].startswith("soak") or any(w in key[1] for w in ("repeated", "lost", "growth")):
             continue
         assert figures[key]["median"] > 0, figures[key]
+    if group.startswith("local"):
+        check_the_sandbox_figures(figures)
+    if group.startswith("soak"):
+        # What the suite promises besides speed: nothing lost or run twice under faults.
+        for direction in ("A", "B"):
+            assert figures[(f"soak {direction}", "lost executions")]["median"] == 0
+            assert figures[(f"soak {direction}", "duplicated executions")]["median"] == 0
+
+
+def check_the_sandbox_figures(figures: dict[tuple[str, str], Any]) -> None:
     for name in ("CPU per child round trip", "CPU per child round trip, sandbox off"):
         assert figures[("local", name)]["median"] > 0, figures[("local", name)]
     # The sandbox's cost is a difference of medians (noise may make it negative), always
@@ -97,10 +133,6 @@ def test_every_benchmark_but_the_peer_runs_at_tiny_sizes(tmp_path: Path) -> None
         assert figures[("local", name)]["unit"] == "ms", figures[("local", name)]
     cost_note = figures[("local", "sandbox cost, child round trip")]["note"]
     assert cost_note.endswith(("(issue 14): met", "(issue 14): missed")), cost_note
-    # What the suite promises besides speed: nothing lost or run twice under faults.
-    for direction in ("A", "B"):
-        assert figures[(f"soak {direction}", "lost executions")]["median"] == 0
-        assert figures[(f"soak {direction}", "duplicated executions")]["median"] == 0
 
 
 @pytest.mark.timeout(400)
@@ -108,17 +140,8 @@ def test_the_cluster_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
     """Workers on one PostgreSQL, a killed worker, a killed dialer: only where one is set."""
     if not os.environ.get(PG_ENV):
         pytest.skip(f"the cluster benchmark needs PostgreSQL: set {PG_ENV}")
-    out = tmp_path / "run.json"
     tiny = ["--only", "cluster", "--cluster-executions", "20", "--cluster-lease-s", "2"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *tiny, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=380,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
+    figures = run_bench(tiny, tmp_path / "run.json", timeout_s=380)
     names = [
         "executions per second, 1 worker(s)",
         "executions per second, 2 worker(s)",
@@ -165,16 +188,7 @@ WAITING_TINY = [
 @pytest.mark.timeout(200)
 def test_the_waiting_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
     """Issue 19's thousands waiting, at 20: every figure measured, every target read."""
-    out = tmp_path / "waiting.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *WAITING_TINY, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=190,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = {(f["benchmark"], f["name"]): f for f in json.loads(out.read_text())["figures"]}
+    figures = run_bench(WAITING_TINY, tmp_path / "waiting.json", timeout_s=190)
     expected_samples = {
         ("waiting", "PSS per sleeping execution, whole tree above idle"): 1,
         ("waiting", "PSS of one sleeping child"): 22,  # the 20, their parent, the spare
