@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,32 @@ def flow_writable_dir(prefix: str) -> Path:
 
 
 def is_healthy(api_url: str, verify: ssl.SSLContext | bool = True) -> bool:
-    """Whether the workspace at ``api_url`` answers its health check."""
+    """Whether the workspace at ``api_url`` answers its health check.
+
+    The standard library's client, closed on every path: httpx (httpcore) leaves the socket
+    of a timed-out read open until it is collected, and the ResourceWarning then fails
+    whichever test is running (encode/httpcore#365).
+    """
+    url = urllib.parse.urlsplit(api_url)
+    connection: http.client.HTTPConnection
+    if url.scheme == "https":
+        if isinstance(verify, ssl.SSLContext):
+            context = verify
+        else:
+            context = ssl.create_default_context()
+            if not verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection(url.netloc, timeout=2, context=context)
+    else:
+        connection = http.client.HTTPConnection(url.netloc, timeout=2)
     try:
-        return httpx.get(api_url + "/health", timeout=2, verify=verify).status_code == 200
-    except httpx.TransportError:
+        connection.request("GET", url.path + "/health")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()
 
 
 SERVING = re.compile(r"serving on (https?://\S+)")
