@@ -105,7 +105,7 @@ class Pair:
     def restart(self, side: str) -> None:
         """Start a stopped or killed workspace again on its old port, and log in again."""
         workspace: ServedWorkspace = getattr(self, side)
-        workspace.stop()
+        workspace.stop(keep_clients=True)
         port = workspace.port()
         workspace.output.append(f"--- restarted on port {port} ---\n")
         workspace.start(port=port)

@@ -273,7 +273,8 @@ def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
     cluster.api.create_flow("once", RUN_ONCE)
     after = cluster.api.run("once", input_value={"dir": str(directory), "n": 1})
     assert after["status"] == "ENDED_SUCCESS"
-    assert cluster.claimers().get(rejoined[0]["id"]) == 1
+    # (under its new id, or a newer one if it lost its lease again under load)
+    assert worker_of(cluster, after["id"]) != paused.process_id
 
 
 def unended(cluster: Cluster) -> dict[str, int]:
@@ -285,14 +286,23 @@ def unended(cluster: Cluster) -> dict[str, int]:
         return {row[0]: row[1] for row in conn.execute(query)}
 
 
-def run_once_each(cluster: Cluster, directory: Path, numbers: range) -> None:
-    """Start RUN_ONCE for each number at once, then wait for every one to succeed."""
+def worker_of(cluster: Cluster, execution_id: str) -> str:
+    """The id of the process that claimed ``execution_id``."""
+    query = sa.text("SELECT worker FROM execution WHERE id = :id")
+    with cluster.engine.connect() as conn:
+        worker: str = conn.execute(query, {"id": execution_id}).scalar_one()
+    return worker
+
+
+def run_once_each(cluster: Cluster, directory: Path, numbers: range) -> list[str]:
+    """Start RUN_ONCE for each number at once, wait for every one to succeed; their ids."""
     ids = [
         cluster.api.start("once", input_value={"dir": str(directory), "n": n})["id"]
         for n in numbers
     ]
     for execution_id in ids:
         assert cluster.api.wait_ended(execution_id, WAIT_S)["status"] == "ENDED_SUCCESS"
+    return ids
 
 
 def test_a_worker_cut_from_postgresql_is_fenced_and_after_healing_runs_nothing_twice(
@@ -338,8 +348,10 @@ def test_a_worker_cut_from_postgresql_is_fenced_and_after_healing_runs_nothing_t
         assert rejoined[0]["id"] != cut.process_id
         run_once_each(cluster, directory, range(20, 40))
         steady.stop()
-        run_once_each(cluster, directory, range(40, 41))  # the healed worker alone
-        assert cluster.claimers().get(rejoined[0]["id"], 0) >= 1
+        (last,) = run_once_each(cluster, directory, range(40, 41))  # the healed worker alone
+        # Under load it may lose its lease once more and rejoin under yet another id: the
+        # claimer is neither the steady worker nor the first id of the cut one.
+        assert worker_of(cluster, last) not in {steady.process_id, cut.process_id}
         assert proxy.connections_total > 0  # it did go through the proxy
 
     assert cut.process is not None and cut.process.poll() is None

@@ -187,6 +187,9 @@ class ServedWorkspace:
     env: dict[str, str] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)
     _pump: threading.Thread | None = field(default=None, repr=False)
+    # Every client handed out, closed at stop: one left to the garbage collector raised its
+    # socket's ResourceWarning in whichever later test was running then.
+    _clients: list[httpx.Client] = field(default_factory=list, repr=False)
 
     def start(self, timeout_s: float = 30.0, port: int = 0) -> ServedWorkspace:
         """Start the process and wait until it answers /health."""
@@ -242,6 +245,7 @@ class ServedWorkspace:
 
     def client(self, **kwargs: Any) -> ApiClient:
         http = httpx.Client(base_url=self.api_url, timeout=30, **kwargs)
+        self._clients.append(http)
         return ApiClient.login(http, "admin", ADMIN_PASSWORD)
 
     def kill(self) -> None:
@@ -250,8 +254,11 @@ class ServedWorkspace:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
-    def stop(self) -> None:
-        """Stop the workspace gracefully (SIGTERM), killing it if it lingers."""
+    def stop(self, *, keep_clients: bool = False) -> None:
+        """Stop the workspace gracefully (SIGTERM), killing it if it lingers.
+
+        Its clients are closed too, unless ``keep_clients`` (for a restart: a thread may still
+        hold one, and gets a fresh one after its next failure)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -264,3 +271,5 @@ class ServedWorkspace:
             self._pump = None
         if self.process and self.process.stdout:
             self.process.stdout.close()
+        while self._clients and not keep_clients:
+            self._clients.pop().close()
