@@ -75,6 +75,10 @@ def wait_status(page: Page, status: str, timeout_ms: int = 20_000) -> None:
         arg=status,
         timeout=timeout_ms,
     )
+    if status.startswith("ENDED_"):
+        # The live page reloads itself once the execution has ended (to show its outputs):
+        # wait for the page rendered as ended, or the test's next navigation is cut short.
+        page.wait_for_selector("#log:not([data-live-log])", state="attached", timeout=timeout_ms)
 
 
 def status_of(page: Page, path: str) -> int:
