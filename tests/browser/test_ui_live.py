@@ -47,6 +47,13 @@ def wait_text(page: Page, selector: str, text: str) -> None:
     )
 
 
+def wait_ended(page: Page, status: str) -> None:
+    """Wait until the execution page shows ``status``, rendered as ended: the live log
+    reloads the page once the execution has ended, which would cut a navigation short."""
+    wait_text(page, "#ex-status", status)
+    page.wait_for_selector("#log:not([data-live-log])", state="attached")
+
+
 def stays(page: Page) -> None:
     """Mark the loaded document, so that ``has_stayed`` can tell a live update from a reload."""
     page.evaluate("window.tetherStayed = true")
@@ -111,7 +118,7 @@ def test_the_executions_list_and_an_execution_header_follow_without_a_reload(
 
     api.set_setting("go-1", True)
     api.set_setting("go-2", True)
-    wait_text(page, "#ex-status", "ENDED_SUCCESS")
+    wait_ended(page, "ENDED_SUCCESS")
     page.wait_for_selector("#ex-ended time")
     page.goto("/ui/executions?flow=held")
     assert page.locator("#executions .status", has_text="ENDED_SUCCESS").count() == 2
@@ -173,7 +180,7 @@ def test_rerun_starts_the_same_flow_with_the_same_inputs_and_names_the_original(
     page.wait_for_url(lambda url: original["id"] not in url)
     page.wait_for_selector("#ex-rerun-of")
     assert page.inner_text("#ex-rerun-of") == original["id"]
-    wait_text(page, "#ex-status", "ENDED_SUCCESS")
+    wait_ended(page, "ENDED_SUCCESS")
     page.wait_for_selector("#ex-outputs >> text=41")
     assert page.inner_text("h1").endswith("echo once")
 
@@ -210,5 +217,5 @@ def test_an_execution_waiting_on_a_link_that_is_down_says_so_and_cancels(
     screenshot(page, "execution-waiting")
     with page.expect_navigation():  # the form posts and comes back to this page
         page.get_by_role("button", name="Cancel", exact=True).click()
-    wait_text(page, "#ex-status", "ENDED_CANCELLED")
+    wait_ended(page, "ENDED_CANCELLED")
     assert page.locator("#waiting-on").count() == 0
