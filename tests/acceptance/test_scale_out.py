@@ -121,6 +121,13 @@ class Cluster:
         with self.engine.connect() as conn:
             return {row[0]: row[1] for row in conn.execute(query)}
 
+    def worker_of(self, execution_id: str) -> str:
+        """The id of the process that claimed ``execution_id``."""
+        query = sa.text("SELECT worker FROM execution WHERE id = :id")
+        with self.engine.connect() as conn:
+            worker: str = conn.execute(query, {"id": execution_id}).scalar_one()
+        return worker
+
     def processes(self) -> list[dict[str, Any]]:
         return list(self.api.ok("GET", "/process"))
 
@@ -274,7 +281,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_and_rejoins_under_a_new_id(
     after = cluster.api.run("once", input_value={"dir": str(directory), "n": 1})
     assert after["status"] == "ENDED_SUCCESS"
     # (under its new id, or a newer one if it lost its lease again under load)
-    assert worker_of(cluster, after["id"]) != paused.process_id
+    assert cluster.worker_of(after["id"]) != paused.process_id
 
 
 def unended(cluster: Cluster) -> dict[str, int]:
@@ -284,14 +291,6 @@ def unended(cluster: Cluster) -> dict[str, int]:
     )
     with cluster.engine.connect() as conn:
         return {row[0]: row[1] for row in conn.execute(query)}
-
-
-def worker_of(cluster: Cluster, execution_id: str) -> str:
-    """The id of the process that claimed ``execution_id``."""
-    query = sa.text("SELECT worker FROM execution WHERE id = :id")
-    with cluster.engine.connect() as conn:
-        worker: str = conn.execute(query, {"id": execution_id}).scalar_one()
-    return worker
 
 
 def run_once_each(cluster: Cluster, directory: Path, numbers: range) -> list[str]:
@@ -351,7 +350,7 @@ def test_a_worker_cut_from_postgresql_is_fenced_and_after_healing_runs_nothing_t
         (last,) = run_once_each(cluster, directory, range(40, 41))  # the healed worker alone
         # Under load it may lose its lease once more and rejoin under yet another id: the
         # claimer is neither the steady worker nor the first id of the cut one.
-        assert worker_of(cluster, last) not in {steady.process_id, cut.process_id}
+        assert cluster.worker_of(last) not in {steady.process_id, cut.process_id}
         assert proxy.connections_total > 0  # it did go through the proxy
 
     assert cut.process is not None and cut.process.poll() is None

@@ -126,3 +126,9 @@ def screenshot(page: Page, name: str) -> None:
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_rendered_ended(page: Page, timeout_ms: float = 30_000) -> None:
+    """Wait for the execution page rendered as ended: its live log reloads the page once
+    the execution has ended (to show its outputs), which would cut a navigation short."""
+    page.wait_for_selector("#log:not([data-live-log])", state="attached", timeout=timeout_ms)

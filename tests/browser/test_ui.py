@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.conftest import OpenPage, screenshot
+from tests.browser.conftest import OpenPage, screenshot, wait_rendered_ended
 from tests.support.workspace import ADMIN_PASSWORD, ServedWorkspace
 
 if TYPE_CHECKING:
@@ -76,9 +76,7 @@ def wait_status(page: Page, status: str, timeout_ms: int = 20_000) -> None:
         timeout=timeout_ms,
     )
     if status.startswith("ENDED_"):
-        # The live page reloads itself once the execution has ended (to show its outputs):
-        # wait for the page rendered as ended, or the test's next navigation is cut short.
-        page.wait_for_selector("#log:not([data-live-log])", state="attached", timeout=timeout_ms)
+        wait_rendered_ended(page, timeout_ms)
 
 
 def status_of(page: Page, path: str) -> int:

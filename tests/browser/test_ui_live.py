@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.conftest import OpenPage, screenshot
+from tests.browser.conftest import OpenPage, screenshot, wait_rendered_ended
 from tests.support.workspace import ApiClient, ServedWorkspace
 from tether.link import keys
 
@@ -48,10 +48,9 @@ def wait_text(page: Page, selector: str, text: str) -> None:
 
 
 def wait_ended(page: Page, status: str) -> None:
-    """Wait until the execution page shows ``status``, rendered as ended: the live log
-    reloads the page once the execution has ended, which would cut a navigation short."""
+    """Wait until the execution page shows ``status`` and is rendered as ended."""
     wait_text(page, "#ex-status", status)
-    page.wait_for_selector("#log:not([data-live-log])", state="attached")
+    wait_rendered_ended(page)
 
 
 def stays(page: Page) -> None:
