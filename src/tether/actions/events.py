@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
+from tether import aio
+
 V = TypeVar("V")
 
 
@@ -32,9 +34,7 @@ class Watch:
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait for the next event since the last wait; False when ``timeout_s`` passed first."""
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout_s)
-        except TimeoutError:
+        if not await aio.wait_event(self._event, timeout_s):
             return False
         self._event.clear()
         return True

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from tether import aio
 from tether.actions import processes
 from tether.actions.context import Context
 
@@ -98,11 +99,7 @@ class Membership:
 
     async def stop(self) -> None:
         """Stop renewing and leave the registry (the caller ended its executions first)."""
-        for task in (self._task, self._renewal, self._reaping, self._fencing):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await aio.stop_tasks(self._task, self._renewal, self._reaping, self._fencing)
         if self.process_id is not None:
             with contextlib.suppress(Exception):  # the lease runs out by itself
                 await self._call(processes.leave, self._ctx, self.process_id)

@@ -10,10 +10,10 @@ never comes. Claims, waits in `this.flow` and cancels have polls of their own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 
+from tether import aio
 from tether.actions.context import Context
 from tether.statuses import Event
 from tether.store import notices, sync_configs
@@ -50,10 +50,7 @@ class Wakeups:
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await aio.stop_tasks(self._task)
         await asyncio.to_thread(self._listener.stop)
 
     def _listening(self) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from tether import errors
+from tether import aio, errors
 from tether.actions import incoming
 from tether.actions.context import Context
 from tether.link import compression, configs, envelope, exchange, protocol
@@ -306,8 +306,7 @@ class Dialer:
         """
         self._renew = asyncio.Event()
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._renew.wait(), LINGER_S)
+            await aio.wait_event(self._renew, LINGER_S)
         finally:
             self._renew = None
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 
-from tether import errors
+from tether import aio, errors
 from tether.actions import dialing, mirroring
 from tether.actions.context import Context
 from tether.actions.membership import Membership
@@ -80,12 +80,7 @@ class Linker:
             self._ctx.events.publish(Event.OUTBOX, name)
 
     async def stop(self) -> None:
-        tasks = [task for _, _, task in self._dialers.values()] + self._tasks
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await aio.stop_tasks(*(task for _, _, task in self._dialers.values()), *self._tasks)
         self._dialers.clear()
         holder = self._membership.process_id if self._membership is not None else None
         if holder is not None:
@@ -104,8 +99,7 @@ class Linker:
                     await asyncio.to_thread(exchange.prune_nonces, self._ctx, self._max_skew_s)
             except Exception:  # the linker's edge: record and go on
                 log.exception("link housekeeping failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_S)
+            await aio.wait_event(self._wake, HOUSEKEEPING_S)
 
     async def _backfill(self) -> None:
         """Mirror past executions (send_all_executions) as fast as the links take them.
@@ -120,8 +114,7 @@ class Linker:
                     continue  # a page went in: there may be room for another at once
             except Exception:  # the backfill's edge: record and try again later
                 log.exception("mirroring past executions failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._backfill_wake.wait(), HOUSEKEEPING_S)
+            await aio.wait_event(self._backfill_wake, HOUSEKEEPING_S)
 
     async def _reconcile(self) -> None:
         """Start, restart and stop dialers to match the sync configs."""
@@ -130,9 +123,8 @@ class Linker:
         for name, (version, lease, task) in list(self._dialers.items()):
             if wanted.get(name) != version or name not in leases or leases[name] != lease:
                 task.cancel()
-            if task.done() or task.cancelled() or task.cancelling():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if task.done() or task.cancelling():
+                await aio.stop_tasks(task)
                 del self._dialers[name]
         missing = [name for name in wanted if name not in self._dialers and name in leases]
         starting = await asyncio.to_thread(self._configs, missing) if missing else []

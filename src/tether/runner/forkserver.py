@@ -78,7 +78,8 @@ class ForkServer:
 
     async def _await_ready(self) -> dict[str, Any]:
         assert self._process is not None and self._process.stdout is not None
-        line = await asyncio.wait_for(self._process.stdout.readline(), FORK_TIMEOUT_S)
+        async with asyncio.timeout(FORK_TIMEOUT_S):
+            line = await self._process.stdout.readline()
         report: dict[str, Any] = (
             json.loads(line) if line else {"failed": "it exited before it was ready"}
         )
@@ -127,7 +128,8 @@ class ForkServer:
         finally:
             _close_all(child_end, stdout_write, stderr_write)
         try:
-            pid = await asyncio.wait_for(future, FORK_TIMEOUT_S)
+            async with asyncio.timeout(FORK_TIMEOUT_S):
+                pid = await future
         except BaseException:
             _close_all(engine_end, stdout_read, stderr_read)
             raise
@@ -140,7 +142,8 @@ class ForkServer:
         if not future.done() and (self._reader is None or self._reader.done()):
             return None  # the fork server is gone: no report will come
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(future)
         except TimeoutError:
             return None
 
@@ -175,7 +178,8 @@ class ForkServer:
             self._ctrl = None
         if self._process is not None and self._process.returncode is None:
             try:
-                await asyncio.wait_for(self._process.wait(), 2)
+                async with asyncio.timeout(2):
+                    await self._process.wait()
             except TimeoutError:
                 self._process.kill()
                 await self._process.wait()

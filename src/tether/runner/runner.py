@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether import errors, limits
+from tether import aio, errors, limits
 from tether.actions import executions as execution_actions
 from tether.actions import users
 from tether.actions.context import Context
@@ -138,10 +138,7 @@ class Runner:
 
     async def stop(self) -> None:
         """Stop claiming, kill running children, and end their executions."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await aio.stop_tasks(self._loop_task)
         for running in list(self._running.values()):
             running.stop_reason = StopReason.SHUTDOWN
             running.process.kill()
@@ -171,8 +168,7 @@ class Runner:
                 log.warning("claiming executions failed: %s", exc.message)
             except Exception:  # the loop's edge: record and go on
                 log.exception("claiming executions failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), CLAIM_POLL_S)
+            await aio.wait_event(self._wake, CLAIM_POLL_S)
 
     async def _claim_while_room(self) -> None:
         while (room := self._max_running - self.active_count) > 0:
@@ -374,11 +370,8 @@ class Runner:
         """The child's next message that is not a log line; log lines are stored in batches."""
         while True:
             try:
-                message = (
-                    await asyncio.wait_for(running.process.receive(), LOG_FLUSH_S)
-                    if running.log_lines
-                    else await running.process.receive()
-                )
+                async with asyncio.timeout(LOG_FLUSH_S if running.log_lines else None):
+                    message = await running.process.receive()
             except TimeoutError:
                 await self._flush_log(running)
                 continue
@@ -466,7 +459,8 @@ class Runner:
         """Wait for the last lines the child's programs wrote (it closed its fds 1 and 2)."""
         if running.output is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(running.output), OUTPUT_DRAIN_S)
+                async with asyncio.timeout(OUTPUT_DRAIN_S):
+                    await asyncio.shield(running.output)
         await self._flush_log(running)
 
     async def _flush_log(self, running: Running) -> None:
