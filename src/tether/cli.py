@@ -162,10 +162,11 @@ def _session_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from tether import errors
+    from tether import errors, malloc
     from tether.web import server
     from tether.web.app import create_app
 
+    malloc.tune()
     try:
         settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
         app = create_app(settings)
@@ -182,9 +183,10 @@ def serve(args: argparse.Namespace) -> int:
 def worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tether import errors
+    from tether import errors, malloc
     from tether.runner import sandbox
 
+    malloc.tune()
     try:
         settings = config.load(**{k: v for k, v in vars(args).items() if k != "command"})
         config.require_shared_store(settings, "tether worker")
