@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from tests.support.envelopes import LISTENER, Link, create_controlling, start_message
 from tether.actions import executions as execution_actions
@@ -24,7 +23,7 @@ from tether.actions.context import Context
 from tether.actions.events import Events
 from tether.link import configs
 from tether.statuses import Status
-from tether.store import executions, schema, sync_configs
+from tether.store import executions, outbox, sync_configs
 from tether.store.database import Database
 
 MARKING = "def handler(system, this):\n    system.setting('ran').save(value=True)\n"
@@ -73,12 +72,12 @@ def outbox_updates(link: Link, remote_id: str) -> list[dict[str, Any]]:
     """The execution.update bodies waiting to go back over 'edge' for ``remote_id``."""
     db = link.client.app.state.ctx.db
     with db.read() as conn:
-        rows = conn.execute(sa.select(schema.outbox).where(schema.outbox.c.sync_config == LISTENER))
-        return [
-            r.body
-            for r in rows
-            if r.type == "execution.update" and r.body["execution_id"] == remote_id
-        ]
+        waiting = outbox.pending(conn, LISTENER, 10_000)
+    return [
+        m.body
+        for m in waiting
+        if m.type == "execution.update" and m.body["execution_id"] == remote_id
+    ]
 
 
 def test_a_script_not_on_accepted_scripts_never_runs_and_ends_in_error(link: Link) -> None:

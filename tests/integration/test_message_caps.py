@@ -17,6 +17,7 @@ from tether import limits
 from tether.actions import outgoing
 from tether.link import envelope, exchange
 from tether.link.envelope import Message
+from tether.messages import dump
 from tether.store import executions, outbox
 
 MIB = 1024 * 1024
@@ -193,8 +194,8 @@ def test_an_oversized_update_left_by_an_earlier_version_wedged_the_link(link: Li
             "log_offset": 0,
             "log": [],
         }
-        stuck = outbox.append(tx.conn, LISTENER, outgoing.UPDATE, body, ctx.now())
-        behind = outbox.append(tx.conn, LISTENER, outgoing.CANCEL, {"execution_id": "x"}, 1.0)
+        stuck = outbox.append(tx.conn, LISTENER, outgoing.UPDATE, dump(body), ctx.now())
+        behind = outbox.append(tx.conn, LISTENER, outgoing.CANCEL, dump({"execution_id": "x"}), 1.0)
     _, batch = exchange.pending_batch(ctx, LISTENER)
     assert [m.seq for m in batch][:2] == [stuck, behind]
     assert batch[0].body["status"] == "ENDED_ERROR"

@@ -10,6 +10,7 @@ from alembic import command
 
 from tether.actions.context import Context
 from tether.actions.events import Events
+from tether.messages import dump
 from tether.store import database, outbox, schema, sync_configs
 from tether.store.database import Database
 
@@ -56,13 +57,13 @@ def test_sequence_numbers_overflowed_32_bits_on_a_busy_link(db: Database) -> Non
     ctx = Context(db=db, events=Events(), workspace_name="test")
     with ctx.transaction() as tx:
         add_link_in_columns_of_0003(tx.conn)
-        outbox.append(tx.conn, "edge", "execution.cancel", {"execution_id": "x"}, 1.0)
+        outbox.append(tx.conn, "edge", "execution.cancel", dump({"execution_id": "x"}), 1.0)
     migrate_to(db, "head")
     with ctx.transaction() as tx:
         sync_configs.update_state(
             tx.conn, "edge", next_seq=BEYOND_32_BITS, applied_seq=BEYOND_32_BITS - 1
         )
-        seq = outbox.append(tx.conn, "edge", "execution.cancel", {"execution_id": "y"}, 2.0)
+        seq = outbox.append(tx.conn, "edge", "execution.cancel", dump({"execution_id": "y"}), 2.0)
     with ctx.db.read() as conn:
         pending = outbox.pending(conn, "edge", 10, after=2**31)
         state = sync_configs.get_state(conn, "edge")

@@ -121,11 +121,30 @@ def test_encode_writes_compact_json_with_every_field() -> None:
 
 
 def test_encode_writes_the_fields_as_declared() -> None:
-    # encode builds its document by hand: a field added to Envelope or Message must be added
-    # there too, in the same place.
+    # encode builds its document by hand: a field added to Envelope must be added there too,
+    # in the same place; each message is its seq, type and body (spliced in as its text).
     sent = make_envelope(reply_to="ab" * 32, hello={"workspace": "hq", "role": "controlling"})
-    expected = json.dumps(dataclasses.asdict(sent), separators=(",", ":"), ensure_ascii=False)
+    fields = {field.name: getattr(sent, field.name) for field in dataclasses.fields(sent)}
+    fields["messages"] = [{"seq": m.seq, "type": m.type, "body": m.body} for m in sent.messages]
+    expected = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
     assert envelope.encode(sent) == expected.encode()
+
+
+def test_encode_carries_a_body_read_as_text_as_it_is() -> None:
+    sent = make_envelope()
+    as_read = [envelope.Message.from_json(m.seq, m.type, m.body_json) for m in sent.messages]
+    assert envelope.encode(dataclasses.replace(sent, messages=tuple(as_read))) == (
+        envelope.encode(sent)
+    )
+    assert envelope.decode(envelope.encode(sent)).messages == sent.messages
+
+
+def test_a_body_with_nan_or_infinity_travels_with_them_as_strings() -> None:
+    # JSON has neither: sent as they are, the other side would refuse the envelope for ever.
+    body = {"output_value": {"ratio": float("nan"), "limits": [float("inf"), -float("inf")]}}
+    sent = make_envelope(messages=(envelope.Message(1, "execution.update", body),))
+    (received,) = envelope.decode(envelope.encode(sent)).messages
+    assert received.body == {"output_value": {"ratio": "nan", "limits": ["inf", "-inf"]}}
 
 
 def test_decode_accepts_an_integer_sent_at() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tether import errors, limits
 from tether.actions.context import Context, Transaction
+from tether.messages import dump, utf8_bytes
 from tether.statuses import Event, Status
 from tether.store import executions, outbox, sync_configs
 from tether.store.executions import Execution
@@ -40,14 +41,15 @@ def send_start(ctx: Context, tx: Transaction, ex: Execution) -> str | None:
         "input_value": ex.input_value,
         "max_runtime_s": ex.max_runtime_s,
     }
-    size = limits.json_bytes(body)
+    body_json = dump(body)
+    size = utf8_bytes(body_json)
     if size > MAX_BODY_BYTES:
         return (
             f"this execution's start (its script and inputs) is {size} bytes of JSON and does "
             f"not fit one message of the link (at most {MAX_BODY_BYTES} bytes), so it was never "
             "sent: pass less data in the inputs"
         )
-    _append(ctx, tx, ex.sync_config or "", START, body)
+    _append(ctx, tx, ex.sync_config or "", START, body_json)
     return None
 
 
@@ -79,12 +81,12 @@ def send_never_started(ctx: Context, tx: Transaction, name: str, execution_id: s
         "log_offset": 0,
         "log": [],
     }
-    _append(ctx, tx, name, UPDATE, body)
+    _append(ctx, tx, name, UPDATE, dump(body))
 
 
 def send_cancel(ctx: Context, tx: Transaction, ex: Execution) -> None:
     """Ask the controlled side to cancel ``ex``."""
-    _append(ctx, tx, ex.sync_config or "", CANCEL, {"execution_id": ex.id})
+    _append(ctx, tx, ex.sync_config or "", CANCEL, dump({"execution_id": ex.id}))
 
 
 def after_change(
@@ -110,12 +112,14 @@ def after_change(
 def append_mirror(ctx: Context, tx: Transaction, name: str, ex: Execution) -> None:
     """Queue a read-only copy of ``ex`` for sync config ``name``."""
     body = mirror_body(ex)
-    size = limits.json_bytes(body)
+    body_json = dump(body)
+    size = utf8_bytes(body_json)
     if size > MAX_BODY_BYTES:
         # A copy for show only: its largest parts give way to a note rather than wedge the link.
         note = f"[cut: this copy was {size} bytes, more than one message of a link carries]"
         body.update(script=note, input_value={}, output_value={}, message=note)
-    _append(ctx, tx, name, MIRROR, body)
+        body_json = dump(body)
+    _append(ctx, tx, name, MIRROR, body_json)
 
 
 def mirror_body(ex: Execution) -> dict[str, Any]:
@@ -170,13 +174,15 @@ def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
             "log_offset": offset,
             "log": chunk,
         }
-        size = limits.json_bytes(body)
+        # Dumped once: the outbox keeps this text, and the envelope carries it as it is.
+        body_json = dump(body)
+        size = utf8_bytes(body_json)
         if size > MAX_BODY_BYTES:
             ex = _end_unsendable(ctx, tx, ex, size)
-            _append(ctx, tx, ex.sync_config or "", UPDATE, _unsendable_update(ex, offset))
+            _append(ctx, tx, ex.sync_config or "", UPDATE, dump(_unsendable_update(ex, offset)))
             offset = ex.log_count
             break
-        _append(ctx, tx, ex.sync_config or "", UPDATE, body)
+        _append(ctx, tx, ex.sync_config or "", UPDATE, body_json)
         offset += len(chunk)
         if is_last_chunk:
             break
@@ -236,7 +242,7 @@ def replace_unsendable(ctx: Context, name: str, seq: int) -> None:
         message = outbox.find(tx.conn, name, seq)
         if message is None:
             return  # acknowledged meanwhile
-        size = limits.json_bytes(message.body)
+        size = message.body_bytes
         if size <= MAX_BODY_BYTES:
             return
         type_, body = _fitting(ctx, tx, message.type, message.body, size)
@@ -276,6 +282,6 @@ def _fitting(
     return type_, small
 
 
-def _append(ctx: Context, tx: Transaction, name: str, type_: str, body: dict[str, Any]) -> None:
-    outbox.append(tx.conn, name, type_, body, ctx.now())
+def _append(ctx: Context, tx: Transaction, name: str, type_: str, body_json: str) -> None:
+    outbox.append(tx.conn, name, type_, body_json, ctx.now())
     tx.publish(Event.OUTBOX, name)

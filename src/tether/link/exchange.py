@@ -6,7 +6,6 @@ Blocking functions, called in worker threads by the dialer and the listener endp
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -132,7 +131,7 @@ def _batch(
     size = first_size = 0
     with contextlib.closing(outbox.pending_one_by_one(conn, name, MAX_MESSAGES, after)) as pending:
         for message in pending:
-            size += len(json.dumps(message.body, default=str))
+            size += message.body_bytes
             if batch and size > MAX_BATCH_BYTES:
                 break
             batch.append(message)
@@ -140,11 +139,11 @@ def _batch(
     return state, batch, first_size
 
 
-def is_full(messages: Sequence[Any]) -> bool:
+def is_full(messages: Sequence[Message]) -> bool:
     """Whether a batch of messages may have left more behind: it filled most of an envelope."""
     if len(messages) >= MAX_MESSAGES:
         return True
-    size = sum(len(json.dumps(m.body, default=str)) for m in messages)
+    size = sum(m.body_bytes for m in messages)
     # A batch stops before the message that would overflow it, so a full one is near the cap;
     # half of it is a safe guess (a miss costs one interval of latency, never a message).
     return size > MAX_BATCH_BYTES // 2

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tether.messages import Message
+from tether.messages import Message, dump
 from tether.store import sync_configs
 from tether.store.schema import link_state, nonce, outbox
 
@@ -16,8 +16,9 @@ _FOR_NAME = outbox.c.sync_config == sa.bindparam("b_name")
 _INSERT = outbox.insert()
 _BUMP_NEXT_SEQ = link_state.update().where(link_state.c.sync_config == sa.bindparam("b_name"))
 FIRST_PAGE = 2  # pending messages selected at first (a batch often takes one 1 MB update)
+_COLUMNS = (outbox.c.seq, outbox.c.type, sa.cast(outbox.c.body, sa.Text))  # see JSONText
 _SELECT_PENDING = (
-    sa.select(outbox.c.seq, outbox.c.type, outbox.c.body)
+    sa.select(*_COLUMNS)
     .where(_FOR_NAME, outbox.c.seq > sa.bindparam("b_after"))
     .order_by(outbox.c.seq)
     .limit(sa.bindparam("b_limit", type_=sa.Integer))
@@ -34,13 +35,13 @@ _INSERT_NONCE = nonce.insert()
 _FORGET_NONCES = nonce.delete().where(nonce.c.seen_at < sa.bindparam("b_cutoff"))
 
 
-def append(conn: sa.Connection, name: str, type_: str, body: dict[str, Any], now: float) -> int:
-    """Number and store one message for sync config ``name``; return its sequence number."""
+def append(conn: sa.Connection, name: str, type_: str, body_json: str, now: float) -> int:
+    """Number and store one message (its body as ``messages.dump`` wrote it) for sync config
+    ``name``; return its sequence number."""
     state = sync_configs.get_state(conn, name, for_update=True)
     seq = state.next_seq
-    conn.execute(
-        _INSERT, {"sync_config": name, "seq": seq, "type": type_, "body": body, "created_at": now}
-    )
+    values = {"sync_config": name, "seq": seq, "type": type_, "body": body_json}
+    conn.execute(_INSERT, {**values, "created_at": now})
     conn.execute(_BUMP_NEXT_SEQ, {"b_name": name, "next_seq": seq + 1})
     return seq
 
@@ -57,18 +58,16 @@ def rewrite_pending(
             outbox.c.type == type_,
             outbox.c.body["execution_id"].as_string() == execution_id,
         )
-        .values(type=new[0], body=new[1])
+        .values(type=new[0], body=dump(new[1]))
     )
     return conn.execute(query).rowcount > 0
 
 
 def find(conn: sa.Connection, name: str, seq: int) -> Message | None:
     """Message ``seq`` of sync config ``name``, if it still waits."""
-    query = sa.select(outbox.c.seq, outbox.c.type, outbox.c.body).where(
-        outbox.c.sync_config == name, outbox.c.seq == seq
-    )
+    query = sa.select(*_COLUMNS).where(outbox.c.sync_config == name, outbox.c.seq == seq)
     row = conn.execute(query).first()
-    return None if row is None else Message(*row)
+    return None if row is None else Message.from_json(*row)
 
 
 def rewrite(conn: sa.Connection, name: str, seq: int, type_: str, body: dict[str, Any]) -> None:
@@ -77,7 +76,7 @@ def rewrite(conn: sa.Connection, name: str, seq: int, type_: str, body: dict[str
     query = (
         outbox.update()
         .where(outbox.c.sync_config == name, outbox.c.seq == seq)
-        .values(type=type_, body=body)
+        .values(type=type_, body=dump(body))
     )
     conn.execute(query)
 
@@ -91,7 +90,7 @@ def pending_one_by_one(
     conn: sa.Connection, name: str, limit: int, after: int = 0
 ) -> Generator[Message, None, None]:
     """The oldest messages not yet acknowledged by the other side, numbered above ``after``,
-    read (and their bodies parsed) one at a time as the caller takes them.
+    read one at a time as the caller takes them (their bodies as text, parsed only if asked).
 
     A caller that stops early (an envelope is full) reads no further: with a backlog of log
     updates of 1 MB each, reading all 500 to send one cost the sending side most of its
@@ -108,7 +107,7 @@ def pending_one_by_one(
         try:
             for row in rows:
                 count += 1
-                message = Message(*row)
+                message = Message.from_json(*row)
                 after = message.seq
                 yield message
         finally:

@@ -5,9 +5,31 @@ Only the store package imports this module; migrations must produce exactly this
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+class JSONText(sa.types.TypeDecorator[str]):
+    """A JSON column written and read as its text: neither parsed nor dumped on the way.
+
+    For the outbox, whose bodies go into envelopes as the text they are stored as
+    (tether.messages.Message.from_json). PostgreSQL's driver parses a json column itself, so
+    its readers select ``sa.cast(column, sa.Text)``; a JSON path (``column["key"]``) works
+    as on any JSON column.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> None:
+        return None  # the text as it is
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> None:
+        return None
+
 
 user = sa.Table(
     "user",
@@ -179,7 +201,7 @@ outbox = sa.Table(
     ),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("type", sa.String(40), nullable=False),
-    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("body", JSONText, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
