@@ -313,3 +313,15 @@ def _old_execution(execution_id: str, origin: str) -> dict[str, Any]:
         "log_synced": 0,
         "created_at": 1.0,
     }
+
+
+def test_a_postgresql_session_idle_inside_a_transaction_is_ended_by_the_server(
+    ctx: Context,
+) -> None:
+    # A process cut off mid-transaction would otherwise hold its row locks, and so the other
+    # processes' reaper, for as long as TCP takes to give up (hours).
+    if ctx.db.is_sqlite:
+        pytest.skip("SQLite has no sessions: a process that stops holds no lock of it")
+    with ctx.db.read() as conn:
+        setting = conn.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar()
+    assert setting == f"{database.IDLE_IN_TRANSACTION_S}s"

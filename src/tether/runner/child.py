@@ -79,7 +79,7 @@ def run(sock: socket.socket) -> None:
     try:
         order = channel.receive()
         if order is not None:
-            status, message = _execute(engine, order)
+            status, message = execute(engine, order)
     except flow_api.LifecycleSignal as signal_:
         status, message = signal_.status, signal_.message
     finally:
@@ -101,7 +101,7 @@ def _release_standard_streams() -> None:
     os.close(devnull)
 
 
-def _execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str | None]:
+def execute(engine: flow_api.Engine, order: dict[str, Any]) -> tuple[str, str | None]:
     execution = order["execution"]
     this = flow_api.Execution(engine, execution["id"], is_this=True)
     system = flow_api.System(engine)

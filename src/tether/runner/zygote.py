@@ -22,7 +22,7 @@ import socket
 import sys
 from collections.abc import Callable
 
-from tether.runner import child, flow_api  # noqa: F401 - preloaded for every child
+from tether.runner import child, flow_api, warmup  # noqa: F401 - preloaded for every child
 from tether.runner.confinement import Confinement
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -120,9 +120,10 @@ def _reap(children: set[int], confinement: Confinement | None) -> None:
 
 
 def _prepare(ctrl: socket.socket) -> Confinement | None:
-    """Read the policy and prepare the sandbox; tell the engine what children run as."""
+    """Read the policy, prepare the sandbox and warm up; tell the engine what children run as."""
     policy = json.loads(ctrl.recv(MAX_POLICY_BYTES) or b"null")
     if policy is None:
+        _warm_up()
         _report({"ready": {"sandbox": "off"}})
         return None
     try:
@@ -130,9 +131,21 @@ def _prepare(ctrl: socket.socket) -> Confinement | None:
     except Exception as exc:  # the fork server's edge: the engine reports it and stops
         _report({"failed": f"{type(exc).__name__}: {exc}"})
         raise SystemExit(1) from exc
+    _warm_up()
     ready = {"sandbox": "on", "identity": confinement.identity}
     _report({"ready": {**ready, "scratch_root": confinement.scratch_root}})
     return confinement
+
+
+def _warm_up() -> None:
+    try:
+        succeeded = warmup.warm_up()
+    except Exception as exc:  # only the children's memory is at stake: say so and go on
+        succeeded, why = 0, repr(exc)
+    else:
+        why = "its pretend executions failed"
+    if succeeded < warmup.ROUNDS:
+        os.write(2, f"tether fork server: the warm-up failed ({why})\n".encode())
 
 
 def main() -> None:

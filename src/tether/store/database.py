@@ -40,6 +40,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# A process cut off from PostgreSQL in the middle of a transaction (a black-holed network, a
+# frozen VM) keeps its row locks until the server ends its session, by default when TCP
+# gives up, hours later: the other processes' reaper would wait for the execution it locked
+# all that time. The server ends such a session after 30 s idle inside a transaction; tether
+# keeps no transaction open while it waits for anything but the database.
+IDLE_IN_TRANSACTION_S = 30
+POSTGRESQL_SESSION = {"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S}s"}
+
+
 class Database:
     """One engine and the way to open transactions on it."""
 
@@ -57,7 +66,9 @@ class Database:
             sa.event.listen(self.engine, "connect", _configure_sqlite)
             sa.event.listen(self.engine, "begin", _begin_sqlite)
         else:
-            self.engine = sa.create_engine(self.url, pool_size=10, max_overflow=20)
+            self.engine = sa.create_engine(
+                self.url, pool_size=10, max_overflow=20, connect_args=POSTGRESQL_SESSION
+            )
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[sa.Connection]:

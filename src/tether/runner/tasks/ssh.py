@@ -177,4 +177,11 @@ def _collect(channel: paramiko.Channel, timeout: float) -> tuple[str, str, int]:
                 raise TaskFailed(f"the script did not end within {timeout:g} s (timeout)")
             select.select([channel], [], [], min(remaining, 1.0))
     code = channel.recv_exit_status()
+    # The server sends the exit status after the last output, and paramiko buffers packets in
+    # order: output that arrived between the checks above is all here now. (Breaking without
+    # reading it lost a script's last line now and then.)
+    while channel.recv_ready():
+        out += channel.recv(READ_BYTES)
+    while channel.recv_stderr_ready():
+        err += channel.recv_stderr(READ_BYTES)
     return out.decode(errors="replace"), err.decode(errors="replace"), code
