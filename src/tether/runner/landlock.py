@@ -125,4 +125,10 @@ class Ruleset:
         try:
             _check(_syscall(_RESTRICT_SELF, self._fd, 0), "restrict_self")
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the ruleset's descriptor without applying it (again: nothing happens)."""
+        if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1

@@ -28,6 +28,7 @@ from tether.runner.confinement import Confinement
 MAX_POLICY_BYTES = 1024 * 1024
 
 PR_SET_PDEATHSIG = 1
+_CHILD_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)  # a child sets
 
 
 @functools.cache
@@ -131,14 +132,21 @@ def _prepare(ctrl: socket.socket) -> Confinement | None:
     except Exception as exc:  # the fork server's edge: the engine reports it and stops
         _report({"failed": f"{type(exc).__name__}: {exc}"})
         raise SystemExit(1) from exc
-    _warm_up()
+    _warm_up(confinement)
     ready = {"sandbox": "on", "identity": confinement.identity}
     _report({"ready": {**ready, "scratch_root": confinement.scratch_root}})
     return confinement
 
 
-def _warm_up() -> None:
+def _warm_up(confinement: Confinement | None = None) -> None:
+    """Walk each child's path here first (runner/warmup.py): its signal settings (set to what
+    they are), its sandbox (rehearsed) and its execution."""
     try:
+        for _ in range(warmup.ROUNDS):
+            for signum in _CHILD_SIGNALS:
+                signal.signal(signum, signal.getsignal(signum))
+            if confinement is not None:
+                confinement.rehearse()
         succeeded = warmup.warm_up()
     except Exception as exc:  # only the children's memory is at stake: say so and go on
         succeeded, why = 0, repr(exc)
