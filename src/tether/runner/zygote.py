@@ -179,16 +179,24 @@ def main() -> None:
     selector = selectors.DefaultSelector()
     selector.register(ctrl, selectors.EVENT_READ, "ctrl")
     selector.register(wake_read, selectors.EVENT_READ, "wake")
-    while True:
-        for key, _ in selector.select(timeout=1.0):
-            if key.data == "wake":
-                os.read(wake_read, 4096)
-                continue
-            data, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 3)
-            if not data:  # the engine went away
-                _kill_children_and_exit(children, confinement)
-            _fork_child(ctrl, wake_read, fds, children, confinement)
-        _reap(children, confinement)
+    try:
+        while True:
+            for key, _ in selector.select(timeout=1.0):
+                if key.data == "wake":
+                    os.read(wake_read, 4096)
+                    continue
+                data, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 3)
+                if not data:  # the engine went away
+                    _kill_children_and_exit(children, confinement)
+                _fork_child(ctrl, wake_read, fds, children, confinement)
+            _reap(children, confinement)
+    except BaseException as exc:
+        # A report the engine can no longer read (it died: EPIPE before the SIGTERM's
+        # handler ran), or a failure of this loop: the programs the scripts started would
+        # outlive their children, which die with this process, unless killed here too.
+        with contextlib.suppress(OSError):
+            os.write(2, f"tether fork server: stopping ({exc!r})\n".encode())
+        _kill_children_and_exit(children, confinement)
 
 
 if __name__ == "__main__":
