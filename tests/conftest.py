@@ -50,7 +50,6 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tether"))
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)
-    shutil.rmtree(FLOW_WRITABLE, ignore_errors=True)
 
 
 def _postgres_database(base_url: str) -> Iterator[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -24,10 +26,12 @@ from tests.support.waiting import wait_until
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 # The one directory (besides their own scratch) that the tests' flows may write: the marker
-# files by which tests count how often a script ran live beneath it. Removed at the end of the
-# session (tests/conftest.py).
+# files by which tests count how often a script ran live beneath it. Made by each process
+# that imports this module (each xdist worker, and a benchmark run that borrows the tests'
+# helpers) and removed when that process exits.
 FLOW_WRITABLE = Path(tempfile.mkdtemp(prefix="tether-flow-writable-"))
 FLOW_WRITABLE.chmod(0o1777)  # also for children that run as an unprivileged account
+atexit.register(shutil.rmtree, FLOW_WRITABLE, ignore_errors=True)
 
 
 def flow_writable_dir(prefix: str) -> Path:

@@ -158,9 +158,18 @@ def _warm_up(confinement: Confinement | None = None) -> None:
 
 def main() -> None:
     children: set[int] = set()
+    confinement: Confinement | None = None
+
+    def stop(*_: object) -> None:
+        _kill_children_and_exit(children, confinement)
+
     # A Ctrl-C in the terminal reaches the whole process group: the engine stops its
     # executions itself, so this process must outlive the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # When the engine dies (even by kill -9), SIGTERM arrives here and the children's
+    # process groups are killed, and the scratch directories removed, before this process
+    # exits; from the start, so that an engine killed while this one prepares leaves nothing.
+    signal.signal(signal.SIGTERM, stop)
     die_with_parent(signal.SIGTERM)
     ctrl = socket.socket(fileno=int(sys.argv[1]))
     confinement = _prepare(ctrl)
@@ -169,9 +178,6 @@ def main() -> None:
     # of the whole preloaded heap. Frozen, those objects are never examined again.
     gc.collect()
     gc.freeze()
-    # When the engine dies (even by kill -9), SIGTERM arrives here and the children's
-    # process groups are killed before this process exits.
-    signal.signal(signal.SIGTERM, lambda *_: _kill_children_and_exit(children, confinement))
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
