@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-from tether.runner import landlock
+from tether.runner import confinement, landlock
 from tether.runner.confinement import is_within, read_rules
 
 
@@ -58,3 +59,20 @@ def test_is_within_compares_whole_path_segments() -> None:
     assert is_within("/srv/data/x", "/srv/data")
     assert is_within("/srv/data", "/srv/data/")
     assert not is_within("/srv/database", "/srv/data")
+
+
+def test_only_the_scratch_roots_of_fork_servers_that_are_gone_are_removed(
+    tmp_path: Path,
+) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a pid that no longer runs (reused meanwhile: the root is only kept)
+    stale = tmp_path / f"{confinement.SCRATCH_PREFIX}{ended.pid}-abc"
+    (stale / "123").mkdir(parents=True)  # with a child's directory in it
+    live = tmp_path / f"{confinement.SCRATCH_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    other = tmp_path / "tether-scratch-old-style"
+    other.mkdir()
+    confinement.remove_stale_scratch_roots(str(tmp_path))
+    assert not stale.exists()
+    assert live.exists(), "a running fork server's root is never touched"
+    assert other.exists(), "a name without a pid says nothing about its owner"

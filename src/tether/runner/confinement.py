@@ -7,6 +7,7 @@ resource limits, an account without privileges, a clean environment and a scratc
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as errno_module
 import os
@@ -48,6 +49,7 @@ _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _SECUREBITS = 0b1110_1111
 _CAPABILITY_VERSION_3 = 0x20080522
 _channel_fd = 3  # where a child's channel lives once everything else is closed
+SCRATCH_PREFIX = "tether-scratch-"  # then the fork server's pid: tether-scratch-PID-XXXXXXXX
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # Looked up here, in the fork server: looked up in each child (on first use), libc's symbol
@@ -130,7 +132,8 @@ class Confinement:
         self._env: dict[str, str] = policy["env"]
         self._limits: dict[str, int] = policy["limits"]
         self._uid, self._gid, self.identity = _identity(policy["run_as"])
-        self.scratch_root = tempfile.mkdtemp(prefix="tether-scratch-")
+        remove_stale_scratch_roots()
+        self.scratch_root = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
         os.chmod(self.scratch_root, 0o711)  # children reach their own directory, list none
         self._max_fd = os.sysconf("SC_OPEN_MAX")
         # Once, here, rather than in each child (with the prctl lookup above, that took
@@ -208,6 +211,30 @@ class Confinement:
             os.setresuid(self._uid, self._uid, self._uid)  # clears every capability
         else:
             _drop_capabilities()
+
+
+def remove_stale_scratch_roots(directory: str | None = None) -> None:
+    """Remove the scratch roots of fork servers that are gone without removing theirs
+    (killed outright): each is named after its fork server's pid, and a root whose pid no
+    longer runs is stale. A root of a running fork server is never touched (a reused pid
+    keeps a stale root, which costs an empty directory)."""
+    directory = directory or tempfile.gettempdir()
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            owner = entry.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+            is_root = entry.name.startswith(SCRATCH_PREFIX) and owner.isdigit()
+            if is_root and not _is_running(int(owner)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another account's process
+    return True
 
 
 def _opened(path: str, access: int) -> tuple[int, int]:
