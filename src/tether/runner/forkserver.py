@@ -200,14 +200,3 @@ def _close_all(*items: socket.socket | int) -> None:
             os.close(item)
         else:
             item.close()
-
-
-def is_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` still exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -40,8 +40,8 @@ def append(conn: sa.Connection, name: str, type_: str, body_json: str, now: floa
     ``name``; return its sequence number."""
     state = sync_configs.get_state(conn, name, for_update=True)
     seq = state.next_seq
-    values = {"sync_config": name, "seq": seq, "type": type_, "body": body_json}
-    conn.execute(_INSERT, {**values, "created_at": now})
+    row = {"sync_config": name, "seq": seq, "type": type_, "body": body_json, "created_at": now}
+    conn.execute(_INSERT, row)
     conn.execute(_BUMP_NEXT_SEQ, {"b_name": name, "next_seq": seq + 1})
     return seq
 
