@@ -284,9 +284,6 @@ class Dialer:
         while True:
             try:
                 done = await self._exchange_or_retry(poll_s)
-                if done is not None and done.is_full:
-                    # A full envelope left messages behind: the senders carry them.
-                    self._ctx.events.publish(Event.OUTBOX, self._name)
                 backoff = BACKOFF_START_S
                 poll_s = next_hold_s(self._long_poll_s, poll_s)
                 if done is not None and done.delivered:
@@ -348,8 +345,7 @@ class Dialer:
         backoff = BACKOFF_START_S
         while True:
             try:
-                while (done := await self._exchange_or_retry(0.0)) and done.is_full:
-                    pass  # an envelope was full, so more waits: go on at once
+                await self._exchange_or_retry(0.0)  # on at once while envelopes come full
                 backoff = BACKOFF_START_S
                 await asyncio.sleep(interval_s)
             except LinkDown as exc:
@@ -392,18 +388,58 @@ class Dialer:
         return min(backoff * 2, BACKOFF_CAP_S)
 
     async def exchange(self, poll_s: float, *, is_sending: bool = False) -> Exchanged | None:
-        """One request and its response.
+        """Exchanges until one leaves nothing behind: one request and its response, and
+        while envelopes come full (a backlog), the next ones at once.
 
         ``is_sending``: only when there are messages no other open request carries; None
         when there are none.
 
+        While a backlog lasts, the next request is on its way while the previous answer is
+        applied, and a sender's next batch is chosen and sealed while the previous request
+        is on its way; each request is posted once the previous one's answer came, and the
+        answers are applied in turn, so the other side sees them in order as before.
+
         Raises:
-            LinkDown: the exchange failed; nothing was lost (messages stay in the outbox).
+            LinkDown: an exchange failed; nothing was lost (messages stay in the outbox).
         """
+        step = self._start(poll_s, is_sending=is_sending, after=None)
+        ahead: _Step | None = None
+        done: Exchanged | None = None
+        try:
+            while True:
+                if await step.is_full_batch or (done is not None and done.is_full):
+                    ahead = self._start(0.0, is_sending=is_sending, after=step)
+                requested = await step.task
+                if requested is None:
+                    return done
+                done = await self._finish(requested)
+                if ahead is not None:
+                    step, ahead = ahead, None
+                elif done.is_full:
+                    step = self._start(0.0, is_sending=is_sending, after=None)
+                else:
+                    return done
+        finally:
+            await aio.stop_tasks(*(s.task for s in (step, ahead) if s is not None))
+
+    def _start(self, poll_s: float, *, is_sending: bool, after: _Step | None) -> _Step:
+        """Start one request: chosen and sealed at once, posted once ``after``'s answer came."""
+        step = _Step(asyncio.get_running_loop())
+        step.task = asyncio.create_task(
+            self._request(step, poll_s, is_sending=is_sending, after=after)
+        )
+        return step
+
+    async def _request(
+        self, step: _Step, poll_s: float, *, is_sending: bool, after: _Step | None
+    ) -> Requested | None:
+        """Choose, seal and post one request; its answer as it came (None: only sending, and
+        nothing was left to send)."""
         # The config is the one this dialer was started with: the linker starts a new
         # dialer when it changes.
         config = self._config
         number = next(self._exchanges)
+        is_handed_on = False
         try:
             # Choosing the batch and signing it take one worker-thread hop, not two.
             try:
@@ -415,17 +451,31 @@ class Dialer:
             if prepared is None:
                 return None
             batch, sealed, wire, asked = prepared
+            step.chose(batch)
+            if after is not None:
+                await after.came.wait()
             try:
                 answer = await self._post(wire, poll_s)
-                # Verified, applied and recorded in one worker thread: one hop, not three.
-                return await asyncio.to_thread(
-                    self._take_answer, config, number, batch, sealed, answer, asked
-                )
             except Exception:
                 self._in_flight.lost()  # whatever the listener delivered, it delivers again
                 raise
+            step.came.set()
+            is_handed_on = True
+            return Requested(number, config, batch, sealed, answer, asked)
         finally:
-            self._in_flight.forget(number)
+            step.chose([])  # when it chose nothing, or failed first
+            if not is_handed_on:
+                self._in_flight.forget(number)
+
+    async def _finish(self, requested: Requested) -> Exchanged:
+        """Verify and apply the answer of ``requested`` (in a worker thread: one hop, not three)."""
+        try:
+            return await asyncio.to_thread(self._take_answer, requested)
+        except Exception:
+            self._in_flight.lost()  # whatever the listener delivered, it delivers again
+            raise
+        finally:
+            self._in_flight.forget(requested.number)
 
     def _prepare(
         self, config: SyncConfig, number: int, poll_s: float, *, is_sending: bool
@@ -469,16 +519,9 @@ class Dialer:
             hello_=protocol.hello(self._ctx, config, poll_s, resend),
         )
 
-    def _take_answer(
-        self,
-        config: SyncConfig,
-        number: int,
-        batch: list[Message],
-        sealed: protocol.Sealed,
-        response: Answer,
-        asked: int,
-    ) -> Exchanged:
+    def _take_answer(self, requested: Requested) -> Exchanged:
         """Verify and apply the listener's answer; blocking, in a worker thread."""
+        config, response, sealed = requested.config, requested.answer, requested.sealed
         try:
             body = compression.decode(response.body, response.encoding, MAX_ANSWER_BYTES)
         except errors.PayloadTooLarge as exc:
@@ -521,12 +564,12 @@ class Dialer:
             self._health.recorded(config)
         self._health.counted(config.name, len(inbound), applied.repeats)
         unapplied = [message.seq for message in inbound if message.seq > applied.cursor]
-        self._in_flight.applied(number, applied.cursor, unapplied)
+        self._in_flight.applied(requested.number, applied.cursor, unapplied)
         if not unapplied:
-            self._in_flight.answered(asked, answer.hello)
+            self._in_flight.answered(requested.asked, answer.hello)
         # Only a full envelope means a backlog; anything newer waits for the next interval.
         return Exchanged(
-            is_full=exchange.is_full(batch) or exchange.is_full(answer.messages),
+            is_full=exchange.is_full(requested.batch) or exchange.is_full(answer.messages),
             delivered=len(answer.messages),
         )
 
@@ -597,6 +640,33 @@ class Exchanged:
 
     is_full: bool  # an envelope was full: more may wait
     delivered: int  # messages the answer carried
+
+
+@dataclass(frozen=True)
+class Requested:
+    """An exchange whose answer came, not applied yet."""
+
+    number: int
+    config: SyncConfig
+    batch: list[Message]  # what the request carried
+    sealed: protocol.Sealed  # the request as signed
+    answer: Answer
+    asked: int  # the loss the request asked the listener to make good (0: none)
+
+
+class _Step:
+    """One request of ``Dialer.exchange`` on its way, and what the next one waits for."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Whether the batch it carries fills an envelope (a backlog: the next request is
+        # started at once); set once it has chosen, or failed before.
+        self.is_full_batch: asyncio.Future[bool] = loop.create_future()
+        self.came = asyncio.Event()  # its answer came: the next request may be posted
+        self.task: asyncio.Task[Requested | None]
+
+    def chose(self, batch: list[Message]) -> None:
+        if not self.is_full_batch.done():
+            self.is_full_batch.set_result(exchange.is_full(batch))
 
 
 @dataclass(frozen=True)
