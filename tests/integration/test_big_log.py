@@ -1,10 +1,12 @@
-"""A flow writing its log faster than the store takes it: the runner holds at most one batch
-of it (and reads its channel only a little ahead), the child waits on its full channel or
-pipe, and the log arrives complete and in order (issue 19, "Big logs").
+"""A flow writing its log faster than the store takes it: the runner holds at most two batches
+of it (one being written, the next filling) and reads its channel only a little ahead, the
+child waits on its full channel or pipe, and the log arrives complete and in order (issue
+19, "Big logs").
 
 The store is slowed down (each write of log entries waits a moment) so that the flow always
-runs ahead of it; what the runner holds is read when each write begins: the entries it is
-about to write plus what the engine has read from the channel but not yet parsed. The control
+runs ahead of it; what the runner holds is read when each write is started: the entries it
+is about to write, those of the writes still under way, and what the engine has read from
+the channel but not yet parsed. The control
 restores the old bounds (a batch of any size, the channel read up to its longest message
 ahead) and shows the same run holding several times more.
 """
@@ -25,9 +27,9 @@ MIB = 1024 * 1024
 LINE_BYTES = 2000
 LINES = 6000  # 12 MB over the channel (print), then as much over fd 1 (os.write)
 SLOW_STORE_S = 0.05  # what each write of log entries waits before it writes
-# The runner's batch, one entry past it, and what asyncio reads of the channel ahead: it stops
-# once past twice the stream's limit, after a read of up to 256 KiB.
-BOUND = runner.LOG_BATCH_BYTES + LINE_BYTES + 2 * process.CHANNEL_READ_BYTES + 256 * 1024
+# Two of the runner's batches, an entry past each, and what asyncio reads of the channel
+# ahead: it stops once past twice the stream's limit, after a read of up to 256 KiB.
+BOUND = 2 * (runner.LOG_BATCH_BYTES + LINE_BYTES) + 2 * process.CHANNEL_READ_BYTES + 256 * 1024
 FLOOD = """import os
 
 
@@ -53,19 +55,32 @@ def flood(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Run FLOOD against a slow store; the bytes the runner held at each write, checking
     that the whole log arrived in order."""
     held: list[int] = []
-    flush = runner.Runner._flush_log
+    writing: dict[object, int] = {}  # the entries' bytes of each write under way
+    write_held = runner.Runner._write_held
+    write_log = runner.Runner._write_log
     append = execution_actions.append_log
 
-    async def measured_flush(self: runner.Runner, running: runner.Running) -> None:
+    def measured_write_held(self: runner.Runner, running: runner.Running) -> Any:
         reader: Any = running.process._reader  # what asyncio read ahead
-        held.append(running.held_bytes + len(reader._buffer))
-        await flush(self, running)
+        held.append(running.held_bytes + sum(writing.values()) + len(reader._buffer))
+        return write_held(self, running)
+
+    async def measured_write_log(
+        self: runner.Runner, running: runner.Running, lines: list[Any], *, after: Any
+    ) -> None:
+        key = object()
+        writing[key] = sum(len(text.encode()) for _, text, _ in lines)
+        try:
+            await write_log(self, running, lines, after=after)
+        finally:
+            del writing[key]
 
     def slow_append(ctx: Any, execution_id: str, lines: Sequence[Any]) -> None:
         time.sleep(SLOW_STORE_S)
         append(ctx, execution_id, lines)
 
-    monkeypatch.setattr(runner.Runner, "_flush_log", measured_flush)
+    monkeypatch.setattr(runner.Runner, "_write_held", measured_write_held)
+    monkeypatch.setattr(runner.Runner, "_write_log", measured_write_log)
     monkeypatch.setattr(execution_actions, "append_log", slow_append)
     api.create_flow("flood", FLOOD)
     started = api.start("flood", input_value={"line_bytes": LINE_BYTES, "lines": LINES})

@@ -38,9 +38,10 @@ RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is re
 LOG_FLUSH_S = 0.05
 # The log entries of one execution held for the store at most, by count and by bytes (one
 # update's worth, outgoing.MAX_LOG_PER_UPDATE and MAX_LOG_BYTES_PER_UPDATE): past either the
-# runner writes them before it reads more from the child, which meanwhile blocks on its full
-# channel or pipe. A fast writer's log costs the server this much, not what it writes in
-# LOG_FLUSH_S or while a write to the store is slow.
+# runner starts writing them and reads on, and a second batch waits for that write before
+# it is written while the child blocks on its full channel or pipe. A fast writer's log
+# costs the server two batches, not what it writes in LOG_FLUSH_S or while a write to the
+# store is slow.
 LOG_BATCH = 500
 LOG_BATCH_BYTES = 1024 * 1024
 # After its end, how long a child's programs may keep its fds 1 and 2 open before their
@@ -76,9 +77,10 @@ class Running:
     log_bytes: int = 0  # of entries kept so far, against the runner's per-execution cap
     is_log_cut: bool = False  # past the cap: the marker is written, further entries dropped
     store_failure: str | None = None  # why the store refused its log (the disk is full)
-    # Log lines come from the channel and from the child's fds 1 and 2: one writer at a time
-    # keeps them in order in the store.
-    log_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The last write of held log entries started: each write waits for the one started
+    # before it, which keeps the entries (from the channel and from the child's fds 1 and 2)
+    # in order in the store.
+    log_writing: asyncio.Task[None] | None = None
     log_timer: asyncio.TimerHandle | None = None
     output: asyncio.Task[None] | None = None
 
@@ -311,6 +313,8 @@ class Runner:
             if running.output is not None:
                 running.output.cancel()
                 await asyncio.gather(running.output, return_exceptions=True)
+            if running.log_writing is not None:  # a write that failed ended it: done already
+                await asyncio.gather(running.log_writing, return_exceptions=True)
             running.process.kill()
             await running.process.close()
             self._running.pop(ex.id, None)
@@ -428,9 +432,12 @@ class Runner:
             )
 
     async def _make_room(self, running: Running) -> None:
-        """Write the held entries once they reach a batch, before more are read."""
+        """Once the held entries reach a batch, start writing them and read on: the next
+        batch fills while this one is written, and waits for that write before it starts."""
         if len(running.log_lines) >= LOG_BATCH or running.held_bytes >= LOG_BATCH_BYTES:
-            await self._flush_log(running)
+            if running.log_writing is not None:
+                await running.log_writing
+            self._write_held(running)
 
     def _add_entry(self, running: Running, at: float, text: str, fields: dict[str, Any]) -> None:
         """Keep one log entry for the store, cut to the entry cap; past the execution's log
@@ -451,9 +458,7 @@ class Runner:
 
     def _flush_in_background(self, running: Running) -> None:
         running.log_timer = None
-        task = asyncio.create_task(self._flush_log(running))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._write_held(running)
 
     async def _drain_output(self, running: Running) -> None:
         """Wait for the last lines the child's programs wrote (it closed its fds 1 and 2)."""
@@ -464,24 +469,40 @@ class Runner:
         await self._flush_log(running)
 
     async def _flush_log(self, running: Running) -> None:
-        async with running.log_lock:
-            if running.log_lines and not self._may_write(running):
-                running.log_lines.clear()
-                running.held_bytes = 0
-            if running.log_lines:
-                lines, running.log_lines = running.log_lines, []
-                running.held_bytes = 0
-                try:
-                    await asyncio.to_thread(
-                        execution_actions.append_log, self._ctx, running.execution.id, lines
-                    )
-                except errors.StoreUnavailable as exc:
-                    # A full disk: stop the execution rather than lose its log unnoticed; its
-                    # end is written once the store takes writes again (_settle_owed_ends).
-                    running.store_failure = exc.message
-                    running.log_lines = []
-                    running.held_bytes = 0
-                    self._stop(running, StopReason.STORE)
+        """Write the held entries; return once they and every entry before them are stored."""
+        await self._write_held(running)
+
+    def _write_held(self, running: Running) -> asyncio.Task[None]:
+        """Start writing the held entries after the writes started before; the task."""
+        lines, running.log_lines = running.log_lines, []
+        running.held_bytes = 0
+        running.log_writing = asyncio.create_task(
+            self._write_log(running, lines, after=running.log_writing)
+        )
+        return running.log_writing
+
+    async def _write_log(
+        self,
+        running: Running,
+        lines: list[tuple[float, str, dict[str, Any]]],
+        *,
+        after: asyncio.Task[None] | None,
+    ) -> None:
+        if after is not None:
+            await after  # a write that failed fails every write after it
+        if not lines or not self._may_write(running) or running.store_failure is not None:
+            return
+        try:
+            await asyncio.to_thread(
+                execution_actions.append_log, self._ctx, running.execution.id, lines
+            )
+        except errors.StoreUnavailable as exc:
+            # A full disk: stop the execution rather than lose its log unnoticed; its end is
+            # written once the store takes writes again (_settle_owed_ends).
+            running.store_failure = exc.message
+            running.log_lines = []
+            running.held_bytes = 0
+            self._stop(running, StopReason.STORE)
 
     async def _end(self, execution_id: str, status: str, message: str | None) -> None:
         """End an execution; one the store cannot end now (a full disk) is ended later."""
