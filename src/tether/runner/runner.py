@@ -371,22 +371,17 @@ class Runner:
                 )
 
     async def _next_message(self, running: Running) -> dict[str, Any] | None:
-        """The child's next message that is not a log line; log lines are stored in batches."""
+        """The child's next message that is not a log line; log lines are stored in batches,
+        each within LOG_FLUSH_S of its first line."""
         while True:
-            try:
-                async with asyncio.timeout(LOG_FLUSH_S if running.log_lines else None):
-                    message = await running.process.receive()
-            except TimeoutError:
-                await self._flush_log(running)
-                continue
+            message = await running.process.receive()
             if message is not None and message.get("op") == "log":
-                self._add_entry(
+                await self._hold_entry(
                     running,
                     float(message["time"]),
                     str(message["message"]),
                     dict(message.get("fields") or {}),
                 )
-                await self._make_room(running)
                 continue
             await self._flush_log(running)
             return message
@@ -424,7 +419,15 @@ class Runner:
         """A line a program of the script wrote to fd 1 or 2 (the script's own print() comes
         over the channel); stored within LOG_FLUSH_S, as the channel's lines are."""
         fields = {} if stream == "stdout" else {"stream": stream}
-        self._add_entry(running, time.time(), line, fields)
+        await self._hold_entry(running, time.time(), line, fields)
+
+    async def _hold_entry(
+        self, running: Running, at: float, text: str, fields: dict[str, Any]
+    ) -> None:
+        """Hold one log entry for the store: written with its batch once that is full, or
+        LOG_FLUSH_S after the first entry held (one timer, not one per line: a timeout
+        around every read of the channel cost a tenth of the engine's time on a big log)."""
+        self._add_entry(running, at, text, fields)
         await self._make_room(running)
         if running.log_timer is None and running.log_lines:
             running.log_timer = asyncio.get_running_loop().call_later(
@@ -476,6 +479,9 @@ class Runner:
         """Start writing the held entries after the writes started before; the task."""
         lines, running.log_lines = running.log_lines, []
         running.held_bytes = 0
+        if running.log_timer is not None:  # armed for the entries taken now
+            running.log_timer.cancel()
+            running.log_timer = None
         running.log_writing = asyncio.create_task(
             self._write_log(running, lines, after=running.log_writing)
         )
