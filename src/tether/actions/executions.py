@@ -268,7 +268,7 @@ def append_log(
             for i, (t, m, f) in enumerate(lines)
         ]
         executions.append_log(tx.conn, ex.id, ex.log_count, entries)
-        outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id))
+        outgoing.after_change(ctx, tx, executions.get(tx.conn, ex.id), appended=entries)
 
 
 def end(

@@ -5,7 +5,6 @@ Called inside the use case's transaction (transactional outbox); never sends any
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,17 +89,22 @@ def send_cancel(ctx: Context, tx: Transaction, ex: Execution) -> None:
 
 
 def after_change(
-    ctx: Context, tx: Transaction, ex: Execution, mirroring: Sequence[str] | None = None
+    ctx: Context,
+    tx: Transaction,
+    ex: Execution,
+    mirroring: Sequence[str] | None = None,
+    appended: Sequence[executions.LogEntry] = (),
 ) -> None:
     """Queue what the change of ``ex`` means for links: updates back, and mirrors.
 
     ``mirroring``: the sync configs that mirror, when the caller has read them already (a
-    cancel of thousands reads them once).
+    cancel of thousands reads them once). ``appended``: the log entries the change
+    appended, the last of its log, which an update then need not read back.
     """
     if ex.is_ended:
         tx.publish(Event.ENDED, ex.id)
     if ex.origin == executions.RECEIVED and ex.sync_config:
-        _send_update(ctx, tx, ex)
+        _send_update(ctx, tx, ex, appended)
     elif ex.origin == executions.LOCAL:
         if mirroring is None:
             mirroring = sync_configs.mirroring_names(tx.conn)
@@ -139,27 +143,36 @@ def mirror_body(ex: Execution) -> dict[str, Any]:
     }
 
 
-def _send_update(ctx: Context, tx: Transaction, ex: Execution) -> None:
+def _send_update(
+    ctx: Context, tx: Transaction, ex: Execution, appended: Sequence[executions.LogEntry]
+) -> None:
     try:
-        _send_updates(ctx, tx, ex)
+        _send_updates(ctx, tx, ex, appended)
     except errors.SyncConfigNotFound:
         return  # the link was deleted (which ended the execution): nobody to tell
 
 
-def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
+def _send_updates(
+    ctx: Context, tx: Transaction, ex: Execution, appended: Sequence[executions.LogEntry]
+) -> None:
     # Log entries travel from the offset the previous update stopped at, in chunks of at most
     # MAX_LOG_PER_UPDATE entries and MAX_LOG_BYTES_PER_UPDATE bytes; the other side applies
     # them by sequence number, so a repeated entry is ignored there.
     offset = ex.log_synced
-    entries: list[executions.LogEntry] = []  # read but not sent yet
+    first_appended = ex.log_count - len(appended)
+    entries: Sequence[executions.LogEntry] = []  # read but not sent yet
     while True:
         if not entries and offset < ex.log_count:
-            # Read once, sent in as many updates as their bytes take: 500 entries of 60 KB
-            # read again for each 1 MiB update made a 50 MB log take seconds longer.
-            entries = executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
-        chunk = _log_chunk(entries)
-        entries = entries[len(chunk) :]
-        is_last_chunk = not chunk or offset + len(chunk) >= ex.log_count
+            if offset >= first_appended:  # just written: no need to read them back
+                start = offset - first_appended
+                entries = appended[start : start + MAX_LOG_PER_UPDATE]
+            else:
+                # Read once, sent in as many updates as their bytes take: 500 entries of
+                # 60 KB read again for each 1 MiB update made a 50 MB log take seconds longer.
+                entries = executions.read_log(tx.conn, ex.id, offset, MAX_LOG_PER_UPDATE)
+        count, log_json = _log_chunk(entries)
+        entries = entries[count:]
+        is_last_chunk = not count or offset + count >= ex.log_count
         # The other side takes no log entries once it has an end: of an ended execution
         # with more entries than one update carries, the ones before the last say RUNNING.
         is_ending = ex.is_ended and is_last_chunk
@@ -172,10 +185,10 @@ def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
             "started_at": ex.started_at,
             "ended_at": ex.ended_at if is_ending else None,
             "log_offset": offset,
-            "log": chunk,
         }
-        # Dumped once: the outbox keeps this text, and the envelope carries it as it is.
-        body_json = dump(body)
+        # Dumped once: the outbox keeps this text, and the envelope carries it as it is. The
+        # log entries, dumped one by one to size the chunk, go in as they are, as "log".
+        body_json = f'{dump(body)[:-1]},"log":[{log_json}]}}'
         size = utf8_bytes(body_json)
         if size > MAX_BODY_BYTES:
             ex = _end_unsendable(ctx, tx, ex, size)
@@ -183,24 +196,25 @@ def _send_updates(ctx: Context, tx: Transaction, ex: Execution) -> None:
             offset = ex.log_count
             break
         _append(ctx, tx, ex.sync_config or "", UPDATE, body_json)
-        offset += len(chunk)
+        offset += count
         if is_last_chunk:
             break
     if offset != ex.log_synced:
         executions.set_columns(tx.conn, ex.id, log_synced=offset)
 
 
-def _log_chunk(entries: list[executions.LogEntry]) -> list[list[Any]]:
-    """The leading entries that fit one update (at least one), as the update carries them."""
-    chunk: list[list[Any]] = []
+def _log_chunk(entries: Sequence[executions.LogEntry]) -> tuple[int, str]:
+    """How many of the leading entries fit one update (at least one), and their JSON as the
+    update's "log" carries them, without its brackets."""
+    texts: list[str] = []
     size = 0
     for e in entries:
-        # A text's JSON, escapes included; fields are mostly empty or {"stream": "stderr"}.
-        size += len(json.dumps(e.message)) + (limits.json_bytes(e.fields) if e.fields else 2) + 32
-        if chunk and size > MAX_LOG_BYTES_PER_UPDATE:
+        text = dump([e.time, e.message, e.fields])
+        size += utf8_bytes(text) + 1
+        if texts and size > MAX_LOG_BYTES_PER_UPDATE:
             break
-        chunk.append([e.time, e.message, e.fields])
-    return chunk
+        texts.append(text)
+    return len(texts), ",".join(texts)
 
 
 def _end_unsendable(ctx: Context, tx: Transaction, ex: Execution, size: int) -> Execution:
