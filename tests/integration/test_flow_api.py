@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import textwrap
+import time
 from collections.abc import Callable
 
 import pytest
@@ -730,6 +731,30 @@ def test_a_long_log_is_kept_complete_and_in_order(api: ApiClient) -> None:
     while page := api.ok("GET", f"/execution/{record['id']}/log", params={"offset": len(messages)}):
         messages += [e["message"] for e in page]
     assert messages == [f"line {i}" for i in range(2500)]
+
+
+def test_a_trickle_of_lines_is_stored_while_the_script_still_runs(api: ApiClient) -> None:
+    # A line every 10 ms and no other request: each line arrives before a timeout per read
+    # of the channel would fire, so the engine used to hold them until a batch of 500 filled.
+    flow(
+        api,
+        "trickle",
+        """
+        import time
+
+        def handler(system, this):
+            for i in range(300):
+                print(f'line {i}')
+                time.sleep(0.01)
+        """,
+    )
+    started = api.start("trickle")
+    deadline = time.monotonic() + 10
+    while not api.ok("GET", f"/execution/{started['id']}/log"):
+        assert time.monotonic() < deadline, "no line stored within 10 s"
+        time.sleep(0.05)
+    assert api.ok("GET", f"/execution/{started['id']}")["status"] == "RUNNING"
+    assert api.wait_ended(started["id"])["status"] == "ENDED_SUCCESS"
 
 
 def test_flow_api_calls_from_several_threads_each_get_their_answer(api: ApiClient) -> None:
