@@ -255,9 +255,10 @@ class Dialer:
         # Set while the poll loop lingers before renewing: a message written meanwhile
         # renews the poll at once, which carries it (see _linger).
         self._renew: asyncio.Event | None = None
-        # Whether the listener's last answer said it takes gzip request bodies: every
-        # answer says it again (or not, after a downgrade), so this follows the listener.
-        self._peer_takes_gzip = False
+        # The coding the listener's last answer said it takes request bodies in (None:
+        # plain): every answer says it again (or not, after a downgrade), so this follows
+        # the listener.
+        self._peer_coding: str | None = None
 
     async def run(self) -> None:
         """Exchange until cancelled."""
@@ -495,10 +496,11 @@ class Dialer:
         batch, ack = chosen
         resend, asked = self._in_flight.resend()
         sealed = self._seal(config, ack, batch, poll_s, resend)
-        headers = {**sealed.headers, "Accept-Encoding": compression.CODING}
-        if self._peer_takes_gzip and len(sealed.body) >= compression.MIN_BYTES:
-            headers["Content-Encoding"] = compression.CODING
-            return batch, sealed, Wire(compression.compress(sealed.body), headers), asked
+        headers = {**sealed.headers, "Accept-Encoding": compression.ANNOUNCED}
+        coding = self._peer_coding
+        if coding is not None and len(sealed.body) >= compression.MIN_BYTES:
+            headers["Content-Encoding"] = coding
+            return batch, sealed, Wire(compression.compress(sealed.body, coding), headers), asked
         return batch, sealed, Wire(sealed.body, headers), asked
 
     def _seal(
@@ -587,7 +589,7 @@ class Dialer:
                 allow_redirects=False,  # a signed request goes where remote_url says, only
                 proxy=self._proxy,
             ) as response:
-                self._peer_takes_gzip = compression.accepts(response.headers.get("Accept-Encoding"))
+                self._peer_coding = compression.chosen(response.headers.get("Accept-Encoding"))
                 body = await _read_limited(response, self._url, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     raise LinkDown(_status_error(self._url, response.status, body, self._receiver))

@@ -30,9 +30,9 @@ _T = TypeVar("_T")
 # Bodies up to this size are (de)compressed on the event loop; larger ones in a worker
 # thread (a 1 MB update takes a few milliseconds, which would stall every other request).
 INLINE_CODING_BYTES = 64 * 1024
-# Every answer says that this side takes gzip request bodies (RFC 7694): a dialer compresses
-# only after hearing it, so a listener of an earlier version is never sent one.
-ANNOUNCE = {"Accept-Encoding": compression.CODING}
+# Every answer says which compressed request bodies this side takes (RFC 7694): a dialer
+# compresses only after hearing it, so a listener of an earlier version is never sent one.
+ANNOUNCE = {"Accept-Encoding": compression.ANNOUNCED}
 
 
 async def sync_response(
@@ -40,8 +40,8 @@ async def sync_response(
 ) -> Response:
     """The answer to one request on the link endpoint: the signed envelope, or the error.
 
-    ``body`` is as it came: gzip (Content-Encoding) is undone up to ``max_body_bytes``, and
-    the answer is compressed when the request accepts gzip.
+    ``body`` is as it came: its Content-Encoding is undone up to ``max_body_bytes``, and
+    the answer is compressed in the coding the request accepts (zstd before gzip).
     """
     try:
         body = await _off_loop_if_large(
@@ -61,11 +61,10 @@ async def sync_response(
         return tether_error_response(exc)
     answer_headers = {**sealed.headers, **ANNOUNCE}
     content = sealed.body
-    if len(content) >= compression.MIN_BYTES and compression.accepts(
-        headers.get("accept-encoding")
-    ):
-        content = await _off_loop_if_large(len(content), compression.compress, content)
-        answer_headers["Content-Encoding"] = compression.CODING
+    coding = compression.chosen(headers.get("accept-encoding"))
+    if coding is not None and len(content) >= compression.MIN_BYTES:
+        content = await _off_loop_if_large(len(content), compression.compress, content, coding)
+        answer_headers["Content-Encoding"] = coding
     return Response(content=content, headers=answer_headers, media_type="application/json")
 
 
