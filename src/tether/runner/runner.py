@@ -11,7 +11,7 @@ import logging
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from tether import aio, errors, limits
 from tether.actions import executions as execution_actions
@@ -82,6 +82,7 @@ class Running:
     # in order in the store.
     log_writing: asyncio.Task[None] | None = None
     log_timer: asyncio.TimerHandle | None = None
+    is_flush_owed: bool = False  # the timer fired during a write: write once it ends
     output: asyncio.Task[None] | None = None
 
 
@@ -436,11 +437,15 @@ class Runner:
 
     async def _make_room(self, running: Running) -> None:
         """Once the held entries reach a batch, start writing them and read on: the next
-        batch fills while this one is written, and waits for that write before it starts."""
-        if len(running.log_lines) >= LOG_BATCH or running.held_bytes >= LOG_BATCH_BYTES:
-            if running.log_writing is not None:
-                await running.log_writing
-            self._write_held(running)
+        batch fills while this one is written, and waits for that write before it starts.
+        Both readers (the channel, the child's fds 1 and 2) may wait here on the same write:
+        whichever goes on first writes the batch, the other finds it taken."""
+        while len(running.log_lines) >= LOG_BATCH or running.held_bytes >= LOG_BATCH_BYTES:
+            writing = running.log_writing
+            if _is_under_way(writing):
+                await asyncio.shield(writing)
+            else:
+                self._write_held(running)
 
     def _add_entry(self, running: Running, at: float, text: str, fields: dict[str, Any]) -> None:
         """Keep one log entry for the store, cut to the entry cap; past the execution's log
@@ -460,8 +465,24 @@ class Runner:
         running.held_bytes += size
 
     def _flush_in_background(self, running: Running) -> None:
+        """LOG_FLUSH_S after the first entry held: write the held entries now, or, while a
+        write is still under way (the store is slower than that), as soon as it ends; never
+        a second write queued behind it, which would hold a third batch."""
         running.log_timer = None
-        self._write_held(running)
+        writing = running.log_writing
+        if _is_under_way(writing):
+            if not running.is_flush_owed:
+                running.is_flush_owed = True
+                writing.add_done_callback(lambda _: self._write_owed(running))
+        else:
+            self._write_held(running)
+
+    def _write_owed(self, running: Running) -> None:
+        """The write under way when the flush timer fired has ended: write what is held,
+        unless a full batch has started a newer write (which took the entries along)."""
+        running.is_flush_owed = False
+        if running.log_lines and not _is_under_way(running.log_writing):
+            self._write_held(running)
 
     async def _drain_output(self, running: Running) -> None:
         """Wait for the last lines the child's programs wrote (it closed its fds 1 and 2)."""
@@ -566,6 +587,10 @@ class Runner:
             )
         exit_ = await running.process.exit_status(timeout_s=2.0)
         return Status.ENDED_ERROR, describe_exit(exit_)
+
+
+def _is_under_way(task: asyncio.Task[None] | None) -> TypeGuard[asyncio.Task[None]]:
+    return task is not None and not task.done()
 
 
 def raise_open_files_limit() -> int:
