@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,14 +16,12 @@ from typing import Any
 import pytest
 
 from tests.support.envelopes import LISTENER, Link, create_controlling, start_message
+from tests.support.stores import add_executions, add_link, open_contexts
 from tether.actions import executions as execution_actions
 from tether.actions import processes
 from tether.actions.context import Context
-from tether.actions.events import Events
-from tether.link import configs
 from tether.statuses import Status
-from tether.store import executions, outbox, sync_configs
-from tether.store.database import Database
+from tether.store import executions, outbox
 
 MARKING = "def handler(system, this):\n    system.setting('ran').save(value=True)\n"
 MARKING_SHA256 = hashlib.sha256(MARKING.encode()).hexdigest()
@@ -162,46 +159,8 @@ def test_policy_fields_are_checked(link: Link, body: dict[str, Any], phrase: str
 
 @pytest.fixture
 def contexts(database_url: str) -> Iterator[Callable[[], Context]]:
-    """Opens contexts on one migrated store, each with its own engine (as separate workers)."""
-    opened: list[Database] = []
-
-    def open_() -> Context:
-        db = Database(database_url)
-        opened.append(db)
-        return Context(db=db, events=Events(), workspace_name="test")
-
-    open_().db.migrate()
-    yield open_
-    for db in opened:
-        db.dispose()
-
-
-def add_link(ctx: Context, max_running: int | None) -> None:
-    values: dict[str, Any] = {"name": "hq", "role": sync_configs.CONTROLLED}
-    if max_running is not None:
-        values["max_running"] = max_running
-    configs.create(ctx, values)
-
-
-def add_executions(ctx: Context, count: int, origin: str) -> list[str]:
-    ids = []
-    with ctx.db.begin() as conn:
-        for index in range(count):
-            ex = execution_actions.new_execution(
-                ctx,
-                name=f"{origin} {index}",
-                flow_name=None,
-                script="def handler(system, this):\n    pass\n",
-                input_value={},
-                status=Status.QUEUED,
-                origin=origin,
-                sync_config="hq" if origin == executions.RECEIVED else None,
-                remote_execution_id=str(index) if origin == executions.RECEIVED else None,
-                created_at=time.time() + index / 1000,
-            )
-            executions.insert(conn, ex)
-            ids.append(ex.id)
-    return ids
+    with open_contexts(database_url) as open_:
+        yield open_
 
 
 def claim_together(open_context: Callable[[], Context], workers: int) -> list[str]:

@@ -218,7 +218,9 @@ def _link_rooms(tx: Transaction) -> dict[str, int]:
 def announce_running(ctx: Context, execution_id: str) -> None:
     """Tell the controlling side that a received execution is still running."""
     with ctx.transaction() as tx:
-        ex = executions.get(tx.conn, execution_id)
+        # Locked: on PostgreSQL an end committed while this read would otherwise be followed
+        # by a RUNNING update written after it.
+        ex = executions.get_for_update(tx.conn, execution_id)
         if ex.status == Status.RUNNING:
             outgoing.after_change(ctx, tx, ex)
 
