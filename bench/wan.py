@@ -20,7 +20,7 @@ NAME = "wan"
 RTTS_MS = (0, 50, 200)
 BURST_RTT_MS = 200
 LOSSY_RTT_MS = 50
-LOSSY_CUT_P = 0.02  # of transfers (chunks either way) cut part-way by a reset
+LOSSY_CUT_EVERY = 50  # 2 % of transfers (chunks either way) cut part-way by a reset
 ROUND_TRIP_SLACK = 1.1  # issue 19: round trip at most loopback + 1.1 x RTT
 BURST_TARGET = 0.8  # issue 19: the burst at 200 ms at least 0.8 x the loopback burst
 LOSSY_TARGET = 0.5  # issue 19: at 50 ms with 2 % of connections cut, at least 0.5 x
@@ -70,19 +70,25 @@ def measure(
             local.add_burst(pair.hub, client, burst_sizes, flow, bursts, remote.HUB_CONFIG)
             rates[rtt_ms] = bursts.rates[0]
             repeats[rtt_ms] = _share_of_repeats(before, _message_counts(pair))
+    # The lossy burst is a marked one (each run checked for exactly-once), whose clients and
+    # watcher cost the shared CPU more than the plain burst's: its baseline is the same
+    # marked burst over the proxy at 0 ms with nothing cut.
+    marked = soak.Sizes(executions=sizes.executions, rate=FAST, drop_every_s=0)
+    proxy.round_trip(0)
+    clean = soak.marked_run(pair, proxy, marked)
+    resets_before = proxy.connections_reset
     proxy.round_trip(LOSSY_RTT_MS / 1000)
-    proxy.cut_probability(LOSSY_CUT_P)
+    proxy.cut_every(LOSSY_CUT_EVERY)
     try:
-        lossy = soak.marked_run(
-            pair, proxy, soak.Sizes(executions=sizes.executions, rate=FAST, drop_every_s=0)
-        )
+        lossy = soak.marked_run(pair, proxy, marked)
     finally:
-        proxy.cut_probability(0)
+        proxy.cut_every(0)
         proxy.round_trip(0)
+    cuts = proxy.connections_reset - resets_before
     return [
         *_round_trip_figures(label, trips, baseline_ms),
         *_burst_figures(label, rates, repeats, sizes),
-        *_lossy_figures(label, lossy, rates[0], proxy),
+        *_lossy_figures(label, clean, lossy, cuts, rates[0]),
     ]
 
 
@@ -147,30 +153,52 @@ def _burst_figures(
 
 
 def _lossy_figures(
-    label: str, outcome: soak.Outcome, loopback_rate: float, proxy: FaultProxy
+    label: str, clean: soak.Outcome, lossy: soak.Outcome, cuts: int, plain_rate: float
 ) -> list[common.Figure]:
-    rate = outcome.requested / outcome.elapsed_s
-    ratio = rate / loopback_rate
-    setting = f"{LOSSY_RTT_MS} ms RTT, {LOSSY_CUT_P:.0%} of transfers cut"
+    clean_rate = clean.requested / clean.elapsed_s
+    rate = lossy.requested / lossy.elapsed_s
+    is_met = rate / clean_rate >= LOSSY_TARGET and cuts > 0
+    setting = f"{LOSSY_RTT_MS} ms RTT, 1 transfer in {LOSSY_CUT_EVERY} cut"
     return [
+        common.Figure(
+            label,
+            "remote executions per second, marked, 0 ms RTT",
+            "/s",
+            clean_rate,
+            note=f"{clean.requested} marked executions, nothing cut: the lossy burst's baseline",
+        ),
         common.Figure(
             label,
             "remote executions per second, lossy",
             "/s",
             rate,
-            note=f"{setting}; {outcome.requested} marked executions; {proxy.connections_reset} cuts "
-            f"of {proxy.connections_total} connections",
+            note=f"{setting}; {lossy.requested} marked executions; {cuts} transfers cut",
         ),
         common.comparison_figure(
             label,
             "lossy burst / loopback burst",
             rate,
-            loopback_rate,
-            f"target at least {LOSSY_TARGET:g}: {common.verdict(ratio >= LOSSY_TARGET)}",
+            clean_rate,
+            f"the marked burst at 0 ms; target at least {LOSSY_TARGET:g} with a transfer cut: "
+            f"{common.verdict(is_met)}",
         ),
-        common.Figure(label, "lost executions, lossy", "n", len(outcome.lost), note=setting),
+        common.comparison_figure(
+            label,
+            "lossy burst / plain loopback burst",
+            rate,
+            plain_rate,
+            "for reference: the plain burst's lighter clients and no watcher",
+        ),
+        common.Figure(label, "lost executions, lossy", "n", len(lossy.lost), note=setting),
         common.Figure(
-            label, "duplicated executions, lossy", "n", len(outcome.duplicated), note=setting
+            label, "duplicated executions, lossy", "n", len(lossy.duplicated), note=setting
+        ),
+        common.Figure(
+            label,
+            "lost / duplicated executions, marked, 0 ms RTT",
+            "n",
+            len(clean.lost) + len(clean.duplicated),
+            note="the baseline's own check",
         ),
     ]
 

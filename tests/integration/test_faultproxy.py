@@ -151,6 +151,20 @@ def test_zero_reset_probability_lets_every_request_through(proxy: FaultProxy) ->
     assert proxy.connections_reset == 0
 
 
+def test_cut_every_cuts_that_share_of_transfers_on_reused_connections(proxy: FaultProxy) -> None:
+    """Each request and each answer is at least one chunk: cutting every third chunk fails
+    at least one request in three on a kept-alive connection, and each failure is a reset."""
+    proxy.cut_every(3)
+    with _client(proxy) as client:
+        outcomes = [_succeeds(client) for _ in range(12)]
+    assert outcomes.count(False) >= 4, outcomes
+    assert proxy.connections_reset == outcomes.count(False)
+    proxy.cut_every(0)  # the control: the same requests, none cut
+    with _client(proxy) as client:
+        assert all(_succeeds(client) for _ in range(12))
+    assert proxy.connections_reset == outcomes.count(False)
+
+
 def test_same_seed_resets_the_same_connections(upstream: tuple[str, int]) -> None:
     outcomes = []
     for _ in range(2):

@@ -51,7 +51,8 @@ class FaultProxy:
         self._mode = "pass"
         self._mode_changed = asyncio.Event()
         self._reset_p = 0.0
-        self._cut_p = 0.0
+        self._cut_every = 0
+        self._chunks_since_cut = 0
         self._delay_s = 0.0
         self._connect_delay_s = 0.0
         self._idle_s: float | None = None
@@ -123,12 +124,15 @@ class FaultProxy:
             raise ValueError(f"reset probability {p} is outside [0, 1]")
         self._reset_p = p
 
-    def cut_probability(self, p: float) -> None:
-        """Reset the connection part-way through each chunk it carries with probability p
-        (either way): a transfer cut mid-way, on a connection reused for many requests."""
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"cut probability {p} is outside [0, 1]")
-        self._cut_p = p
+    def cut_every(self, n: int) -> None:
+        """Reset the connection part-way through every ``n``-th chunk carried (either way,
+        counted over all connections; 0: none): a transfer cut mid-way, on a connection
+        reused for many requests. A fixed share rather than a probability: a burst carries
+        a few hundred chunks, and a 2 % draw from a seeded generator cut none of them."""
+        if n < 0:
+            raise ValueError(f"cut every {n}-th chunk: n must be 0 (none) or more")
+        self._cut_every = n
+        self._chunks_since_cut = 0
 
     def delay(self, seconds: float) -> None:
         """Forward each chunk this long after it arrived, on new and existing connections.
@@ -302,8 +306,11 @@ class FaultProxy:
                     await self._stall_changed.wait()
                 if not data:
                     return
-                if cut_fraction is None and self._cut_p and self._rng.random() < self._cut_p:
-                    cut_fraction = self._rng.random()
+                if cut_fraction is None and self._cut_every:
+                    self._chunks_since_cut += 1
+                    if self._chunks_since_cut >= self._cut_every:
+                        self._chunks_since_cut = 0
+                        cut_fraction = self._rng.random()
                 if cut_fraction is not None:
                     dst.write(data[: _prefix_len(cut_fraction, len(data))])
                     await dst.drain()
