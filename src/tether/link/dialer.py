@@ -102,6 +102,9 @@ class InFlight:
         self._resend_after = 1  # the losses count a resend is wanted for; 0: none wanted
         self._resend_upto = EVERYTHING  # the highest message wanted again
         self._speaks_resend = False  # the listener's hello lists protocol 2
+        # The open exchange that asked about the latest loss: the others do not ask too (one
+        # prepared ahead, with the same stale ack, would bring every message a second time).
+        self._asker: int | None = None
         self._open: set[int] = set()  # exchanges whose answers may still come
         # Messages an answer held but that could not be applied (lowest, highest): an answer
         # that overtook another, which carries the ones below. Asked for again once that
@@ -142,7 +145,7 @@ class InFlight:
             else:
                 ack = self._applied
             # A sender also goes to ask for a resend: the held poll may wait out its hold.
-            if is_sending and not batch and not (self._speaks_resend and self._resend_after):
+            if is_sending and not batch and not self._may_ask():
                 return None
             if batch:
                 self._carried[number] = batch[-1].seq
@@ -153,6 +156,8 @@ class InFlight:
         with self._lock:
             self._carried.pop(number, None)
             self._open.discard(number)
+            if self._asker == number:  # answered whole, or not: then the next one asks
+                self._asker = None
             if self._hole is not None:
                 self._hole_watch.discard(number)
                 if not self._hole_watch:  # none of them closed it: they will not
@@ -184,16 +189,20 @@ class InFlight:
         with self._lock:
             self._may_have_pending = True
 
-    def resend(self) -> tuple[int | None, int]:
-        """What the next request says in hello.resend: the highest unacked message wanted
+    def resend(self, number: int) -> tuple[int | None, int]:
+        """What exchange ``number`` says in hello.resend: the highest unacked message wanted
         again, 0 for none (None: the listener would not understand it); and the loss it
-        asks about (0: none)."""
+        asks about (0: none). One open exchange at a time asks about a loss."""
         with self._lock:
             if not self._speaks_resend:
                 return None, 0
-            if not self._resend_after:
+            if not self._may_ask():
                 return 0, 0
+            self._asker = number
             return self._resend_upto, self._resend_after
+
+    def _may_ask(self) -> bool:  # with the lock held
+        return self._speaks_resend and bool(self._resend_after) and self._asker is None
 
     def lost(self) -> None:
         """An exchange failed after its request may have gone: the listener must deliver
@@ -207,6 +216,7 @@ class InFlight:
         self._resend_upto = max(wanted, self._resend_upto) if self._resend_after else wanted
         self._losses += 1
         self._resend_after = self._losses
+        self._asker = None  # a new loss: the next exchange asks about it
         self._hole = None
         self._hole_watch = set()
 
@@ -494,7 +504,7 @@ class Dialer:
         if chosen is None:
             return None
         batch, ack = chosen
-        resend, asked = self._in_flight.resend()
+        resend, asked = self._in_flight.resend(number)
         sealed = self._seal(config, ack, batch, poll_s, resend)
         headers = {**sealed.headers, "Accept-Encoding": compression.ANNOUNCED}
         coding = self._peer_coding
