@@ -122,6 +122,15 @@ def test_a_full_disk_was_reported_as_an_unavailable_database() -> None:
     assert "free" in full.message and full.kind == "store_full"
 
 
+def test_an_unavailable_sqlite_store_names_the_call_that_failed() -> None:
+    """SQLite's "disk I/O error" covers a dozen system calls; its extended code says which."""
+    failed = sqlite3.OperationalError("disk I/O error")
+    failed.sqlite_errorname = "SQLITE_IOERR_SHMMAP"
+    error = database.store_error(operational(failed))
+    assert type(error) is errors.StoreUnavailable
+    assert "disk I/O error (SQLITE_IOERR_SHMMAP)" in error.message
+
+
 def test_a_request_longer_than_the_engine_reads_ended_the_execution(monkeypatch: Any) -> None:
     """The child refuses to send it (the script sees InvalidInputError); the channel lives on."""
     monkeypatch.setattr(channel, "MAX_LINE_BYTES", 200)

@@ -196,6 +196,9 @@ _DISK_FULL_WORDS = ("database or disk is full", "no space left on device")
 def store_error(exc: sa.exc.OperationalError) -> errors.StoreUnavailable:
     """The error that says why the store failed: StoreFull for a full disk, on either dialect."""
     detail = str(exc.orig).strip()
+    name = getattr(exc.orig, "sqlite_errorname", None)  # SQLite's extended code says which call
+    if name and name != "SQLITE_ERROR":
+        detail = f"{detail} ({name})"
     is_full = (
         getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_FULL
         or getattr(exc.orig, "sqlstate", None) == _PG_DISK_FULL
