@@ -473,14 +473,17 @@ class Runner:
         if _is_under_way(writing):
             if not running.is_flush_owed:
                 running.is_flush_owed = True
-                writing.add_done_callback(lambda _: self._write_owed(running))
+                writing.add_done_callback(lambda ended: self._write_owed(running, ended))
         else:
             self._write_held(running)
 
-    def _write_owed(self, running: Running) -> None:
+    def _write_owed(self, running: Running, ended: asyncio.Task[None]) -> None:
         """The write under way when the flush timer fired has ended: write what is held,
-        unless a full batch has started a newer write (which took the entries along)."""
+        unless a full batch has started a newer write (which took the entries along), or
+        the write was cancelled (the runner is stopping)."""
         running.is_flush_owed = False
+        if ended.cancelled():
+            return
         if running.log_lines and not _is_under_way(running.log_writing):
             self._write_held(running)
 
