@@ -11,7 +11,6 @@ its own: the control needs PostgreSQL.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from tests.support.stores import add_executions, add_link, open_contexts
 from tether.actions import executions as execution_actions
 from tether.actions.context import Context
 from tether.statuses import Status
-from tether.store import executions, schema
+from tether.store import executions, outbox
 
 ANNOUNCER = "announcer"
 END_HELD_S = 0.3  # how long the end stays uncommitted while the announcement runs
@@ -39,13 +38,7 @@ def contexts(database_url: str) -> Iterator[Callable[[], Context]]:
 def statuses_sent(ctx: Context) -> list[str]:
     """The statuses of the updates queued for 'hq', in the order the link sends them."""
     with ctx.db.begin() as conn:
-        rows = conn.execute(
-            sa.select(schema.outbox.c.body)
-            .where(schema.outbox.c.sync_config == "hq")
-            .order_by(schema.outbox.c.seq)
-        )
-        bodies = [json.loads(b) if isinstance(b, str) else b for (b,) in rows]
-    return [body["status"] for body in bodies]
+        return [message.body["status"] for message in outbox.pending(conn, "hq", limit=100)]
 
 
 def announce_during_end(contexts: Callable[[], Context]) -> list[str]:

@@ -13,11 +13,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from tests.support.stores import open_contexts
 from tether import errors
 from tether.actions import executions as execution_actions
 from tether.actions import flows, processes
 from tether.actions.context import Context
-from tether.actions.events import Events
 from tether.statuses import ENDED, STATUSES, Status
 from tether.store import database, executions, schema
 from tether.store import processes as processes_store
@@ -28,18 +28,8 @@ QUICK = "def handler(system, this):\n    pass\n"
 
 @pytest.fixture
 def open_context(database_url: str) -> Iterator[Callable[[], Context]]:
-    """Opens contexts on one migrated store, each with its own engine (as separate workers)."""
-    opened: list[Database] = []
-
-    def open_() -> Context:
-        db = Database(database_url)
-        opened.append(db)
-        return Context(db=db, events=Events(), workspace_name="test")
-
-    open_().db.migrate()
-    yield open_
-    for db in opened:
-        db.dispose()
+    with open_contexts(database_url) as open_:
+        yield open_
 
 
 @pytest.fixture
