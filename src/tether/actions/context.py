@@ -46,8 +46,7 @@ class Context:
             yield tx
             if tx.pending and self.origin is not None:
                 notices.send(conn, self.origin, dict.fromkeys(tx.pending))
-        for kind, key in dict.fromkeys(tx.pending):
-            self.events.publish(kind, key)
+        self.events.publish_all(dict.fromkeys(tx.pending))
 
     def now(self) -> float:
         return self.clock()
