@@ -15,7 +15,7 @@ from tether import errors, limits
 from tether.actions import outgoing
 from tether.actions.context import Context, Transaction
 from tether.statuses import ENDED, Event, Status
-from tether.store import executions, flows, sync_configs
+from tether.store import database, executions, flows, sync_configs
 from tether.store.executions import Execution, LogEntry
 from tether.store.sync_configs import LinkState, SyncConfig
 
@@ -285,6 +285,58 @@ def end(
         raise errors.InvalidInput(detail=f"'{status}' is not a final status")
     with ctx.transaction() as tx:
         return end_in(ctx, tx, execution_id, status, message, output_value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ending:
+    """The end the runner writes for one execution."""
+
+    execution_id: str
+    status: str
+    message: str | None
+
+
+class _Failed(Exception):
+    """One ending of a batch failed: write them again, each in a savepoint."""
+
+
+def end_all(ctx: Context, endings: Sequence[Ending]) -> list[errors.TetherError | None]:
+    """End several executions in one transaction; for each, None or the error that left it
+    as it was (deleted meanwhile, say). The runner's ends that come at once (a cancel of
+    thousands) are written so: one commit for all of them instead of one each.
+
+    Raises:
+        errors.StoreUnavailable: the store failed; none of them has ended.
+    """
+    # Like an envelope (incoming.apply_envelope): first all together; if one fails, again,
+    # each in a savepoint, so that it alone is left as it was.
+    try:
+        return _end_all(ctx, endings, is_careful=False)
+    except _Failed:
+        return _end_all(ctx, endings, is_careful=True)
+
+
+def _end_all(
+    ctx: Context, endings: Sequence[Ending], is_careful: bool
+) -> list[errors.TetherError | None]:
+    outcomes: list[errors.TetherError | None] = []
+    with ctx.transaction() as tx:
+        for ending in endings:
+            if ending.status not in ENDED:
+                outcomes.append(errors.InvalidInput(detail=f"'{ending.status}' is not final"))
+                continue
+            try:
+                with database.savepoint(tx.conn, is_used=is_careful):
+                    end_in(ctx, tx, ending.execution_id, ending.status, ending.message)
+            except errors.StoreUnavailable:
+                raise
+            except errors.TetherError as exc:
+                if not is_careful:
+                    raise _Failed() from exc
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+    return outcomes
 
 
 def end_in(

@@ -36,6 +36,9 @@ NO_HARD_LIMIT_FILES = 1024 * 1024
 CLAIM_BATCH = 8  # executions claimed per transaction when many are queued
 RUNNING_ANNOUNCE_S = 0.05  # a received execution still running after this is reported RUNNING
 LOG_FLUSH_S = 0.05
+# Ends written per transaction at most: those that come while one batch is written are
+# written together next (a cancel of thousands ends them all at once).
+END_BATCH = 500
 # The log entries of one execution held for the store at most, by count and by bytes (one
 # update's worth, outgoing.MAX_LOG_PER_UPDATE and MAX_LOG_BYTES_PER_UPDATE): past either the
 # runner starts writing them and reads on, and a second batch waits for that write before
@@ -106,6 +109,9 @@ class Runner:
         self._max_log_mb = max_log_mb
         # Ends the store refused (a full disk): written by the claim loop once it takes them.
         self._owed_ends: dict[str, tuple[str, str | None]] = {}
+        # Ends waiting for the end writer, and the writer (a task while there are any).
+        self._endings: list[tuple[execution_actions.Ending, asyncio.Future[Exception | None]]] = []
+        self._end_writer: asyncio.Task[None] | None = None
         self._server = ForkServer(sandbox)
         self._owner_rights = users.OwnerRights(ctx)  # who may do what, for every Requests
         self._running: dict[str, Running] = {}
@@ -544,20 +550,41 @@ class Runner:
 
     async def _end(self, execution_id: str, status: str, message: str | None) -> None:
         """End an execution; one the store cannot end now (a full disk) is ended later."""
-        try:
-            await asyncio.to_thread(execution_actions.end, self._ctx, execution_id, status, message)
-        except errors.StoreUnavailable as exc:
+        outcome: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self._endings.append((execution_actions.Ending(execution_id, status, message), outcome))
+        if self._end_writer is None or self._end_writer.done():
+            self._end_writer = asyncio.create_task(self._write_endings())
+        failure = await outcome
+        if isinstance(failure, errors.StoreUnavailable):
             log.warning(
                 "execution %s cannot be ended now (%s): trying again every %g s",
                 execution_id,
-                exc.message,
+                failure.message,
                 CLAIM_POLL_S,
             )
             self._owed_ends[execution_id] = (status, message)
-        except errors.TetherError as exc:  # deleted meanwhile: nothing left to end
-            log.warning("execution %s could not be ended: %s", execution_id, exc.message)
-        except Exception:  # the runner's edge: record and go on with the others
-            log.exception("ending execution %s failed", execution_id)
+        elif isinstance(failure, errors.TetherError):  # deleted meanwhile: nothing left to end
+            log.warning("execution %s could not be ended: %s", execution_id, failure.message)
+        elif failure is not None:  # the runner's edge: record and go on with the others
+            log.error("ending execution %s failed", execution_id, exc_info=failure)
+
+    async def _write_endings(self) -> None:
+        """Write the ends waiting, many to a transaction: each batch takes all that came while
+        the one before was written (one commit for a cancel's thousands, not one each)."""
+        while self._endings:
+            batch, self._endings = self._endings[:END_BATCH], self._endings[END_BATCH:]
+            outcomes: list[Exception | None]
+            try:
+                outcomes = list(
+                    await asyncio.to_thread(
+                        execution_actions.end_all, self._ctx, [ending for ending, _ in batch]
+                    )
+                )
+            except Exception as exc:  # the store failed them all: each _end says what now
+                outcomes = [exc] * len(batch)
+            for (_, outcome), failure in zip(batch, outcomes, strict=True):
+                if not outcome.done():  # its _run was cancelled meanwhile (a stop)
+                    outcome.set_result(failure)
 
     async def _settle_owed_ends(self) -> None:
         """Write the ends the store refused before; stop at the first it still refuses."""
