@@ -25,9 +25,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.acceptance.conftest import generated_keys
-from tests.acceptance.test_serve import descendants, wait_all_gone
 from tests.conftest import PG_ENV, _postgres_database
 from tests.support.faultproxy import FaultProxy
+from tests.support.processes import descendants, wait_all_gone
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess
 from tests.support.workspace import ApiClient, ServedWorkspace, flow_writable_dir

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.support.envelopes import HQ_HELLO, LISTENER, Link, create_listener
+from tests.support.processes import descendants, wait_all_gone
 from tests.support.waiting import wait_until
 from tests.support.workspace import ADMIN_PASSWORD, ApiClient, ServedWorkspace
 from tether.link import keys
@@ -65,40 +66,6 @@ def login() -> Iterator[Callable[..., ApiClient]]:
     yield login_
     for http in opened:
         http.close()
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process whose parent chain leads to ``pid``."""
-    found: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        listing = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True
-        ).stdout
-        children = {int(p) for p in listing.split()}
-        frontier.extend(children - found)
-        found |= children
-    return found
-
-
-def is_gone(pid: int) -> bool:
-    """Whether ``pid`` no longer runs (a zombie awaiting its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_all_gone(pids: set[int], timeout_s: float = 10.0) -> None:
-
-    def all_gone() -> bool:
-        alive = {p for p in pids if not is_gone(p)}
-        assert not alive, f"still running: {sorted(alive)}"
-        return True
-
-    wait_until(all_gone, "every process to be gone", timeout_s)
 
 
 def test_served_workspace_answers_health_logs_in_and_runs_a_flow(

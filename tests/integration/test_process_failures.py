@@ -7,10 +7,10 @@ import datetime
 import textwrap
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
+from tests.support.processes import is_gone
 from tests.support.waiting import wait_until
 from tests.support.workspace import ApiClient
 
@@ -26,15 +26,6 @@ QUICK = "def handler(system, this):\n    this.set_output('ok', True)\n"
 
 def flow(api: ApiClient, name: str, script: str) -> None:
     api.create_flow(name, textwrap.dedent(script))
-
-
-def is_gone(pid: int) -> bool:
-    """Whether process ``pid`` no longer runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
 
 
 def wait_gone(pid: int, timeout_s: float = 5.0) -> None:

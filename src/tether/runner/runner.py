@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import resource
 import time
@@ -18,6 +19,7 @@ from tether.actions import executions as execution_actions
 from tether.actions import users
 from tether.actions.context import Context
 from tether.actions.membership import Membership
+from tether.runner.batching import Batcher
 from tether.runner.forkserver import ForkServer
 from tether.runner.process import ChildProcess, describe_exit
 from tether.runner.requests import Requests
@@ -111,9 +113,8 @@ class Runner:
         self._max_log_mb = max_log_mb
         # Ends the store refused (a full disk): written by the claim loop once it takes them.
         self._owed_ends: dict[str, tuple[str, str | None]] = {}
-        # Ends waiting for the end writer, and the writer (a task while there are any).
-        self._endings: list[tuple[execution_actions.Ending, asyncio.Future[Exception | None]]] = []
-        self._end_writer: asyncio.Task[None] | None = None
+        # Ends that come at once (a cancel of thousands) are written together.
+        self._endings = Batcher(functools.partial(execution_actions.end_all, ctx), END_BATCH)
         # Executions asked to stop whose children have not had the signal yet, and the task
         # that sends it (while there are any).
         self._to_signal: list[Running] = []
@@ -571,11 +572,7 @@ class Runner:
 
     async def _end(self, execution_id: str, status: str, message: str | None) -> None:
         """End an execution; one the store cannot end now (a full disk) is ended later."""
-        outcome: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self._endings.append((execution_actions.Ending(execution_id, status, message), outcome))
-        if self._end_writer is None or self._end_writer.done():
-            self._end_writer = asyncio.create_task(self._write_endings())
-        failure = await outcome
+        failure = await self._endings.write(execution_actions.Ending(execution_id, status, message))
         if isinstance(failure, errors.StoreUnavailable):
             log.warning(
                 "execution %s cannot be ended now (%s): trying again every %g s",
@@ -588,24 +585,6 @@ class Runner:
             log.warning("execution %s could not be ended: %s", execution_id, failure.message)
         elif failure is not None:  # the runner's edge: record and go on with the others
             log.error("ending execution %s failed", execution_id, exc_info=failure)
-
-    async def _write_endings(self) -> None:
-        """Write the ends waiting, many to a transaction: each batch takes all that came while
-        the one before was written (one commit for a cancel's thousands, not one each)."""
-        while self._endings:
-            batch, self._endings = self._endings[:END_BATCH], self._endings[END_BATCH:]
-            outcomes: list[Exception | None]
-            try:
-                outcomes = list(
-                    await asyncio.to_thread(
-                        execution_actions.end_all, self._ctx, [ending for ending, _ in batch]
-                    )
-                )
-            except Exception as exc:  # the store failed them all: each _end says what now
-                outcomes = [exc] * len(batch)
-            for (_, outcome), failure in zip(batch, outcomes, strict=True):
-                if not outcome.done():  # its _run was cancelled meanwhile (a stop)
-                    outcome.set_result(failure)
 
     async def _settle_owed_ends(self) -> None:
         """Write the ends the store refused before; stop at the first it still refuses."""
