@@ -53,6 +53,7 @@ from tether.store.database import Database
 
 REPLAYS = int(os.environ.get("TETHER_TEST_REPLAYS", "1000"))
 CONCURRENCY = 16  # requests in flight at once against the served workspace
+REPLAY_HOLD_S = 300  # the served workspace's --long-poll-s (see served_link)
 SIGNATURE = envelope.SIGNATURE_HEADER
 KEY = envelope.KEY_HEADER
 BASE64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
@@ -101,8 +102,13 @@ class ServedLink:
 def served_link(
     tmp_path: Path, database_url: str, own_key: rsa.RSAPrivateKey, remote_key: rsa.RSAPrivateKey
 ) -> Iterator[ServedLink]:
+    # A link silent past the long-poll hold (and a grace) shows "connecting"; a thousand
+    # replays on a slow machine took longer than the default 25 s, so the hold is long here.
+    # No request of these tests asks for a hold.
     workspace = ServedWorkspace(
-        "edge", tmp_path / "served", extra_args=["--database-url", database_url]
+        "edge",
+        tmp_path / "served",
+        extra_args=["--database-url", database_url, "--long-poll-s", str(REPLAY_HOLD_S)],
     )
     workspace.start()
     database = Database(database_url)
