@@ -281,10 +281,18 @@ def end(
     output_value: dict[str, Any] | None = None,
 ) -> Execution:
     """End an execution with a final status, unless it has ended already."""
-    if status not in ENDED:
-        raise errors.InvalidInput(detail=f"'{status}' is not a final status")
+    if (refused := _refused_status(status)) is not None:
+        raise refused
     with ctx.transaction() as tx:
         return end_in(ctx, tx, execution_id, status, message, output_value)
+
+
+def _refused_status(status: str) -> errors.InvalidInput | None:
+    """Why ``status`` cannot end an execution; None for a final status."""
+    if status in ENDED:
+        return None
+    finals = ", ".join(sorted(ENDED))
+    return errors.InvalidInput(detail=f"'{status}' is not a final status: use one of {finals}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,8 +330,8 @@ def _end_all(
     outcomes: list[errors.TetherError | None] = []
     with ctx.transaction() as tx:
         for ending in endings:
-            if ending.status not in ENDED:
-                outcomes.append(errors.InvalidInput(detail=f"'{ending.status}' is not final"))
+            if (refused := _refused_status(ending.status)) is not None:
+                outcomes.append(refused)
                 continue
             try:
                 with database.savepoint(tx.conn, is_used=is_careful):
